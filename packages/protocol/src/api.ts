@@ -1,0 +1,115 @@
+/** REST bodies of the API Server (port 3000). */
+import { z } from 'zod';
+import { ParticipantIdSchema, ServerIdSchema, StageArnSchema, StageIdSchema, ViewerIdSchema } from './ids.js';
+
+const IsoDate = z.string().datetime({ offset: true });
+
+// ---- GET /health ---------------------------------------------------------------------------
+export const HealthResponseSchema = z.object({
+  status: z.enum(['ok', 'degraded']),
+  service: z.string(),
+  uptimeSeconds: z.number(),
+  checks: z.record(z.string(), z.object({ ok: z.boolean(), detail: z.string().optional() })),
+});
+export type HealthResponse = z.infer<typeof HealthResponseSchema>;
+
+// ---- Media Server registry (MEDIA_SERVER_SECRET) --------------------------------------------
+export const RegisterRequestSchema = z.object({
+  serverId: ServerIdSchema,
+  ipAddress: z.string().min(1).max(255),
+  port: z.number().int().min(1).max(65535),
+});
+export type RegisterRequest = z.input<typeof RegisterRequestSchema>;
+export const RegisterResponseSchema = z.object({
+  ok: z.literal(true),
+  serverId: ServerIdSchema,
+  heartbeatIntervalMs: z.number().int().positive(),
+});
+export type RegisterResponse = z.infer<typeof RegisterResponseSchema>;
+
+/** What a Media Server says about itself on each heartbeat. */
+export const LegReportSchema = z.object({
+  stageArn: StageArnSchema,
+  state: z.enum(['connecting', 'connected', 'failed', 'closed']),
+});
+export const HeartbeatRequestSchema = z.object({
+  serverId: ServerIdSchema,
+  publisherOnline: z.boolean().optional(),
+  legs: z.array(LegReportSchema).max(10_000).optional(),
+});
+export type HeartbeatRequest = z.input<typeof HeartbeatRequestSchema>;
+export const HeartbeatResponseSchema = z.object({ ok: z.literal(true), heartbeatIntervalMs: z.number().int().positive() });
+
+export const StageSummarySchema = z.object({
+  stageArn: StageArnSchema,
+  stageId: StageIdSchema,
+  viewerCount: z.number().int().nonnegative(),
+  capacity: z.number().int().positive().optional(),
+  state: z.enum(['active', 'draining']).optional(),
+});
+export type StageSummary = z.infer<typeof StageSummarySchema>;
+export const StagesResponseSchema = z.object({ stages: z.array(StageSummarySchema) });
+export type StagesResponse = z.infer<typeof StagesResponseSchema>;
+
+/** POST /api/media/token: a PUBLISH token for one stage, for the Media Server's WHIP leg. */
+export const TokenRequestSchema = z.object({ stageArn: StageArnSchema, serverId: ServerIdSchema.optional() });
+export type TokenRequest = z.input<typeof TokenRequestSchema>;
+export const TokenResponseSchema = z.object({
+  token: z.string().min(1),
+  whipUrl: z.string().url(),
+  participantId: ParticipantIdSchema,
+  expiresAt: IsoDate,
+});
+export type TokenResponse = z.infer<typeof TokenResponseSchema>;
+
+export const MediaServerInfoSchema = z.object({
+  serverId: ServerIdSchema,
+  ipAddress: z.string(),
+  port: z.number().int(),
+  state: z.enum(['online', 'offline']),
+  registeredAt: IsoDate,
+  lastHeartbeat: IsoDate,
+  publisherOnline: z.boolean(),
+  stages: z.array(LegReportSchema),
+});
+export type MediaServerInfo = z.infer<typeof MediaServerInfoSchema>;
+export const ServersResponseSchema = z.object({ servers: z.array(MediaServerInfoSchema) });
+
+// ---- Broadcaster ingest (x-api-key) ---------------------------------------------------------
+export const IngestTokenResponseSchema = z.object({ whipUrl: z.string().url(), token: z.string().min(1), expiresAt: IsoDate });
+export type IngestTokenResponse = z.infer<typeof IngestTokenResponseSchema>;
+
+// ---- Viewers (x-api-key) --------------------------------------------------------------------
+export const ViewerJoinRequestSchema = z
+  .object({
+    /** Opaque label of the client (shown to operators, never trusted). */
+    userId: z.string().max(128).optional(),
+  })
+  .strict();
+export const PlaybackSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('whep'), url: z.string().url() }),
+  z.object({ type: z.literal('ivs') }),
+]);
+export type Playback = z.infer<typeof PlaybackSchema>;
+export const ViewerJoinResponseSchema = z.object({
+  viewerId: ViewerIdSchema,
+  stageArn: StageArnSchema,
+  stageId: StageIdSchema,
+  token: z.string().min(1),
+  playback: PlaybackSchema,
+  expiresAt: IsoDate,
+  heartbeatIntervalMs: z.number().int().positive(),
+});
+export type ViewerJoinResponse = z.infer<typeof ViewerJoinResponseSchema>;
+export const ViewerHeartbeatResponseSchema = z.object({ ok: z.literal(true), stageArn: StageArnSchema });
+
+// ---- Stage-server → API Server: real viewer connections (STAGE_SERVER_SECRET) ---------------
+export const ParticipantEventSchema = z.object({
+  stageArn: StageArnSchema,
+  participantId: ParticipantIdSchema,
+  kind: z.enum(['subscriber', 'publisher']),
+  type: z.enum(['joined', 'left']),
+  timestamp: IsoDate,
+});
+export type ParticipantEvent = z.infer<typeof ParticipantEventSchema>;
+export const ParticipantEventsRequestSchema = z.object({ events: z.array(ParticipantEventSchema).min(1).max(1000) });

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// Runs the test suites with Node's own test runner (TypeScript through tsx).
+// usage: node scripts/test.mjs [--unit] [dir ...]   --unit leaves out e2e/ (real multi-process tests)
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '..');
+const args = process.argv.slice(2);
+const unit = args.includes('--unit');
+const dirs = args.filter((a) => !a.startsWith('--'));
+const roots = dirs.length
+  ? dirs.map((d) => resolve(process.cwd(), d))
+  : ['packages', 'api-server', 'stage-server', 'media-server', 'e2e'].map((d) => join(root, d)).filter((d) => !(unit && d.endsWith('e2e')));
+
+function walk(dir, out) {
+  let entries;
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const name of entries) {
+    if (name === 'node_modules' || name.startsWith('.')) continue;
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p, out);
+    else if (name.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+
+const files = roots.flatMap((r) => walk(r, [])).sort();
+if (files.length === 0) {
+  console.error('no test files found under', roots.map((r) => relative(root, r)).join(', '));
+  process.exit(1);
+}
+const r = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', ...files.map((f) => relative(process.cwd(), f))],
+  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
+);
+process.exit(r.status ?? 1);
