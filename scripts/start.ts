@@ -1,0 +1,155 @@
+/**
+ * `npm start` at the root: the whole local system on one machine with embedded defaults
+ * (SQLite, the local stage server). Generates and persists development secrets when none are set,
+ * starts every app as its own process, waits until all are healthy, prints what a person needs,
+ * and stops them all cleanly on Ctrl-C / SIGTERM.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '..');
+if (existsSync(join(root, '.env'))) process.loadEnvFile(join(root, '.env'));
+const env = process.env;
+
+const dataDir = resolve(root, env.DATA_DIR ?? 'data');
+mkdirSync(dataDir, { recursive: true });
+
+/** Secrets: the environment wins; otherwise generated once and kept in DATA_DIR (mode 0600). */
+function devSecrets(): Record<string, string> {
+  const file = join(dataDir, 'dev-secrets.json');
+  const names = ['API_SECRET_KEY', 'MEDIA_SERVER_SECRET', 'STAGE_SERVER_SECRET', 'INGEST_TOKEN'] as const;
+  let saved: Record<string, string> = {};
+  if (existsSync(file)) saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+  let changed = false;
+  const out: Record<string, string> = {};
+  for (const n of names) {
+    const v = env[n] ?? saved[n];
+    if (v) out[n] = v;
+    else {
+      out[n] = saved[n] = randomBytes(24).toString('base64url');
+      changed = true;
+    }
+  }
+  if (changed) writeFileSync(file, JSON.stringify(saved, null, 2) + '\n', { mode: 0o600 });
+  return out;
+}
+
+const secrets = devSecrets();
+const host = env.PUBLIC_HOST ?? '127.0.0.1';
+const ports = {
+  api: Number(env.API_PORT ?? 3000),
+  media: Number(env.MEDIA_PORT ?? 3001),
+  stage: Number(env.STAGE_PORT ?? 3002),
+};
+const url = (port: number) => `http://${host}:${port}`;
+
+interface App {
+  name: string;
+  dir: string;
+  port: number;
+  env: Record<string, string>;
+}
+
+const common = {
+  ...secrets,
+  DATA_DIR: dataDir,
+  API_SERVER_URL: url(ports.api),
+  STAGE_SERVER_URL: url(ports.stage),
+  MEDIA_SERVER_URL: url(ports.media),
+  LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+};
+const allApps: App[] = [
+  { name: 'stage-server', dir: 'stage-server', port: ports.stage, env: { PUBLIC_URL: url(ports.stage) } },
+  { name: 'api-server', dir: 'api-server', port: ports.api, env: { STAGE_PROVIDER: env.STAGE_PROVIDER ?? 'local' } },
+  { name: 'media-server', dir: 'media-server', port: ports.media, env: { PUBLIC_URL: url(ports.media) } },
+];
+// Apps not yet built in this checkout are left out (the Media Server lands after the stage server).
+const apps = allApps.filter((a) => existsSync(join(root, a.dir, 'src', 'index.ts')));
+
+const children = new Map<string, ChildProcess>();
+let stopping = false;
+
+function start(app: App): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
+    cwd: join(root, app.dir),
+    env: { ...env, ...common, ...app.env, PORT: String(app.port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const prefix = `[${app.name}] `;
+  const pipe = (src: NodeJS.ReadableStream, dst: NodeJS.WritableStream) => {
+    let buf = '';
+    src.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        dst.write(prefix + buf.slice(0, i) + '\n');
+        buf = buf.slice(i + 1);
+      }
+    });
+  };
+  pipe(child.stdout!, process.stdout);
+  pipe(child.stderr!, process.stderr);
+  child.on('exit', (code, signal) => {
+    children.delete(app.name);
+    if (!stopping) {
+      console.error(`${prefix}exited (${signal ?? code}); stopping the system`);
+      void stopAll(1);
+    }
+  });
+  children.set(app.name, child);
+  return child;
+}
+
+async function waitHealthy(app: App, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (stopping) return;
+    try {
+      const r = await fetch(`${url(app.port)}/health`, { signal: AbortSignal.timeout(2000) });
+      if (r.ok) return;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${app.name} did not become healthy on port ${app.port} within ${timeoutMs / 1000}s`);
+}
+
+async function stopAll(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  const exits = [...children.values()].reverse().map(
+    (c) =>
+      new Promise<void>((res) => {
+        c.once('exit', () => res());
+        c.kill('SIGTERM');
+        setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
+      }),
+  );
+  await Promise.all(exits);
+  process.exit(code);
+}
+
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
+
+// Start in dependency order: the stage server first (the API Server reconciles its stages with it on start),
+// then the API Server, then the Media Server (it registers with the API Server).
+for (const app of apps) {
+  start(app);
+  await waitHealthy(app);
+}
+
+const api = url(ports.api);
+console.log(`
+Stagecast is running (${apps.map((a) => a.name).join(', ')}). Data and generated secrets: ${dataDir}
+  Broadcast:  ${api}/broadcast
+  Watch:      ${api}/watch
+  Dashboard:  ${api}/dashboard   (API key: ${secrets.API_SECRET_KEY})
+  OBS (Settings → Stream → Service: WHIP):
+    Server:       ${url(ports.media)}/whip
+    Bearer Token: ${secrets.INGEST_TOKEN}
+Ctrl-C stops everything.
+`);
