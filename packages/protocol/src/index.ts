@@ -5,3 +5,5 @@ export * from './ws.js';
 export * from './token.js';
 export * from './stage-server.js';
 export * from './headers.js';
+export * from './stage-server-stats.js';
+export * from './dashboard.js';

@@ -1,0 +1,84 @@
+/**
+ * Prometheus metrics on the server's own Registry. Per-stage series are read from the rooms' stats at scrape time
+ * (labelled by stage id; a deleted stage's series disappear), so the packet path only keeps plain counters.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { StageMediaStats } from '@stagecast/protocol';
+import type { ParticipantReporterStats } from './ParticipantReporter.js';
+
+export interface MetricsSources {
+  stages: () => StageMediaStats[];
+  reporter: () => ParticipantReporterStats;
+}
+
+export function createMetrics(src: MetricsSources): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'stagecast_stage_server_' });
+  const L = ['stage_id'] as const;
+
+  // One snapshot per scrape, shared by every per-stage collector.
+  let snapshot: StageMediaStats[] = [];
+  let snapshotAt = -1;
+  const current = () => {
+    const now = Date.now();
+    if (now - snapshotAt > 50) {
+      snapshot = src.stages();
+      snapshotAt = now;
+    }
+    return snapshot;
+  };
+
+  const gauge = (name: string, help: string, pick: (s: StageMediaStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: L,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const s of current()) this.set({ stage_id: s.stageId }, pick(s));
+      },
+    });
+  const counter = (name: string, help: string, pick: (s: StageMediaStats) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: L,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const s of current()) this.inc({ stage_id: s.stageId }, pick(s));
+      },
+    });
+
+  new Gauge({
+    name: 'stagecast_stages',
+    help: 'Stages held by this stage server',
+    registers: [registry],
+    collect() {
+      this.set(current().length);
+    },
+  });
+  gauge('stagecast_stage_publisher_connected', '1 when the stage has a connected publisher', (s) =>
+    s.publisher.state === 'connected' ? 1 : 0,
+  );
+  gauge('stagecast_stage_viewers', 'WHEP viewers with a live session', (s) => s.viewers);
+  gauge('stagecast_stage_bitrate_bps', 'Publisher bitrate in bits per second', (s) => s.bitrateBps);
+  counter('stagecast_stage_packets_received_total', 'RTP packets received from the publisher', (s) => s.packetsReceived);
+  counter('stagecast_stage_bytes_received_total', 'RTP bytes received from the publisher', (s) => s.bytesReceived);
+  counter('stagecast_stage_keyframes_received_total', 'Keyframes received from the publisher', (s) => s.keyframesReceived);
+  counter('stagecast_stage_packets_lost_total', 'Publisher RTP packets lost', (s) => s.packetsLost);
+  counter('stagecast_stage_keyframe_requests_total', 'Keyframe requests (PLI/FIR) sent to the publisher', (s) => s.keyframeRequestsSent);
+  counter('stagecast_stage_packets_sent_total', 'RTP packets sent to viewers', (s) => s.packetsSent);
+  counter('stagecast_stage_bytes_sent_total', 'RTP bytes sent to viewers', (s) => s.bytesSent);
+
+  const rep = (name: string, help: string, pick: (r: ParticipantReporterStats) => number, kind: 'gauge' | 'counter') =>
+    kind === 'gauge'
+      ? new Gauge({ name, help, registers: [registry], collect() { this.set(pick(src.reporter())); } })
+      : new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(pick(src.reporter())); } });
+  rep('stagecast_participant_events_queued', 'Participant events waiting for the API Server', (r) => r.queued, 'gauge');
+  rep('stagecast_participant_events_sent_total', 'Participant events delivered to the API Server', (r) => r.sent, 'counter');
+  rep('stagecast_participant_events_dropped_total', 'Participant events dropped (queue full or refused)', (r) => r.dropped, 'counter');
+
+  return registry;
+}

@@ -1,0 +1,37 @@
+import type { StageArn, StageId, StageMediaStats } from '@stagecast/protocol';
+
+/** The media side of one stage, as the StageService sees it. */
+export interface Room {
+  stats(): StageMediaStats;
+  /** Ends the publisher and every viewer session. Idempotent. */
+  close(reason: string): Promise<void>;
+}
+
+export interface RoomIdentity {
+  stageId: StageId;
+  stageArn: StageArn;
+}
+
+export type RoomFactory = (stage: RoomIdentity) => Room;
+
+/** A stage with no media wired: zeros. */
+export class IdleRoom implements Room {
+  constructor(private readonly stage: RoomIdentity) {}
+  stats(): StageMediaStats {
+    return {
+      stageId: this.stage.stageId,
+      stageArn: this.stage.stageArn,
+      publisher: { state: 'offline' },
+      viewers: 0,
+      bitrateBps: 0,
+      packetsReceived: 0,
+      bytesReceived: 0,
+      keyframesReceived: 0,
+      packetsLost: 0,
+      keyframeRequestsSent: 0,
+      packetsSent: 0,
+      bytesSent: 0,
+    };
+  }
+  async close(): Promise<void> {}
+}
