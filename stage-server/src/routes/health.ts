@@ -1,14 +1,14 @@
 /** GET /health, GET /stats, GET /metrics: unauthenticated, read-only, no secrets. */
 import type { FastifyInstance } from 'fastify';
 import type { HealthResponse, StageServerStatsResponse } from '@stagecast/protocol';
-import type { Registry } from 'prom-client';
+import type { Metrics } from '../services/metrics.js';
 import type { ParticipantReporter } from '../services/ParticipantReporter.js';
 import type { StageService } from '../services/StageService.js';
 
 export interface HealthDeps {
   stages: StageService;
   reporter: ParticipantReporter;
-  metrics: Registry;
+  metrics: Metrics;
   startedAt: number;
 }
 
@@ -44,7 +44,7 @@ export function healthRoutes(d: HealthDeps) {
     });
 
     app.get('/metrics', async (_req, reply) => {
-      const text = await d.metrics.metrics();
+      const text = await d.metrics.scrape();
       return reply.type(d.metrics.contentType).send(text);
     });
   };

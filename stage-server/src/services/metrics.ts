@@ -11,22 +11,21 @@ export interface MetricsSources {
   reporter: () => ParticipantReporterStats;
 }
 
-export function createMetrics(src: MetricsSources): Registry {
+export interface Metrics {
+  registry: Registry;
+  contentType: string;
+  /** One consistent snapshot of the stages per scrape. */
+  scrape(): Promise<string>;
+}
+
+export function createMetrics(src: MetricsSources): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'stagecast_stage_server_' });
   const L = ['stage_id'] as const;
 
   // One snapshot per scrape, shared by every per-stage collector.
   let snapshot: StageMediaStats[] = [];
-  let snapshotAt = -1;
-  const current = () => {
-    const now = Date.now();
-    if (now - snapshotAt > 50) {
-      snapshot = src.stages();
-      snapshotAt = now;
-    }
-    return snapshot;
-  };
+  const current = () => snapshot;
 
   const gauge = (name: string, help: string, pick: (s: StageMediaStats) => number) =>
     new Gauge({
@@ -80,5 +79,12 @@ export function createMetrics(src: MetricsSources): Registry {
   rep('stagecast_participant_events_sent_total', 'Participant events delivered to the API Server', (r) => r.sent, 'counter');
   rep('stagecast_participant_events_dropped_total', 'Participant events dropped (queue full or refused)', (r) => r.dropped, 'counter');
 
-  return registry;
+  return {
+    registry,
+    contentType: registry.contentType,
+    scrape() {
+      snapshot = src.stages();
+      return registry.metrics();
+    },
+  };
 }
