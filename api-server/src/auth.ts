@@ -1,0 +1,50 @@
+/** Shared-secret checks. Constant time and length-independent: both sides are hashed before comparing. */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Forbidden, HEADERS, Unauthorized } from '@stagecast/protocol';
+
+type Headers = Record<string, string | string[] | undefined>;
+
+export function secretMatches(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b) && expected.length > 0;
+}
+
+export type AuthVerdict = 'ok' | 'missing' | 'wrong';
+
+function header(h: Headers, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function bearer(h: Headers): string | undefined {
+  const v = header(h, HEADERS.authorization);
+  if (!v) return undefined;
+  const m = /^Bearer\s+(.+)$/i.exec(v.trim());
+  return m ? m[1]! : '';
+}
+
+function verdict(given: string | undefined, expected: string): AuthVerdict {
+  if (given === undefined || given === '') return 'missing';
+  return secretMatches(given, expected) ? 'ok' : 'wrong';
+}
+
+/** Client endpoints: `x-api-key`. */
+export function checkApiKey(h: Headers, expected: string): AuthVerdict {
+  return verdict(header(h, HEADERS.apiKey), expected);
+}
+
+/** Media Server: `Authorization: Bearer` or `x-media-server-secret`. */
+export function checkMediaServerSecret(h: Headers, expected: string): AuthVerdict {
+  return verdict(bearer(h) || header(h, HEADERS.mediaServerSecret), expected);
+}
+
+/** Stage server → API Server: `Authorization: Bearer`. */
+export function checkBearer(h: Headers, expected: string): AuthVerdict {
+  return verdict(bearer(h), expected);
+}
+
+export function assertAuth(v: AuthVerdict, what: string): void {
+  if (v === 'missing') throw new Unauthorized(`${what} required`);
+  if (v === 'wrong') throw new Forbidden(`${what} not accepted`);
+}

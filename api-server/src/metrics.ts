@@ -1,0 +1,64 @@
+/** Prometheus metrics on an own Registry (no global state shared with other code in the process). */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Store } from './store/store.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly scalingActions: Counter<'action'>;
+  readonly joins: Counter<'result'>;
+  readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
+
+  constructor(store: Store) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'stagecast_api_' });
+    new Gauge({
+      name: 'stagecast_stages',
+      help: 'Stages in the pool by state',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const stages = store.listStages();
+        this.set({ state: 'active' }, stages.filter((s) => s.state === 'active').length);
+        this.set({ state: 'draining' }, stages.filter((s) => s.state === 'draining').length);
+      },
+    });
+    new Gauge({
+      name: 'stagecast_viewers',
+      help: 'Seats taken across all stages',
+      registers,
+      collect() {
+        this.set(store.countViewers());
+      },
+    });
+    new Gauge({
+      name: 'stagecast_media_servers',
+      help: 'Registered Media Servers by state',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const servers = store.listMediaServers();
+        this.set({ state: 'online' }, servers.filter((s) => s.state === 'online').length);
+        this.set({ state: 'offline' }, servers.filter((s) => s.state === 'offline').length);
+      },
+    });
+    this.scalingActions = new Counter({
+      name: 'stagecast_scaling_actions_total',
+      help: 'Scaling actions applied (create, delete, adopt, drop, create_failed, delete_failed)',
+      labelNames: ['action'],
+      registers,
+    });
+    this.joins = new Counter({
+      name: 'stagecast_joins_total',
+      help: 'Viewer joins by result (seated, waited, capacity_exceeded, error)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.httpDuration = new Histogram({
+      name: 'stagecast_http_request_duration_seconds',
+      help: 'HTTP request duration',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers,
+    });
+  }
+}

@@ -1,0 +1,31 @@
+/** /api/viewers/*: join, heartbeat, leave (x-api-key). */
+import type { FastifyInstance } from 'fastify';
+import { ViewerIdSchema, ViewerJoinRequestSchema, type ViewerJoinResponse } from '@stagecast/protocol';
+import { z } from 'zod';
+import { checkApiKey } from '../auth.js';
+import type { Services } from '../services.js';
+import { authHook, iso, parse } from './common.js';
+
+const IdParams = z.object({ id: ViewerIdSchema });
+
+export async function viewerRoutes(app: FastifyInstance, s: Services): Promise<void> {
+  app.addHook('onRequest', authHook((h) => checkApiKey(h, s.config.apiSecretKey), 'x-api-key'));
+
+  app.post('/api/viewers/join', async (req, reply): Promise<ViewerJoinResponse> => {
+    const body = parse(ViewerJoinRequestSchema, req.body ?? {});
+    const j = await s.viewers.join(body.userId);
+    reply.code(201);
+    return { ...j, expiresAt: iso(j.expiresAt) };
+  });
+
+  app.post('/api/viewers/:id/heartbeat', async (req) => {
+    const { id } = parse(IdParams, req.params, 'viewer id');
+    return { ok: true as const, ...s.viewers.heartbeat(id) };
+  });
+
+  app.delete('/api/viewers/:id', async (req, reply) => {
+    const { id } = parse(IdParams, req.params, 'viewer id');
+    s.viewers.leave(id);
+    return reply.code(204).send();
+  });
+}

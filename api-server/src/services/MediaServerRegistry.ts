@@ -1,0 +1,80 @@
+/** Media Servers: register, heartbeat, and offline after 3 missed heartbeats — each change announced. */
+import { NotFound, type ServerId } from '@stagecast/protocol';
+import type { Logger } from '../logger.js';
+import type { LegRecord, MediaServerRecord, Store } from '../store/store.js';
+import type { EventBus } from './EventBus.js';
+
+export class MediaServerRegistry {
+  private readonly log: Logger;
+  private sweeper: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly d: { store: Store; bus: EventBus; log: Logger; heartbeatIntervalMs: number; now?: () => number },
+  ) {
+    this.log = d.log.child({ component: 'registry' });
+    this.now = d.now ?? Date.now;
+  }
+
+  get heartbeatIntervalMs(): number {
+    return this.d.heartbeatIntervalMs;
+  }
+
+  start(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => this.sweep(), Math.max(25, Math.floor(this.d.heartbeatIntervalMs / 2)));
+  }
+  stop(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  register(r: { serverId: ServerId; ipAddress: string; port: number }): MediaServerRecord {
+    const now = this.now();
+    const rec: MediaServerRecord = {
+      id: r.serverId,
+      ip: r.ipAddress,
+      port: r.port,
+      state: 'online',
+      registeredAt: now,
+      lastHeartbeat: now,
+      publisherOnline: false,
+      legs: [],
+    };
+    const prev = this.d.store.upsertMediaServer(rec);
+    this.log.info({ serverId: r.serverId, ip: r.ipAddress, port: r.port, reregistered: !!prev }, 'media_server.registered');
+    if (!prev || prev.state === 'offline') this.announce('media_server_online', r.serverId, now);
+    return rec;
+  }
+
+  heartbeat(h: { serverId: ServerId; publisherOnline?: boolean; legs?: LegRecord[] }): MediaServerRecord {
+    const now = this.now();
+    const prev = this.d.store.getMediaServer(h.serverId);
+    if (!prev) throw new NotFound('unknown media server: register again');
+    const rec = this.d.store.updateMediaServerHeartbeat(h.serverId, now, h.publisherOnline, h.legs);
+    if (!rec) throw new NotFound('unknown media server: register again');
+    if (prev.state === 'offline') {
+      this.log.info({ serverId: h.serverId }, 'media_server.online');
+      this.announce('media_server_online', h.serverId, now);
+    }
+    return rec;
+  }
+
+  list(): MediaServerRecord[] {
+    return this.d.store.listMediaServers();
+  }
+
+  sweep(): MediaServerRecord[] {
+    const now = this.now();
+    const gone = this.d.store.markStaleMediaServersOffline(now - 3 * this.d.heartbeatIntervalMs);
+    for (const s of gone) {
+      this.log.warn({ serverId: s.id, lastHeartbeat: new Date(s.lastHeartbeat).toISOString() }, 'media_server.offline');
+      this.announce('media_server_offline', s.id, now);
+    }
+    return gone;
+  }
+
+  private announce(type: 'media_server_online' | 'media_server_offline', serverId: ServerId, at: number): void {
+    this.d.bus.publish({ type, data: { serverId, timestamp: new Date(at).toISOString() } });
+  }
+}

@@ -1,0 +1,32 @@
+/** PUBLISH tokens: one per Media Server leg into a stage, and the broadcaster's ingest token for the Media Server. */
+import { NotFound, type ParticipantId, type StageArn } from '@stagecast/protocol';
+import type { Store } from '../store/store.js';
+import { INGEST_RESOURCE, INGEST_TOPIC, newParticipantId, ParticipantToken, PUBLISH_GRANT, type TokenService } from '../tokens.js';
+
+export class PublishTokenService {
+  constructor(
+    private readonly d: { store: Store; tokens: TokenService; publishTokenTtlSeconds: number; mediaServerUrl: string; now?: () => number },
+  ) {}
+
+  /** A PUBLISH token for one active stage (the Media Server's WHIP leg). */
+  async stageToken(stageArn: StageArn, serverId?: string): Promise<{ token: string; whipUrl: string; participantId: ParticipantId; expiresAt: Date }> {
+    const stage = this.d.store.getStage(stageArn);
+    if (!stage || stage.state !== 'active') throw new NotFound('no such active stage');
+    const participantId = newParticipantId('pub_');
+    const t = new ParticipantToken(participantId, { resource: stage.arn, topic: stage.id, whipUrl: stage.whipUrl }, this.d.publishTokenTtlSeconds)
+      .withGrant(PUBLISH_GRANT)
+      .withUserId(serverId);
+    const signed = await this.d.tokens.sign(t, (this.d.now ?? Date.now)());
+    return { token: signed.token, whipUrl: stage.whipUrl, participantId, expiresAt: signed.expiresAt };
+  }
+
+  /** The broadcaster's token for the Media Server's WHIP ingest (verified there against our JWKS). */
+  async ingestToken(): Promise<{ token: string; whipUrl: string; expiresAt: Date }> {
+    const whipUrl = `${this.d.mediaServerUrl}/whip`;
+    const t = new ParticipantToken(newParticipantId('ingest_'), { resource: INGEST_RESOURCE, topic: INGEST_TOPIC, whipUrl }, this.d.publishTokenTtlSeconds).withGrant(
+      PUBLISH_GRANT,
+    );
+    const signed = await this.d.tokens.sign(t, (this.d.now ?? Date.now)());
+    return { token: signed.token, whipUrl, expiresAt: signed.expiresAt };
+  }
+}

@@ -1,0 +1,144 @@
+/** Viewers: a seat on the fullest stage with room (or a wait for a new stage), a SUBSCRIBE token, heartbeats. */
+import { randomBytes } from 'node:crypto';
+import {
+  CapacityExceeded,
+  NotFound,
+  type ParticipantEvent,
+  type ParticipantId,
+  type Playback,
+  type StageArn,
+  type StageId,
+  type ViewerId,
+} from '@stagecast/protocol';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Store, StageWithCounts } from '../store/store.js';
+import { ParticipantToken, SUBSCRIBE_GRANT, type TokenService } from '../tokens.js';
+import { pickStage } from './planning.js';
+import type { StageAutoScalingService } from './StageAutoScalingService.js';
+
+export interface ViewerConfig {
+  viewerTokenTtlSeconds: number;
+  viewerHeartbeatIntervalMs: number;
+}
+
+export interface JoinResult {
+  viewerId: ViewerId;
+  stageArn: StageArn;
+  stageId: StageId;
+  token: string;
+  playback: Playback;
+  expiresAt: Date;
+  heartbeatIntervalMs: number;
+}
+
+export class ViewerService {
+  private readonly log: Logger;
+  private sweeper: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly d: {
+      store: Store;
+      tokens: TokenService;
+      scaling: StageAutoScalingService;
+      metrics: Metrics;
+      log: Logger;
+      config: ViewerConfig;
+      now?: () => number;
+    },
+  ) {
+    this.log = d.log.child({ component: 'viewers' });
+    this.now = d.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.floor(this.d.config.viewerHeartbeatIntervalMs / 2)));
+  }
+  stop(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  async join(userId?: string): Promise<JoinResult> {
+    const { store, scaling, metrics } = this.d;
+    const viewerId = `v_${randomBytes(12).toString('base64url')}` as ViewerId;
+    const attempt = (): StageWithCounts | undefined =>
+      store.reserveSeat({ id: viewerId, userId: userId ?? null, now: this.now() }, (stages) => pickStage(stages));
+    let stage = attempt();
+    let waited = false;
+    if (!stage) {
+      if (!scaling.canGrow()) {
+        metrics.joins.inc({ result: 'capacity_exceeded' });
+        throw new CapacityExceeded('every stage is full and the pool is at MAX_STAGES', 10);
+      }
+      waited = true;
+      stage = await scaling.waitForSeat(attempt);
+      if (!stage) {
+        metrics.joins.inc({ result: 'capacity_exceeded' });
+        this.log.warn({ waitingJoins: scaling.waitingJoins }, 'viewer.join_timeout');
+        throw new CapacityExceeded('no seat became available in time', 5);
+      }
+    }
+    try {
+      const t = new ParticipantToken(
+        viewerId as string as ParticipantId,
+        { resource: stage.arn, topic: stage.id, whipUrl: stage.whipUrl },
+        this.d.config.viewerTokenTtlSeconds,
+      )
+        .withGrant(SUBSCRIBE_GRANT)
+        .withUserId(userId);
+      const signed = await this.d.tokens.sign(t, this.now());
+      metrics.joins.inc({ result: waited ? 'waited' : 'seated' });
+      this.log.info({ viewerId, stageArn: stage.arn, viewers: stage.viewers, waited }, 'viewer.joined');
+      return {
+        viewerId,
+        stageArn: stage.arn,
+        stageId: stage.id,
+        token: signed.token,
+        playback: stage.playback,
+        expiresAt: signed.expiresAt,
+        heartbeatIntervalMs: this.d.config.viewerHeartbeatIntervalMs,
+      };
+    } catch (err) {
+      store.releaseViewer(viewerId, this.now());
+      metrics.joins.inc({ result: 'error' });
+      throw err;
+    }
+  }
+
+  heartbeat(id: ViewerId): { stageArn: StageArn } {
+    const v = this.d.store.touchViewer(id, this.now());
+    if (!v) throw new NotFound('unknown viewer (released or never joined): join again');
+    return { stageArn: v.stageArn };
+  }
+
+  leave(id: ViewerId): void {
+    if (!this.d.store.releaseViewer(id, this.now())) throw new NotFound('unknown viewer');
+    this.log.info({ viewerId: id }, 'viewer.left');
+    this.d.scaling.drainWaiters();
+  }
+
+  /** Real connections reported by the stage server (participantId = viewerId for subscribers). */
+  applyParticipantEvents(events: ParticipantEvent[]): { applied: number } {
+    let applied = 0;
+    for (const e of events) {
+      if (e.kind !== 'subscriber') {
+        this.log.info({ stageArn: e.stageArn, participantId: e.participantId, type: e.type }, 'stage.publisher_event');
+        continue;
+      }
+      if (this.d.store.setViewerConnected(e.participantId as string as ViewerId, e.stageArn, e.type === 'joined')) applied++;
+    }
+    return { applied };
+  }
+
+  /** Releases viewers silent for 3 heartbeat intervals. */
+  sweep(): number {
+    const now = this.now();
+    const released = this.d.store.releaseStaleViewers(now - 3 * this.d.config.viewerHeartbeatIntervalMs, now);
+    for (const v of released) this.log.info({ viewerId: v.id, stageArn: v.stageArn }, 'viewer.expired');
+    if (released.length) this.d.scaling.drainWaiters();
+    return released.length;
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Scaling decisions as pure functions: plain data in, plain data out. The service applies them.
+ */
+import type { StageArn } from '@stagecast/protocol';
+
+export interface SeatCandidate {
+  arn: StageArn;
+  state: 'active' | 'draining';
+  viewers: number;
+  capacity: number;
+  createdAt: number;
+}
+
+/**
+ * The FULLEST active stage that still has room: packing keeps the stage count (and the IVS bill) low.
+ * Ties go to the older stage, so the order is stable. Draining stages are never picked.
+ */
+export function pickStage<S extends SeatCandidate>(stages: readonly S[]): S | undefined {
+  let best: S | undefined;
+  for (const s of stages) {
+    if (s.state !== 'active' || s.viewers >= s.capacity) continue;
+    if (!best || s.viewers > best.viewers || (s.viewers === best.viewers && s.createdAt < best.createdAt)) best = s;
+  }
+  return best;
+}
+
+export interface PlanStage extends SeatCandidate {
+  /** ms epoch since when the stage has had no viewers; null while it has some. */
+  emptySince: number | null;
+}
+
+export interface PlanInput {
+  stages: readonly PlanStage[];
+  /** Creates in flight: each will be an empty stage of `capacity` seats. */
+  creating: number;
+  /** Joins that found no seat and are waiting for one. */
+  waitingJoins: number;
+}
+
+export interface PlanConfig {
+  capacity: number;
+  minStages: number;
+  maxStages: number;
+  scaleUpThreshold: number;
+  scaleDownCooldownMs: number;
+}
+
+export type ScalingAction =
+  | { type: 'create'; reason: string }
+  | { type: 'delete'; stageArn: StageArn; reason: string };
+
+interface Shape {
+  active: PlanStage[];
+  creating: number;
+  waiting: number;
+}
+
+/** How many stages to create for this shape of pool (before MIN/MAX), and why. */
+function scaleUpNeed(s: Shape, cfg: PlanConfig): { count: number; reason: string } {
+  const empties = s.active.filter((x) => x.viewers === 0).length + s.creating;
+  const partialFree = s.active.reduce((n, x) => n + (x.viewers > 0 ? Math.max(0, x.capacity - x.viewers) : 0), 0);
+  const used = s.active.reduce((n, x) => n + x.viewers, 0);
+  const seats = s.active.reduce((n, x) => n + x.capacity, 0) + s.creating * cfg.capacity;
+  // Waiting joins fill the partly used stages first (pickStage packs), then the empty ones.
+  const remaining = Math.max(0, s.waiting - partialFree);
+  const emptiesConsumed = Math.ceil(remaining / cfg.capacity);
+  const emptiesLeft = empties - emptiesConsumed;
+  if (emptiesLeft >= 1) return { count: 0, reason: '' };
+  const load = seats === 0 ? 1 : (used + s.waiting) / seats;
+  const toSeat = Math.max(0, emptiesConsumed - empties);
+  if (load >= cfg.scaleUpThreshold) {
+    const reason =
+      toSeat > 0
+        ? `${s.waiting} joins waiting; ${toSeat} stage(s) to seat them plus a spare`
+        : `load ${(load * 100).toFixed(0)}% ≥ ${(cfg.scaleUpThreshold * 100).toFixed(0)}% and no empty stage`;
+    return { count: toSeat + 1, reason };
+  }
+  return toSeat > 0 ? { count: toSeat, reason: `${s.waiting} joins waiting` } : { count: 0, reason: '' };
+}
+
+export function planScaling(input: PlanInput, cfg: PlanConfig, now: number): ScalingAction[] {
+  const active = input.stages.filter((s) => s.state === 'active');
+  const existing = input.stages.length + input.creating;
+  const room = Math.max(0, cfg.maxStages - existing);
+  const shape: Shape = { active, creating: input.creating, waiting: input.waitingJoins };
+
+  let create = 0;
+  let reason = '';
+  const belowMin = cfg.minStages - (active.length + input.creating);
+  if (belowMin > 0) {
+    create = belowMin;
+    reason = `below MIN_STAGES (${cfg.minStages})`;
+  }
+  const up = scaleUpNeed(shape, cfg);
+  if (up.count > create) {
+    create = up.count;
+    reason = up.reason;
+  }
+  create = Math.min(create, room);
+  if (create > 0) return Array.from({ length: create }, () => ({ type: 'create' as const, reason }));
+  if (input.creating > 0 || input.waitingJoins > 0) return [];
+
+  // Scale down: stages empty for the whole cooldown, oldest-empty first, never below MIN_STAGES,
+  // and never one whose removal would make the scale-up rule fire again (no flapping).
+  const actions: ScalingAction[] = [];
+  const candidates = active
+    .filter((s) => s.viewers === 0 && s.emptySince !== null && now - s.emptySince >= cfg.scaleDownCooldownMs)
+    .sort((a, b) => a.emptySince! - b.emptySince! || a.createdAt - b.createdAt);
+  let remaining = active;
+  for (const c of candidates) {
+    if (remaining.length - 1 < cfg.minStages) break;
+    const after = remaining.filter((s) => s !== c);
+    if (scaleUpNeed({ active: after, creating: 0, waiting: 0 }, cfg).count > 0) continue;
+    remaining = after;
+    actions.push({ type: 'delete', stageArn: c.arn, reason: `empty for ${Math.round((now - c.emptySince!) / 1000)} s` });
+  }
+  return actions;
+}

@@ -1,0 +1,67 @@
+/** Versioned schema migrations. Append only: never edit a migration that has shipped. */
+import type Database from 'better-sqlite3';
+
+export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: 'initial',
+    sql: `
+      CREATE TABLE stages (
+        arn TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        capacity INTEGER NOT NULL CHECK (capacity > 0),
+        state TEXT NOT NULL CHECK (state IN ('active', 'draining')),
+        whip_url TEXT NOT NULL,
+        playback TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        empty_since INTEGER
+      );
+      CREATE TABLE viewers (
+        id TEXT PRIMARY KEY,
+        stage_arn TEXT NOT NULL REFERENCES stages(arn) ON DELETE CASCADE,
+        user_id TEXT,
+        joined_at INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        connected INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX viewers_stage ON viewers(stage_arn);
+      CREATE INDEX viewers_last_seen ON viewers(last_seen);
+      CREATE TABLE media_servers (
+        id TEXT PRIMARY KEY,
+        ip TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('online', 'offline')),
+        registered_at INTEGER NOT NULL,
+        last_heartbeat INTEGER NOT NULL,
+        publisher_online INTEGER NOT NULL DEFAULT 0,
+        legs TEXT NOT NULL DEFAULT '[]'
+      );
+      CREATE TABLE scaling_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        stage_arn TEXT,
+        reason TEXT NOT NULL,
+        detail TEXT
+      );
+    `,
+  },
+];
+
+export function migrate(db: Database.Database): number {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+  const applied = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
+  let current = 0;
+  for (const m of MIGRATIONS) {
+    if (!applied.has(m.version)) {
+      db.transaction(() => {
+        db.exec(m.sql);
+        db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      })();
+    }
+    current = m.version;
+  }
+  return current;
+}

@@ -1,0 +1,275 @@
+/** Store on better-sqlite3 (WAL). Synchronous transactions make seat reservation race-free in one process. */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Playback, ServerId, StageArn, StageId, ViewerId } from '@stagecast/protocol';
+import { migrate } from './migrations.js';
+import type {
+  LegRecord,
+  MediaServerRecord,
+  ScalingEventRecord,
+  StageRecord,
+  StageState,
+  StageWithCounts,
+  Store,
+  ViewerRecord,
+} from './store.js';
+
+interface StageRow {
+  arn: string;
+  id: string;
+  name: string;
+  capacity: number;
+  state: StageState;
+  whip_url: string;
+  playback: string;
+  tags: string;
+  created_at: number;
+  empty_since: number | null;
+  viewers: number;
+  connected: number;
+}
+interface ViewerRow {
+  id: string;
+  stage_arn: string;
+  user_id: string | null;
+  joined_at: number;
+  last_seen: number;
+  connected: number;
+}
+interface ServerRow {
+  id: string;
+  ip: string;
+  port: number;
+  state: 'online' | 'offline';
+  registered_at: number;
+  last_heartbeat: number;
+  publisher_online: number;
+  legs: string;
+}
+interface EventRow {
+  id: number;
+  at: number;
+  action: ScalingEventRecord['action'];
+  stage_arn: string | null;
+  reason: string;
+  detail: string | null;
+}
+
+const stageOf = (r: StageRow): StageWithCounts => ({
+  arn: r.arn as StageArn,
+  id: r.id as StageId,
+  name: r.name,
+  capacity: r.capacity,
+  state: r.state,
+  whipUrl: r.whip_url,
+  playback: JSON.parse(r.playback) as Playback,
+  tags: JSON.parse(r.tags) as Record<string, string>,
+  createdAt: r.created_at,
+  emptySince: r.empty_since,
+  viewers: r.viewers,
+  connected: r.connected,
+});
+const viewerOf = (r: ViewerRow): ViewerRecord => ({
+  id: r.id as ViewerId,
+  stageArn: r.stage_arn as StageArn,
+  userId: r.user_id,
+  joinedAt: r.joined_at,
+  lastSeen: r.last_seen,
+  connected: r.connected === 1,
+});
+const serverOf = (r: ServerRow): MediaServerRecord => ({
+  id: r.id as ServerId,
+  ip: r.ip,
+  port: r.port,
+  state: r.state,
+  registeredAt: r.registered_at,
+  lastHeartbeat: r.last_heartbeat,
+  publisherOnline: r.publisher_online === 1,
+  legs: JSON.parse(r.legs) as LegRecord[],
+});
+const eventOf = (r: EventRow): ScalingEventRecord => ({
+  id: r.id,
+  at: r.at,
+  action: r.action,
+  stageArn: r.stage_arn as StageArn | null,
+  reason: r.reason,
+  ...(r.detail !== null ? { detail: JSON.parse(r.detail) as unknown } : {}),
+});
+
+const STAGES_WITH_COUNTS = `
+  SELECT s.*, COUNT(v.id) AS viewers, COALESCE(SUM(v.connected), 0) AS connected
+  FROM stages s LEFT JOIN viewers v ON v.stage_arn = s.arn`;
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly q;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.db = new Database(join(dataDir, 'api-server.db'));
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode: a committed transaction survives a process crash (kill -9); only power loss may drop the last ones.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    migrate(this.db);
+    const db = this.db;
+    this.q = {
+      insertStage: db.prepare(
+        `INSERT INTO stages (arn, id, name, capacity, state, whip_url, playback, tags, created_at, empty_since)
+         VALUES (@arn, @id, @name, @capacity, @state, @whipUrl, @playback, @tags, @createdAt, @emptySince)`,
+      ),
+      getStage: db.prepare(`${STAGES_WITH_COUNTS} WHERE s.arn = ? GROUP BY s.arn`),
+      listStages: db.prepare(`${STAGES_WITH_COUNTS} GROUP BY s.arn ORDER BY s.created_at, s.arn`),
+      setStageState: db.prepare('UPDATE stages SET state = ? WHERE arn = ?'),
+      stageViewerIds: db.prepare('SELECT id FROM viewers WHERE stage_arn = ?'),
+      deleteStageViewers: db.prepare('DELETE FROM viewers WHERE stage_arn = ?'),
+      deleteStage: db.prepare('DELETE FROM stages WHERE arn = ?'),
+      insertViewer: db.prepare(
+        'INSERT INTO viewers (id, stage_arn, user_id, joined_at, last_seen, connected) VALUES (?, ?, ?, ?, ?, 0)',
+      ),
+      stageNotEmpty: db.prepare('UPDATE stages SET empty_since = NULL WHERE arn = ?'),
+      markEmpty: db.prepare(
+        'UPDATE stages SET empty_since = ? WHERE empty_since IS NULL AND NOT EXISTS (SELECT 1 FROM viewers WHERE stage_arn = stages.arn)',
+      ),
+      getViewer: db.prepare('SELECT * FROM viewers WHERE id = ?'),
+      touchViewer: db.prepare('UPDATE viewers SET last_seen = ? WHERE id = ?'),
+      deleteViewer: db.prepare('DELETE FROM viewers WHERE id = ?'),
+      staleViewers: db.prepare('SELECT * FROM viewers WHERE last_seen < ?'),
+      setConnected: db.prepare('UPDATE viewers SET connected = ? WHERE id = ? AND stage_arn = ?'),
+      countViewers: db.prepare('SELECT COUNT(*) AS n FROM viewers'),
+      getServer: db.prepare('SELECT * FROM media_servers WHERE id = ?'),
+      upsertServer: db.prepare(
+        `INSERT INTO media_servers (id, ip, port, state, registered_at, last_heartbeat, publisher_online, legs)
+         VALUES (@id, @ip, @port, @state, @registeredAt, @lastHeartbeat, @publisherOnline, @legs)
+         ON CONFLICT(id) DO UPDATE SET ip = excluded.ip, port = excluded.port, state = excluded.state,
+           registered_at = excluded.registered_at, last_heartbeat = excluded.last_heartbeat,
+           publisher_online = excluded.publisher_online, legs = excluded.legs`,
+      ),
+      heartbeat: db.prepare(
+        `UPDATE media_servers SET last_heartbeat = ?, state = 'online',
+           publisher_online = COALESCE(?, publisher_online), legs = COALESCE(?, legs) WHERE id = ?`,
+      ),
+      staleServers: db.prepare(`SELECT * FROM media_servers WHERE state = 'online' AND last_heartbeat < ?`),
+      setServerOffline: db.prepare(`UPDATE media_servers SET state = 'offline' WHERE id = ?`),
+      listServers: db.prepare('SELECT * FROM media_servers ORDER BY id'),
+      addEvent: db.prepare('INSERT INTO scaling_events (at, action, stage_arn, reason, detail) VALUES (?, ?, ?, ?, ?)'),
+      listEvents: db.prepare('SELECT * FROM scaling_events ORDER BY id DESC LIMIT ?'),
+      ping: db.prepare('SELECT 1'),
+    };
+  }
+
+  insertStage(s: StageRecord): void {
+    this.q.insertStage.run({ ...s, playback: JSON.stringify(s.playback), tags: JSON.stringify(s.tags) });
+  }
+  getStage(arn: StageArn): StageWithCounts | undefined {
+    const r = this.q.getStage.get(arn) as StageRow | undefined;
+    return r && stageOf(r);
+  }
+  listStages(): StageWithCounts[] {
+    return (this.q.listStages.all() as StageRow[]).map(stageOf);
+  }
+  setStageState(arn: StageArn, state: StageState): void {
+    this.q.setStageState.run(state, arn);
+  }
+  removeStage(arn: StageArn): ViewerId[] {
+    return this.db.transaction(() => {
+      const ids = (this.q.stageViewerIds.all(arn) as { id: string }[]).map((r) => r.id as ViewerId);
+      this.q.deleteStageViewers.run(arn);
+      this.q.deleteStage.run(arn);
+      return ids;
+    })();
+  }
+
+  reserveSeat(
+    viewer: { id: ViewerId; userId: string | null; now: number },
+    pick: (stages: StageWithCounts[]) => StageWithCounts | undefined,
+  ): StageWithCounts | undefined {
+    return this.db.transaction(() => {
+      const stage = pick(this.listStages());
+      if (!stage) return undefined;
+      this.q.insertViewer.run(viewer.id, stage.arn, viewer.userId, viewer.now, viewer.now);
+      this.q.stageNotEmpty.run(stage.arn);
+      return { ...stage, viewers: stage.viewers + 1, emptySince: null };
+    }).immediate();
+  }
+  getViewer(id: ViewerId): ViewerRecord | undefined {
+    const r = this.q.getViewer.get(id) as ViewerRow | undefined;
+    return r && viewerOf(r);
+  }
+  touchViewer(id: ViewerId, now: number): ViewerRecord | undefined {
+    if (this.q.touchViewer.run(now, id).changes === 0) return undefined;
+    return this.getViewer(id);
+  }
+  releaseViewer(id: ViewerId, now: number): boolean {
+    return this.db.transaction(() => {
+      const gone = this.q.deleteViewer.run(id).changes > 0;
+      if (gone) this.q.markEmpty.run(now);
+      return gone;
+    })();
+  }
+  releaseStaleViewers(olderThan: number, now: number): ViewerRecord[] {
+    return this.db.transaction(() => {
+      const stale = (this.q.staleViewers.all(olderThan) as ViewerRow[]).map(viewerOf);
+      for (const v of stale) this.q.deleteViewer.run(v.id);
+      if (stale.length) this.q.markEmpty.run(now);
+      return stale;
+    })();
+  }
+  setViewerConnected(id: ViewerId, stageArn: StageArn, connected: boolean): boolean {
+    return this.q.setConnected.run(connected ? 1 : 0, id, stageArn).changes > 0;
+  }
+  countViewers(): number {
+    return (this.q.countViewers.get() as { n: number }).n;
+  }
+
+  upsertMediaServer(m: MediaServerRecord): MediaServerRecord | undefined {
+    return this.db.transaction(() => {
+      const prev = this.getMediaServer(m.id);
+      this.q.upsertServer.run({ ...m, publisherOnline: m.publisherOnline ? 1 : 0, legs: JSON.stringify(m.legs) });
+      return prev;
+    })();
+  }
+  getMediaServer(id: ServerId): MediaServerRecord | undefined {
+    const r = this.q.getServer.get(id) as ServerRow | undefined;
+    return r && serverOf(r);
+  }
+  updateMediaServerHeartbeat(
+    id: ServerId,
+    at: number,
+    publisherOnline: boolean | undefined,
+    legs: LegRecord[] | undefined,
+  ): MediaServerRecord | undefined {
+    const pub = publisherOnline === undefined ? null : publisherOnline ? 1 : 0;
+    const l = legs === undefined ? null : JSON.stringify(legs);
+    if (this.q.heartbeat.run(at, pub, l, id).changes === 0) return undefined;
+    return this.getMediaServer(id);
+  }
+  markStaleMediaServersOffline(olderThan: number): MediaServerRecord[] {
+    return this.db.transaction(() => {
+      const stale = (this.q.staleServers.all(olderThan) as ServerRow[]).map(serverOf);
+      for (const s of stale) this.q.setServerOffline.run(s.id);
+      return stale.map((s) => ({ ...s, state: 'offline' as const }));
+    })();
+  }
+  listMediaServers(): MediaServerRecord[] {
+    return (this.q.listServers.all() as ServerRow[]).map(serverOf);
+  }
+
+  addScalingEvent(e: Omit<ScalingEventRecord, 'id'>): ScalingEventRecord {
+    const detail = e.detail === undefined ? null : JSON.stringify(e.detail);
+    const id = Number(this.q.addEvent.run(e.at, e.action, e.stageArn, e.reason, detail).lastInsertRowid);
+    return { id, ...e };
+  }
+  listScalingEvents(limit: number): ScalingEventRecord[] {
+    return (this.q.listEvents.all(limit) as EventRow[]).map(eventOf);
+  }
+
+  ping(): void {
+    this.q.ping.get();
+  }
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,104 @@
+/** Persistence behind one interface. SqliteStore implements it; a Redis one can follow for a cluster. */
+import type { Playback, ScalingActionKind, ServerId, StageArn, StageId, ViewerId } from '@stagecast/protocol';
+
+export type StageState = 'active' | 'draining';
+
+export interface StageRecord {
+  arn: StageArn;
+  id: StageId;
+  name: string;
+  capacity: number;
+  state: StageState;
+  whipUrl: string;
+  playback: Playback;
+  tags: Record<string, string>;
+  /** ms epoch */
+  createdAt: number;
+  /** ms epoch since when it has had no seat taken; null while it has viewers. */
+  emptySince: number | null;
+}
+
+export interface StageWithCounts extends StageRecord {
+  /** Seats taken. */
+  viewers: number;
+  /** Viewers whose connection the stage server reported. */
+  connected: number;
+}
+
+export interface ViewerRecord {
+  id: ViewerId;
+  stageArn: StageArn;
+  userId: string | null;
+  joinedAt: number;
+  lastSeen: number;
+  connected: boolean;
+}
+
+export interface LegRecord {
+  stageArn: StageArn;
+  state: 'connecting' | 'connected' | 'failed' | 'closed';
+}
+
+export interface MediaServerRecord {
+  id: ServerId;
+  ip: string;
+  port: number;
+  state: 'online' | 'offline';
+  registeredAt: number;
+  lastHeartbeat: number;
+  publisherOnline: boolean;
+  legs: LegRecord[];
+}
+
+export interface ScalingEventRecord {
+  id: number;
+  at: number;
+  action: ScalingActionKind;
+  stageArn: StageArn | null;
+  reason: string;
+  detail?: unknown;
+}
+
+export interface Store {
+  // ---- stages
+  insertStage(s: StageRecord): void;
+  getStage(arn: StageArn): StageWithCounts | undefined;
+  listStages(): StageWithCounts[];
+  setStageState(arn: StageArn, state: StageState): void;
+  /** Removes the stage and releases its viewers; returns the released viewer ids. */
+  removeStage(arn: StageArn): ViewerId[];
+
+  // ---- seats
+  /**
+   * In ONE synchronous transaction: choose a stage with `pick` among the current stages and insert the viewer
+   * there. Returns the stage, or undefined when `pick` finds none (nothing is written).
+   */
+  reserveSeat(
+    viewer: { id: ViewerId; userId: string | null; now: number },
+    pick: (stages: StageWithCounts[]) => StageWithCounts | undefined,
+  ): StageWithCounts | undefined;
+  getViewer(id: ViewerId): ViewerRecord | undefined;
+  touchViewer(id: ViewerId, now: number): ViewerRecord | undefined;
+  /** Frees the seat; false when the viewer is unknown. */
+  releaseViewer(id: ViewerId, now: number): boolean;
+  /** Frees every seat silent since before `olderThan`; returns them. */
+  releaseStaleViewers(olderThan: number, now: number): ViewerRecord[];
+  setViewerConnected(id: ViewerId, stageArn: StageArn, connected: boolean): boolean;
+  countViewers(): number;
+
+  // ---- media servers
+  upsertMediaServer(m: MediaServerRecord): MediaServerRecord | undefined; // returns the previous record
+  getMediaServer(id: ServerId): MediaServerRecord | undefined;
+  updateMediaServerHeartbeat(id: ServerId, at: number, publisherOnline: boolean | undefined, legs: LegRecord[] | undefined): MediaServerRecord | undefined;
+  /** Marks offline every online server silent since before `olderThan`; returns them. */
+  markStaleMediaServersOffline(olderThan: number): MediaServerRecord[];
+  listMediaServers(): MediaServerRecord[];
+
+  // ---- scaling history
+  addScalingEvent(e: Omit<ScalingEventRecord, 'id'>): ScalingEventRecord;
+  listScalingEvents(limit: number): ScalingEventRecord[]; // newest first
+
+  /** A cheap query that proves the database answers. */
+  ping(): void;
+  close(): void;
+}

@@ -1,0 +1,49 @@
+/** One API Server: services + app, started in order and stopped in reverse. Used by index.ts and by tests. */
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+import type { StageProvider } from './providers/provider.js';
+import { createServices, type Services } from './services.js';
+
+export interface ApiServer {
+  app: FastifyInstance;
+  services: Services;
+  /** The bound port (after start). */
+  port: number;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function createApiServer(config: Config, log: Logger, opts: { provider?: StageProvider } = {}): Promise<ApiServer> {
+  const services = await createServices(config, log, opts);
+  const app = buildApp(services);
+  let stopped = false;
+  const server: ApiServer = {
+    app,
+    services,
+    port: 0,
+    async start() {
+      services.registry.start();
+      services.viewers.start();
+      // Reconciles with the provider before the first plan (retried on each tick if the provider is away).
+      await services.scaling.start();
+      await app.listen({ port: config.port, host: config.host });
+      const addr = app.server.address();
+      server.port = typeof addr === 'object' && addr ? addr.port : config.port;
+      log.info({ port: server.port, host: config.host, provider: services.provider.kind }, 'server.listening');
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await app.close(); // sockets first: no request may reach a stopping service
+      await services.scaling.stop();
+      services.viewers.stop();
+      services.registry.stop();
+      services.provider.stop();
+      services.store.close();
+      log.info('server.stopped');
+    },
+  };
+  return server;
+}

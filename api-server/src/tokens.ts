@@ -1,0 +1,111 @@
+/**
+ * Participant tokens: ES384 JWTs with the claims IVS uses, signed by the API Server.
+ * The signing key is generated once and kept in DATA_DIR (0600); its public half is published as a JWKS.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
+import { ParticipantClaimsSchema, TOKEN_ALG, type ParticipantClaims, type ParticipantId } from '@stagecast/protocol';
+
+export interface Grant {
+  publish: boolean;
+  subscribe: boolean;
+}
+export const PUBLISH_GRANT: Grant = { publish: true, subscribe: false };
+export const SUBSCRIBE_GRANT: Grant = { publish: false, subscribe: true };
+
+/** Resource and topic of the broadcaster's ingest token (verified by the Media Server). */
+export const INGEST_RESOURCE = 'stagecast:ingest';
+export const INGEST_TOPIC = 'ingest';
+
+export function newParticipantId(prefix: string): ParticipantId {
+  return `${prefix}${randomBytes(12).toString('base64url')}` as ParticipantId;
+}
+
+/** A typed token builder (like livekit's AccessToken): identity and target first, then exactly one grant. */
+export class ParticipantToken {
+  private grant?: Grant;
+  private userId?: string;
+  constructor(
+    readonly participantId: ParticipantId,
+    private readonly target: { resource: string; topic: string; whipUrl: string },
+    readonly ttlSeconds: number,
+  ) {}
+  withGrant(grant: Grant): this {
+    if (grant.publish === grant.subscribe) throw new Error('a participant token grants exactly one of publish or subscribe');
+    this.grant = grant;
+    return this;
+  }
+  withUserId(userId: string | undefined): this {
+    if (userId !== undefined) this.userId = userId;
+    return this;
+  }
+  claims(nowMs: number): ParticipantClaims {
+    if (!this.grant) throw new Error('token has no grant');
+    const iat = Math.floor(nowMs / 1000);
+    return ParticipantClaimsSchema.parse({
+      exp: iat + this.ttlSeconds,
+      iat,
+      jti: this.participantId,
+      resource: this.target.resource,
+      topic: this.target.topic,
+      whip_url: this.target.whipUrl,
+      capabilities: { allow_publish: this.grant.publish, allow_subscribe: this.grant.subscribe },
+      version: '1.0',
+      ...(this.userId !== undefined ? { user_id: this.userId } : {}),
+    });
+  }
+}
+
+export interface SignedToken {
+  token: string;
+  expiresAt: Date;
+  claims: ParticipantClaims;
+}
+
+type SigningKey = Awaited<ReturnType<typeof importJWK>>;
+
+export class TokenService {
+  private constructor(
+    private readonly privateKey: SigningKey,
+    private readonly publicJwk: JWK & { kid: string },
+  ) {}
+
+  /** Loads DATA_DIR/signing-key.json, or generates and persists a new P-384 key. */
+  static async open(dataDir: string): Promise<TokenService> {
+    mkdirSync(dataDir, { recursive: true });
+    const file = join(dataDir, 'signing-key.json');
+    let jwk: JWK;
+    if (existsSync(file)) {
+      jwk = JSON.parse(readFileSync(file, 'utf8')) as JWK;
+    } else {
+      const { privateKey } = await generateKeyPair(TOKEN_ALG, { extractable: true });
+      jwk = await exportJWK(privateKey);
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(tmp, JSON.stringify(jwk), { mode: 0o600 });
+      renameSync(tmp, file);
+    }
+    chmodSync(file, 0o600);
+    const { d: _d, ...pub } = jwk;
+    const kid = await calculateJwkThumbprint(pub, 'sha256');
+    const key = await importJWK({ ...jwk, alg: TOKEN_ALG }, TOKEN_ALG);
+    return new TokenService(key, { ...pub, kid, alg: TOKEN_ALG, use: 'sig' });
+  }
+
+  get kid(): string {
+    return this.publicJwk.kid;
+  }
+
+  jwks(): { keys: JWK[] } {
+    return { keys: [this.publicJwk] };
+  }
+
+  async sign(t: ParticipantToken, nowMs = Date.now()): Promise<SignedToken> {
+    const claims = t.claims(nowMs);
+    const token = await new SignJWT({ ...claims })
+      .setProtectedHeader({ alg: TOKEN_ALG, kid: this.publicJwk.kid, typ: 'JWT' })
+      .sign(this.privateKey);
+    return { token, expiresAt: new Date(claims.exp * 1000), claims };
+  }
+}
