@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import { adminRoutes } from './routes/admin.js';
 import { registerErrorHandling } from './routes/errors.js';
 import { healthRoutes } from './routes/health.js';
+import { mediaRoutes } from './routes/media.js';
 import { createMetrics } from './services/metrics.js';
 import { ParticipantReporter } from './services/ParticipantReporter.js';
 import { IdleRoom, type RoomFactory } from './services/room.js';
@@ -74,6 +75,7 @@ export function createStageServer(config: Config, logger: Logger, overrides: Sta
   });
   registerErrorHandling(app);
   void app.register(adminRoutes(stages, config.stageServerSecret));
+  void app.register(mediaRoutes(stages));
   void app.register(healthRoutes({ stages, reporter, metrics, startedAt: Date.now() }));
 
   let stopping: Promise<void> | undefined;

@@ -34,6 +34,7 @@ test('GET /stats and /metrics report every stage: zeros with no media, and the r
               ? { publisher: { state: 'connected' as const, participantId: 'pub1' }, viewers: 3, bitrateBps: 2_500_000, packetsReceived: 1234, keyframesReceived: 7, packetsLost: 2 }
               : {}),
           }),
+          handleHttp: () => idle.handleHttp(),
           close: async () => void closed.push(stage.stageId),
         };
         return room;

@@ -1,7 +1,10 @@
-import type { StageArn, StageId, StageMediaStats } from '@stagecast/protocol';
+import { StagecastError, type StageArn, type StageId, type StageMediaStats } from '@stagecast/protocol';
+import type { MediaHttpRequest, MediaHttpResponse, MediaRole } from './http.js';
 
 /** The media side of one stage, as the StageService sees it. */
 export interface Room {
+  /** WHIP (role 'whip', the publisher) and WHEP (role 'whep', viewers) requests of this stage. */
+  handleHttp(role: MediaRole, req: MediaHttpRequest): Promise<MediaHttpResponse>;
   stats(): StageMediaStats;
   /** Ends the publisher and every viewer session. Idempotent. */
   close(reason: string): Promise<void>;
@@ -32,6 +35,10 @@ export class IdleRoom implements Room {
       packetsSent: 0,
       bytesSent: 0,
     };
+  }
+  async handleHttp(): Promise<MediaHttpResponse> {
+    const e = new StagecastError('NOT_FOUND', 'this stage server has no media plane');
+    return { status: e.status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(e.toBody()) };
   }
   async close(): Promise<void> {}
 }
