@@ -1,5 +1,5 @@
 /** Builds the Fastify app from the services: routes, error mapping, metrics. No listening here. */
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { ERROR_CODES, isStagecastError, type ErrorBody, type ErrorCode } from '@stagecast/protocol';
 import { healthRoutes } from './routes/health.js';
 import { mediaRoutes } from './routes/media.js';
@@ -24,7 +24,7 @@ export function buildApp(s: Services): FastifyInstance {
   const app = Fastify({
     loggerInstance: s.log as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   });
