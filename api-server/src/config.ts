@@ -34,8 +34,6 @@ const EnvSchema = z
     PUBLIC_URL: z.string().url().optional(),
   })
   .superRefine((e, ctx) => {
-    if (e.STAGE_PROVIDER === 'local' && !e.STAGE_SERVER_SECRET)
-      ctx.addIssue({ code: 'custom', path: ['STAGE_SERVER_SECRET'], message: 'required when STAGE_PROVIDER=local' });
     if (e.MIN_STAGES > e.MAX_STAGES)
       ctx.addIssue({ code: 'custom', path: ['MIN_STAGES'], message: `must not exceed MAX_STAGES (${e.MAX_STAGES})` });
   });
@@ -80,11 +78,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   // An empty variable means "unset", as in most .env conventions.
   const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const r = EnvSchema.safeParse(clean);
-  if (!r.success) {
-    const lines = r.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
+  // Cross-field rules checked here too, so one run names every bad variable even when others fail to parse.
+  const extra: string[] = [];
+  if ((clean.STAGE_PROVIDER ?? 'local') === 'local' && !clean.STAGE_SERVER_SECRET) extra.push('  STAGE_SERVER_SECRET: required when STAGE_PROVIDER=local');
+  if (!r.success || extra.length) {
+    const lines = [...(r.success ? [] : r.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`)), ...extra];
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
-  const e = r.data;
+  const e = r.data!;
   return {
     port: e.PORT,
     host: e.HOST,

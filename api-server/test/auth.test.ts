@@ -121,7 +121,7 @@ test('WebSocket ?type=media-server without a secret → HTTP 401 before any upgr
 });
 
 test('WebSocket with a wrong secret → HTTP 403 before any upgrade', async () => {
-  for (const headers of [{ authorization: 'Bearer nope' }, { 'x-media-server-secret': SECRETS.apiKey }]) {
+  for (const headers of [{ authorization: 'Bearer nope' }, { 'x-media-server-secret': SECRETS.apiKey }] as Record<string, string>[]) {
     const r = await upgradeStatus('/ws?type=media-server', headers);
     assert.equal(r.status, 403);
     assert.equal(JSON.parse(r.body).error.code, 'FORBIDDEN');
