@@ -82,7 +82,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const extra: string[] = [];
   if ((clean.STAGE_PROVIDER ?? 'local') === 'local' && !clean.STAGE_SERVER_SECRET) extra.push('  STAGE_SERVER_SECRET: required when STAGE_PROVIDER=local');
   if (!r.success || extra.length) {
-    const lines = [...(r.success ? [] : r.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`)), ...extra];
+    const lines = [...(r.success ? [] : r.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.path.length === 1 && !(String(i.path[0]) in clean) ? 'required' : i.message}`)), ...extra];
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = r.data!;
