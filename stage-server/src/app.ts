@@ -13,6 +13,8 @@ import { mediaRoutes } from './routes/media.js';
 import { createMetrics } from './services/metrics.js';
 import { ParticipantReporter } from './services/ParticipantReporter.js';
 import { IdleRoom, type RoomFactory } from './services/room.js';
+import type { MediaPlane } from './services/media-plane.js';
+import { StageRoom } from './services/StageRoom.js';
 import { StageService } from './services/StageService.js';
 import { TokenVerifier } from './services/tokens.js';
 import { FileStageStore, stagesFilePath } from './store/file.js';
@@ -30,7 +32,9 @@ export interface StageServer {
 }
 
 export interface StageServerOverrides {
-  /** The media side of each stage (the composition root passes the real one; default: no media). */
+  /** The media plane every stage's room runs on (the composition root passes packages/rtc's). */
+  plane?: MediaPlane;
+  /** Replaces the rooms altogether (tests); default: a StageRoom on `plane`, or an IdleRoom without one. */
   roomFactory?: (deps: RoomDeps) => RoomFactory;
   reporter?: Partial<ConstructorParameters<typeof ParticipantReporter>[0]>;
 }
@@ -54,9 +58,22 @@ export function createStageServer(config: Config, logger: Logger, overrides: Sta
     logger,
     ...overrides.reporter,
   });
+  const plane = overrides.plane;
   const roomFactory: RoomFactory = overrides.roomFactory
     ? overrides.roomFactory({ config, tokens, reporter, logger, publicUrl })
-    : (stage) => new IdleRoom(stage);
+    : plane
+      ? (stage) =>
+          new StageRoom({
+            stage,
+            plane,
+            tokens,
+            reporter,
+            logger,
+            publicUrl,
+            maxViewers: config.maxViewersPerStage,
+            bindAddress: config.rtcBindAddress,
+          })
+      : (stage) => new IdleRoom(stage);
   const stages = new StageService({
     store: new FileStageStore(stagesFilePath(config.dataDir)),
     publicUrl,

@@ -1,0 +1,314 @@
+/**
+ * One stage's media: a Router fed by at most one WHIP publisher, and WHEP viewers as its sinks. The room checks
+ * participant tokens (publish for WHIP, subscribe for WHEP), keeps the publisher slot (a second publisher gets 409
+ * unless it presents the same participant id, which replaces the first, as OBS does when it reconnects), enforces
+ * the viewer safety limit (503 + Retry-After), reports real joins and leaves, and keeps the stage's statistics.
+ */
+import type { Logger } from 'pino';
+import {
+  CapacityExceeded,
+  Conflict,
+  isStagecastError,
+  StagecastError,
+  type Capability,
+  type ParticipantId,
+  type StageArn,
+  type StageId,
+  type StageMediaStats,
+} from '@stagecast/protocol';
+import { bearerToken } from '../routes/auth.js';
+import type { MediaHttpRequest, MediaHttpResponse, MediaRole } from './http.js';
+import type { IngestSession, MediaEndpoint, MediaPlane, MediaRouter, PlaybackSession, RouterSink } from './media-plane.js';
+import type { ParticipantReporter } from './ParticipantReporter.js';
+import type { Room, RoomIdentity } from './room.js';
+import type { TokenVerifier } from './tokens.js';
+
+export interface StageRoomOptions {
+  stage: RoomIdentity;
+  plane: MediaPlane;
+  tokens: Pick<TokenVerifier, 'verify'>;
+  reporter: Pick<ParticipantReporter, 'joined' | 'left'>;
+  logger: Logger;
+  /** Base URL of this server, without a trailing slash. */
+  publicUrl: () => string;
+  /** 0 = unlimited. */
+  maxViewers: number;
+  bindAddress?: string;
+  /** Seconds a refused viewer is told to wait. */
+  retryAfterSec?: number;
+}
+
+/** What to do with a publisher that arrives while `current` holds the slot. Pure: table-tested. */
+export function decidePublisher(current: ParticipantId | undefined, incoming: ParticipantId): 'accept' | 'replace' | 'conflict' {
+  if (current === undefined) return 'accept';
+  return current === incoming ? 'replace' : 'conflict';
+}
+
+/** Whether one more viewer fits. Pure: table-tested. */
+export function viewerFits(viewers: number, pending: number, maxViewers: number): boolean {
+  return maxViewers <= 0 || viewers + pending < maxViewers;
+}
+
+interface Publisher {
+  session: IngestSession;
+  participantId: ParticipantId;
+  state: 'connecting' | 'connected';
+  since: string;
+}
+
+interface Viewer {
+  session: PlaybackSession;
+  participantId?: ParticipantId;
+  sink: RouterSink;
+  joined: boolean;
+}
+
+interface Totals {
+  packetsSent: number;
+  bytesSent: number;
+}
+
+export class StageRoom implements Room {
+  readonly stageId: StageId;
+  readonly stageArn: StageArn;
+  private readonly log: Logger;
+  private readonly router: MediaRouter;
+  private readonly whip: MediaEndpoint;
+  private readonly whep: MediaEndpoint;
+  private publisher: Publisher | undefined;
+  /** Participant id holding the publisher slot while its POST is being answered. */
+  private publisherReservation: ParticipantId | undefined;
+  /** Sessions created by the endpoints, until the POST that made them returns and names their participant. */
+  private readonly newIngest = new Map<string, IngestSession>();
+  private readonly viewers = new Map<string, Viewer>();
+  private pendingViewers = 0;
+  /** Counters of viewers that have left, so stage totals never go backwards. */
+  private readonly gone: Totals = { packetsSent: 0, bytesSent: 0 };
+  private bitrate = { at: Date.now(), bytes: 0, bps: 0 };
+  private closed = false;
+
+  constructor(private readonly o: StageRoomOptions) {
+    this.stageId = o.stage.stageId;
+    this.stageArn = o.stage.stageArn;
+    this.log = o.logger.child({ stageId: this.stageId, stageArn: this.stageArn });
+    this.router = o.plane.createRouter(this.stageId);
+    const path = (role: MediaRole) => `/stages/${encodeURIComponent(this.stageId)}/${role}`;
+    this.whip = o.plane.createWhipEndpoint({
+      basePath: path('whip'),
+      endpointUrl: () => o.publicUrl() + path('whip'),
+      // The old session of a replaced publisher lives until the new one is answered.
+      maxSessions: 2,
+      bindAddress: o.bindAddress,
+      onSession: (s) => this.newIngest.set(s.id, s),
+    });
+    this.whep = o.plane.createWhepEndpoint({
+      basePath: path('whep'),
+      endpointUrl: () => o.publicUrl() + path('whep'),
+      maxSessions: o.maxViewers > 0 ? o.maxViewers : 100_000,
+      bindAddress: o.bindAddress,
+      onSession: (s) => this.addViewer(s),
+    });
+  }
+
+  async handleHttp(role: MediaRole, req: MediaHttpRequest): Promise<MediaHttpResponse> {
+    if (this.closed) return errorResponse(new StagecastError('NOT_FOUND', 'stage deleted'));
+    if (req.method !== 'POST') return (role === 'whip' ? this.whip : this.whep).handle(req);
+    try {
+      return role === 'whip' ? await this.postWhip(req) : await this.postWhep(req);
+    } catch (e) {
+      if (isStagecastError(e)) return errorResponse(e);
+      this.log.error({ err: e, role }, 'media.request_failed');
+      return errorResponse(new StagecastError('INTERNAL', 'internal error'));
+    }
+  }
+
+  private async postWhip(req: MediaHttpRequest): Promise<MediaHttpResponse> {
+    const claims = await this.verify(req, 'publish');
+    const jti = claims.jti as ParticipantId;
+    const holder = this.publisherReservation ?? this.publisher?.participantId;
+    if (decidePublisher(holder, jti) === 'conflict') {
+      throw new Conflict('this stage already has a publisher');
+    }
+    this.publisherReservation = jti;
+    let res: MediaHttpResponse;
+    try {
+      res = await this.whip.handle(req);
+    } finally {
+      this.publisherReservation = undefined;
+    }
+    const session = this.takeSession(this.newIngest, res);
+    if (!session) return res;
+    if (this.closed) {
+      session.close('stage deleted');
+      return errorResponse(new StagecastError('NOT_FOUND', 'stage deleted'));
+    }
+    const previous = this.publisher;
+    this.publisher = { session, participantId: jti, state: 'connecting', since: new Date().toISOString() };
+    if (previous) {
+      this.log.info({ participantId: jti }, 'publisher.replaced');
+      this.endPublisher(previous, 'replaced by a new session of the same participant');
+    }
+    this.wirePublisher(this.publisher);
+    this.log.info({ participantId: jti, sessionId: session.id }, 'publisher.session_created');
+    return res;
+  }
+
+  private async postWhep(req: MediaHttpRequest): Promise<MediaHttpResponse> {
+    const claims = await this.verify(req, 'subscribe');
+    if (!viewerFits(this.viewers.size, this.pendingViewers, this.o.maxViewers)) {
+      throw new CapacityExceeded('this stage has no room for another viewer', this.o.retryAfterSec ?? 5);
+    }
+    this.pendingViewers++;
+    let res: MediaHttpResponse;
+    try {
+      res = await this.whep.handle(req);
+    } finally {
+      this.pendingViewers--;
+    }
+    const id = sessionIdOf(res);
+    const viewer = id === undefined ? undefined : this.viewers.get(id);
+    if (viewer) {
+      viewer.participantId = claims.jti as ParticipantId;
+      this.log.info({ participantId: viewer.participantId, sessionId: id }, 'viewer.session_created');
+    }
+    return res;
+  }
+
+  private async verify(req: MediaHttpRequest, capability: Capability) {
+    return this.o.tokens.verify(bearerToken(req.headers.authorization), this.stageArn, capability);
+  }
+
+  private takeSession<S>(pending: Map<string, S>, res: MediaHttpResponse): S | undefined {
+    const id = sessionIdOf(res);
+    const s = id === undefined ? undefined : pending.get(id);
+    pending.clear(); // a session whose POST failed was never answered: the endpoint closes it
+    return s;
+  }
+
+  private wirePublisher(p: Publisher): void {
+    const s = p.session;
+    s.onRtp((kind, packet) => {
+      if (this.publisher === p) this.router.pushRtp(kind, packet);
+    });
+    s.onRtcp((packet) => {
+      if (this.publisher === p) this.router.pushRtcp(packet);
+    });
+    s.on('connected', () => {
+      if (this.publisher !== p) return;
+      p.state = 'connected';
+      this.router.setSource(s.sourcePort, s.params);
+      this.o.reporter.joined(this.stageArn, p.participantId, 'publisher');
+      this.log.info({ participantId: p.participantId }, 'publisher.connected');
+    });
+    s.on('closed', (reason) => {
+      if (this.publisher !== p) return;
+      this.publisher = undefined;
+      this.router.clearSource();
+      if (p.state === 'connected') this.o.reporter.left(this.stageArn, p.participantId, 'publisher');
+      this.log.info({ participantId: p.participantId, reason }, 'publisher.disconnected');
+    });
+  }
+
+  private endPublisher(p: Publisher, reason: string): void {
+    if (p.state === 'connected') this.o.reporter.left(this.stageArn, p.participantId, 'publisher');
+    p.session.close(reason);
+  }
+
+  private addViewer(session: PlaybackSession): void {
+    // A viewer is a sink from the start: it stays connected before any publisher and gets media when it arrives.
+    const sink = this.router.addSink(session.sinkPort);
+    const v: Viewer = { session, sink, joined: false };
+    this.viewers.set(session.id, v);
+    session.onRtcp((packet) => sink.handleRtcp(packet));
+    session.on('connected', () => {
+      if (v.joined || !v.participantId || !this.viewers.has(session.id)) return;
+      v.joined = true;
+      this.o.reporter.joined(this.stageArn, v.participantId);
+      this.log.info({ participantId: v.participantId }, 'viewer.connected');
+    });
+    session.on('closed', (reason) => this.removeViewer(session.id, reason));
+  }
+
+  private removeViewer(id: string, reason: string): void {
+    const v = this.viewers.get(id);
+    if (!v) return;
+    this.viewers.delete(id);
+    const st = v.sink.stats();
+    this.gone.packetsSent += st.packetsSent;
+    this.gone.bytesSent += st.bytesSent;
+    v.sink.close();
+    if (v.joined && v.participantId) this.o.reporter.left(this.stageArn, v.participantId);
+    this.log.info({ participantId: v.participantId, reason }, 'viewer.disconnected');
+  }
+
+  stats(): StageMediaStats {
+    const src = this.router.sourceStats();
+    let packetsSent = this.gone.packetsSent;
+    let bytesSent = this.gone.bytesSent;
+    for (const v of this.viewers.values()) {
+      const st = v.sink.stats();
+      packetsSent += st.packetsSent;
+      bytesSent += st.bytesSent;
+    }
+    const p = this.publisher;
+    return {
+      stageId: this.stageId,
+      stageArn: this.stageArn,
+      publisher: p ? { state: p.state, participantId: p.participantId, since: p.since } : { state: 'offline' },
+      viewers: this.viewers.size,
+      bitrateBps: p ? this.bitrateOf(src.bytesReceived, src.bitrateBps) : 0,
+      packetsReceived: src.packetsReceived,
+      bytesReceived: src.bytesReceived,
+      keyframesReceived: src.keyframesReceived,
+      packetsLost: Math.max(0, src.lost),
+      keyframeRequestsSent: src.plisSent,
+      packetsSent,
+      bytesSent,
+    };
+  }
+
+  /** The router's own estimate when it has one; else bytes over the time since the last reading. */
+  private bitrateOf(bytes: number, routerBps: number): number {
+    if (routerBps > 0) return Math.round(routerBps);
+    const now = Date.now();
+    const dt = now - this.bitrate.at;
+    if (dt >= 1000) {
+      this.bitrate = { at: now, bytes, bps: Math.max(0, ((bytes - this.bitrate.bytes) * 8 * 1000) / dt) };
+    }
+    return Math.round(this.bitrate.bps);
+  }
+
+  async close(reason: string): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const p = this.publisher;
+    this.publisher = undefined;
+    if (p) this.endPublisher(p, reason);
+    for (const id of [...this.viewers.keys()]) {
+      const v = this.viewers.get(id)!;
+      this.removeViewer(id, reason);
+      v.session.close(reason);
+    }
+    await Promise.allSettled([this.whip.close(), this.whep.close()]);
+    this.router.close();
+    this.log.info({ reason }, 'room.closed');
+  }
+}
+
+/** The session id is the last path segment of the 201's Location. */
+function sessionIdOf(res: MediaHttpResponse): string | undefined {
+  if (res.status !== 201) return undefined;
+  const loc = res.headers['location'] ?? res.headers['Location'];
+  const l = Array.isArray(loc) ? loc[0] : loc;
+  if (!l) return undefined;
+  const path = l.split('?')[0]!;
+  const seg = path.slice(path.lastIndexOf('/') + 1);
+  return seg ? decodeURIComponent(seg) : undefined;
+}
+
+function errorResponse(e: StagecastError): MediaHttpResponse {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (e.code === 'UNAUTHORIZED') headers['www-authenticate'] = 'Bearer';
+  if (e.retryAfter !== undefined) headers['retry-after'] = String(e.retryAfter);
+  return { status: e.status, headers, body: JSON.stringify(e.toBody()) };
+}

@@ -1,0 +1,161 @@
+/**
+ * An in-memory MediaPlane: endpoints that answer POST with 201 + a Location and hand the room scriptable sessions,
+ * and a router that records what the room does with it. It tests the room's policy, not WebRTC.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { MediaKind, SinkPort, SinkStats, SourcePort, SourceStats } from '@stagecast/rtc';
+import type { MediaHttpRequest, MediaHttpResponse } from '../src/services/http.js';
+import type {
+  EndpointOptions,
+  IngestSession,
+  MediaEndpoint,
+  MediaPlane,
+  MediaRouter,
+  PlaybackSession,
+  RouterSink,
+} from '../src/services/media-plane.js';
+
+export class FakeSession extends EventEmitter {
+  readonly id = randomBytes(16).toString('base64url');
+  closedWith: string | undefined;
+  readonly params = { video: { kind: 'video' as const, ssrc: 1, payloadType: 102, clockRate: 90000, extensions: {} } };
+  readonly sourcePort: SourcePort = { sendRtcp: () => undefined };
+  readonly sinkPort: SinkPort = { id: this.id, sendRtp: () => undefined, sendRtcp: () => undefined };
+  private rtp?: (kind: MediaKind, p: Uint8Array) => void;
+  private rtcp?: (p: Uint8Array) => void;
+  constructor(readonly role: 'whip' | 'whep') {
+    super();
+  }
+  onRtp(fn: (kind: MediaKind, p: Uint8Array) => void) {
+    this.rtp = fn;
+  }
+  onRtcp(fn: (p: Uint8Array) => void) {
+    this.rtcp = fn;
+  }
+  bytesReceived() {
+    return 0;
+  }
+  /** Test controls. */
+  connect() {
+    this.emit('connected');
+  }
+  sendRtp(kind: MediaKind, p: Uint8Array) {
+    this.rtp?.(kind, p);
+  }
+  sendRtcp(p: Uint8Array) {
+    this.rtcp?.(p);
+  }
+  close(reason = 'closed') {
+    if (this.closedWith !== undefined) return;
+    this.closedWith = reason;
+    this.emit('closed', reason);
+  }
+}
+
+class FakeEndpoint implements MediaEndpoint {
+  readonly sessions = new Map<string, FakeSession>();
+  constructor(
+    private readonly role: 'whip' | 'whep',
+    private readonly o: EndpointOptions<FakeSession>,
+    private readonly all: FakeSession[],
+  ) {}
+  async handle(req: MediaHttpRequest): Promise<MediaHttpResponse> {
+    const path = req.url.split('?')[0]!;
+    if (req.method === 'POST' && path === this.o.basePath) {
+      if (this.sessions.size >= this.o.maxSessions) return { status: 503, headers: { 'retry-after': '1' } };
+      const s = new FakeSession(this.role);
+      this.sessions.set(s.id, s);
+      this.all.push(s);
+      s.on('closed', () => this.sessions.delete(s.id));
+      this.o.onSession(s, '');
+      await new Promise((r) => setImmediate(r)); // an answer takes a moment: let concurrent requests interleave
+      return {
+        status: 201,
+        headers: { location: `${this.o.endpointUrl()}/${s.id}`, etag: '"1"', 'content-type': 'application/sdp' },
+        body: 'v=0\r\n',
+      };
+    }
+    if (req.method === 'DELETE' && path.startsWith(this.o.basePath + '/')) {
+      const s = this.sessions.get(path.slice(this.o.basePath.length + 1));
+      if (!s) return { status: 404, headers: {} };
+      s.close('DELETE');
+      return { status: 200, headers: {} };
+    }
+    return { status: 405, headers: {} };
+  }
+  close() {
+    for (const s of [...this.sessions.values()]) s.close('endpoint closed');
+  }
+}
+
+const zeroSink = (id: string): SinkStats => ({
+  id,
+  packetsSent: 10,
+  bytesSent: 1000,
+  keyframesSent: 1,
+  nacksReceived: 0,
+  retransmitted: 0,
+  plisReceived: 0,
+  fractionLost: 0,
+  cumulativeLost: 0,
+  jitter: 0,
+  started: true,
+});
+
+export class FakeRouter implements MediaRouter {
+  source: SourcePort | undefined;
+  sourceChanges = 0;
+  readonly rtp: Array<[MediaKind, number]> = [];
+  readonly sinks = new Map<string, { rtcp: number; closed: boolean }>();
+  closed = false;
+  setSource(port: SourcePort) {
+    this.source = port;
+    this.sourceChanges++;
+  }
+  clearSource() {
+    this.source = undefined;
+  }
+  pushRtp(kind: MediaKind, p: Uint8Array) {
+    this.rtp.push([kind, p.length]);
+  }
+  pushRtcp() {}
+  addSink(port: SinkPort): RouterSink {
+    const rec = { rtcp: 0, closed: false };
+    this.sinks.set(port.id, rec);
+    return { handleRtcp: () => void rec.rtcp++, stats: () => zeroSink(port.id), close: () => void (rec.closed = true) };
+  }
+  sourceStats(): SourceStats {
+    return {
+      online: this.source !== undefined,
+      packetsReceived: this.rtp.length,
+      bytesReceived: this.rtp.reduce((n, [, l]) => n + l, 0),
+      keyframesReceived: 0,
+      bitrateBps: 0,
+      lost: 0,
+      plisSent: 0,
+    };
+  }
+  close() {
+    this.closed = true;
+  }
+}
+
+export class FakePlane implements MediaPlane {
+  readonly routers = new Map<string, FakeRouter>();
+  readonly sessions: FakeSession[] = [];
+  createRouter(label: string) {
+    const r = new FakeRouter();
+    this.routers.set(label, r);
+    return r;
+  }
+  createWhipEndpoint(o: EndpointOptions<IngestSession>) {
+    return new FakeEndpoint('whip', o as unknown as EndpointOptions<FakeSession>, this.sessions);
+  }
+  createWhepEndpoint(o: EndpointOptions<PlaybackSession>) {
+    return new FakeEndpoint('whep', o as unknown as EndpointOptions<FakeSession>, this.sessions);
+  }
+  of(role: 'whip' | 'whep') {
+    return this.sessions.filter((s) => s.role === role);
+  }
+}

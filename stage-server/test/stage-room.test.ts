@@ -1,0 +1,238 @@
+/**
+ * The StageRoom's policy through the real HTTP edge, on an in-memory media plane: token checks, the publisher slot
+ * (409 / replacement), the viewer limit (503), participant events, stats, and what deleting a stage ends.
+ * (The same room on the real WebRTC plane is covered by media.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  CreateStageResponseSchema,
+  StageServerStatsResponseSchema,
+  type ErrorBody,
+  type LocalStage,
+  type ParticipantId,
+} from '@stagecast/protocol';
+import type { StageServer } from '../src/app.js';
+import { decidePublisher, viewerFits } from '../src/services/StageRoom.js';
+import { startFakeApi, type FakeApi } from './fake-api.js';
+import { FakePlane } from './fake-plane.js';
+import { admin, startInProcess, tempDir, waitFor } from './helpers.js';
+
+const P = (s: string) => s as ParticipantId;
+
+test('decidePublisher: an empty slot accepts, the same participant replaces, another conflicts', () => {
+  assert.equal(decidePublisher(undefined, P('a')), 'accept');
+  assert.equal(decidePublisher(P('a'), P('a')), 'replace');
+  assert.equal(decidePublisher(P('a'), P('b')), 'conflict');
+});
+
+test('viewerFits: 0 means unlimited; pending answers count against the limit', () => {
+  const table: Array<[number, number, number, boolean]> = [
+    [0, 0, 0, true],
+    [1000, 5, 0, true],
+    [0, 0, 1, true],
+    [1, 0, 1, false],
+    [0, 1, 1, false],
+    [1, 0, 2, true],
+    [1, 1, 2, false],
+  ];
+  for (const [viewers, pending, max, fits] of table) assert.equal(viewerFits(viewers, pending, max), fits, `${viewers}+${pending}/${max}`);
+});
+
+describe('stage media routes on an in-memory media plane', () => {
+  let api: FakeApi;
+  let server: StageServer;
+  let base: string;
+  let plane: FakePlane;
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+
+  before(async () => {
+    api = await startFakeApi();
+    dir = await tempDir();
+    plane = new FakePlane();
+    ({ server, base } = await startInProcess(
+      { DATA_DIR: dir.path, API_SERVER_URL: api.url, MAX_VIEWERS_PER_STAGE: '2' },
+      { plane, reporter: { flushDelayMs: 10 } },
+    ));
+  });
+  after(async () => {
+    await server?.stop();
+    await api?.close();
+    await dir?.remove();
+  });
+
+  async function newStage(): Promise<LocalStage> {
+    return CreateStageResponseSchema.parse(await (await admin(base).create()).json()).stage;
+  }
+  function post(url: string, token?: string, contentType = 'application/sdp') {
+    return fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': contentType, ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+      body: 'v=0\r\n',
+    });
+  }
+  async function code(res: Response): Promise<string> {
+    return ((await res.json()) as ErrorBody).error.code;
+  }
+
+  test('WHIP without a token → 401 + WWW-Authenticate; a forged or expired token → 401', async () => {
+    const stage = await newStage();
+    const none = await post(stage.whipUrl);
+    assert.equal(none.status, 401);
+    assert.equal(none.headers.get('www-authenticate'), 'Bearer');
+    assert.equal(await code(none), 'UNAUTHORIZED');
+    const forged = await post(stage.whipUrl, await api.forgedToken({ stageArn: stage.stageArn, capability: 'publish' }));
+    assert.equal(forged.status, 401);
+    const expired = await post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', expiresInSec: -60 }));
+    assert.equal(expired.status, 401);
+    assert.equal(plane.of('whip').filter((s) => s.closedWith === undefined).length, 0);
+  });
+
+  test('WHIP with a subscribe token, or a publish token of another stage → 403', async () => {
+    const stage = await newStage();
+    const other = await newStage();
+    const sub = await post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'subscribe' }));
+    assert.equal(sub.status, 403);
+    assert.equal(await code(sub), 'FORBIDDEN');
+    const wrongStage = await post(stage.whipUrl, await api.token({ stageArn: other.stageArn, capability: 'publish' }));
+    assert.equal(wrongStage.status, 403);
+  });
+
+  test('WHEP with a publish token → 403; with a subscribe token of the stage → 201 + Location under the stage', async () => {
+    const stage = await newStage();
+    const pub = await post(stage.whepUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish' }));
+    assert.equal(pub.status, 403);
+    const ok = await post(stage.whepUrl, await api.token({ stageArn: stage.stageArn, capability: 'subscribe' }));
+    assert.equal(ok.status, 201);
+    assert.ok(ok.headers.get('location')!.startsWith(`${stage.whepUrl}/`));
+  });
+
+  test('a second publisher with another participant id → 409; the same participant id replaces the first', async () => {
+    const stage = await newStage();
+    const first = await post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'pub-A' }));
+    assert.equal(first.status, 201);
+    const s1 = plane.of('whip').at(-1)!;
+    s1.connect();
+    const router = plane.routers.get(stage.stageId)!;
+    assert.equal(router.source, s1.sourcePort);
+
+    const intruder = await post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'pub-B' }));
+    assert.equal(intruder.status, 409);
+    assert.equal(await code(intruder), 'CONFLICT');
+    assert.equal(s1.closedWith, undefined);
+
+    const again = await post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'pub-A' }));
+    assert.equal(again.status, 201);
+    const s2 = plane.of('whip').at(-1)!;
+    assert.notEqual(s2, s1);
+    assert.match(s1.closedWith ?? '', /replaced/);
+    s2.connect();
+    assert.equal(router.source, s2.sourcePort);
+    // Packets of the replaced session no longer reach the router.
+    s1.sendRtp('video', new Uint8Array(100));
+    s2.sendRtp('video', new Uint8Array(200));
+    assert.deepEqual(router.rtp, [['video', 200]]);
+
+    // When the publisher leaves, the slot is free for anyone.
+    s2.close('peer gone');
+    assert.equal(router.source, undefined);
+    const other = await post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'pub-B' }));
+    assert.equal(other.status, 201);
+  });
+
+  test('two different publishers racing for an empty stage: exactly one gets 201, the other 409', async () => {
+    const stage = await newStage();
+    const [a, b] = await Promise.all([
+      post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'race-A' })),
+      post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'race-B' })),
+    ]);
+    assert.deepEqual([a.status, b.status].sort(), [201, 409]);
+  });
+
+  test('viewers beyond MAX_VIEWERS_PER_STAGE → 503 CAPACITY_EXCEEDED + Retry-After; a leaving viewer frees a place', async () => {
+    const stage = await newStage();
+    const tok = () => api.token({ stageArn: stage.stageArn, capability: 'subscribe' });
+    const ok = await Promise.all([post(stage.whepUrl, await tok()), post(stage.whepUrl, await tok())]);
+    assert.deepEqual(ok.map((r) => r.status), [201, 201]);
+    const full = await post(stage.whepUrl, await tok());
+    assert.equal(full.status, 503);
+    assert.ok(Number(full.headers.get('retry-after')) > 0);
+    assert.equal(await code(full), 'CAPACITY_EXCEEDED');
+
+    const del = await fetch(ok[0]!.headers.get('location')!, { method: 'DELETE' });
+    assert.equal(del.status, 200);
+    assert.equal((await post(stage.whepUrl, await tok())).status, 201);
+  });
+
+  test('viewer joins and leaves reach the API Server as participant events (participantId = token jti)', async () => {
+    const stage = await newStage();
+    const res = await post(stage.whepUrl, await api.token({ stageArn: stage.stageArn, capability: 'subscribe', jti: 'viewer-42' }));
+    assert.equal(res.status, 201);
+    const session = plane.of('whep').at(-1)!;
+    const mine = () => api.events.filter((e) => e.stageArn === stage.stageArn);
+    // Only a real connection counts: nothing is reported for the POST alone.
+    session.connect();
+    await waitFor(() => mine().length === 1, { what: 'joined event' });
+    assert.deepEqual([mine()[0]!.participantId, mine()[0]!.kind, mine()[0]!.type], ['viewer-42', 'subscriber', 'joined']);
+    assert.equal((await fetch(res.headers.get('location')!, { method: 'DELETE' })).status, 200);
+    await waitFor(() => mine().length === 2, { what: 'left event' });
+    assert.deepEqual([mine()[1]!.participantId, mine()[1]!.type], ['viewer-42', 'left']);
+    assert.ok(api.eventAuth.every((a) => a.startsWith('Bearer ') && a.length > 20));
+  });
+
+  test('a viewer that connects before any publisher is a sink at once and stays', async () => {
+    const stage = await newStage();
+    assert.equal((await post(stage.whepUrl, await api.token({ stageArn: stage.stageArn, capability: 'subscribe' }))).status, 201);
+    const v = plane.of('whep').at(-1)!;
+    v.connect();
+    const router = plane.routers.get(stage.stageId)!;
+    assert.equal(router.sinks.get(v.id)?.closed, false);
+    // RTCP from the viewer goes to its sink.
+    v.sendRtcp(new Uint8Array(12));
+    assert.equal(router.sinks.get(v.id)?.rtcp, 1);
+    assert.equal(v.closedWith, undefined);
+  });
+
+  test('/stats shows the publisher state and viewers of a stage', async () => {
+    const stage = await newStage();
+    await post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'stats-pub' }));
+    const pub = plane.of('whip').at(-1)!;
+    await post(stage.whepUrl, await api.token({ stageArn: stage.stageArn, capability: 'subscribe' }));
+    const statsOf = async () =>
+      StageServerStatsResponseSchema.parse(await (await fetch(`${base}/stats`)).json()).stages.find((s) => s.stageId === stage.stageId)!;
+    assert.equal((await statsOf()).publisher.state, 'connecting');
+    pub.connect();
+    pub.sendRtp('video', new Uint8Array(1200));
+    const s = await statsOf();
+    assert.equal(s.publisher.state, 'connected');
+    assert.equal(s.publisher.participantId, 'stats-pub');
+    assert.equal(s.viewers, 1);
+    assert.equal(s.packetsReceived, 1);
+    assert.equal(s.bytesReceived, 1200);
+  });
+
+  test('deleting a stage closes its publisher and viewer sessions and reports the leaves; its URLs then 404', async () => {
+    const stage = await newStage();
+    await post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'del-pub' }));
+    const pub = plane.of('whip').at(-1)!;
+    await post(stage.whepUrl, await api.token({ stageArn: stage.stageArn, capability: 'subscribe', jti: 'del-viewer' }));
+    const viewer = plane.of('whep').at(-1)!;
+    pub.connect();
+    viewer.connect();
+    assert.equal((await admin(base).delete(stage.stageId)).status, 204);
+    assert.ok(pub.closedWith !== undefined);
+    assert.ok(viewer.closedWith !== undefined);
+    assert.equal(plane.routers.get(stage.stageId)!.closed, true);
+    const left = () => api.events.filter((e) => e.stageArn === stage.stageArn && e.type === 'left').map((e) => e.participantId).sort();
+    await waitFor(() => left().length === 2, { what: 'left events' });
+    assert.deepEqual(left(), ['del-pub', 'del-viewer']);
+    const after = await post(stage.whepUrl, await api.token({ stageArn: stage.stageArn, capability: 'subscribe' }));
+    assert.equal(after.status, 404);
+  });
+
+  test('WHIP/WHEP of an unknown stage → 404', async () => {
+    const res = await post(`${base}/stages/NoSuchStage1/whip`, 'x');
+    assert.equal(res.status, 404);
+    assert.equal(await code(res), 'NOT_FOUND');
+  });
+});
