@@ -19,6 +19,11 @@ export interface StreamParams {
   extensions: Record<string, number>;
   /** Payload type of RTX for this stream, when negotiated (we never send RTX; we may receive it). */
   rtxPayloadType?: number;
+  /**
+   * Negotiated a=rtcp-fb values for the codec (e.g. 'nack', 'nack pli', 'ccm fir', 'goog-remb').
+   * Optional: the router sends FIR instead of PLI upstream only when 'ccm fir' is listed.
+   */
+  rtcpFeedback?: string[];
 }
 
 /** The publisher side: the router asks it for keyframes and tells it its receiver reports. */
@@ -49,6 +54,7 @@ export interface SinkStats {
   /** From the sink's receiver reports. */
   fractionLost: number;
   cumulativeLost: number;
+  /** Interarrival jitter reported by the sink, in milliseconds. */
   jitter: number;
   rttMs?: number;
   /** The sink has received a decodable start (a keyframe) since it joined or the source changed. */
