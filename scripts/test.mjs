@@ -14,6 +14,10 @@ const roots = dirs.length
   : ['packages', 'api-server', 'stage-server', 'media-server', 'e2e'].map((d) => join(root, d)).filter((d) => !(unit && d.endsWith('e2e')));
 
 function walk(dir, out) {
+  if (dir.endsWith('.test.ts')) {
+    out.push(dir);
+    return out;
+  }
   let entries;
   try {
     entries = readdirSync(dir);

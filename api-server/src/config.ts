@@ -29,6 +29,7 @@ const EnvSchema = z
     VIEWER_HEARTBEAT_INTERVAL_MS: int(10_000, 50),
     VIEWER_TOKEN_TTL_SECONDS: int(3600, 60),
     PUBLISH_TOKEN_TTL_SECONDS: int(43_200, 60),
+    RECONCILE_INTERVAL_S: int(300, 1),
     STAGE_POOL_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default('default'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     PUBLIC_URL: z.string().url().optional(),
@@ -60,6 +61,8 @@ export interface Config {
     tickMs: number;
     /** How long a join that found no seat waits for a new stage. */
     joinWaitMs: number;
+    /** How often the store is reconciled with the provider while running (orphans from timed-out creates). */
+    reconcileIntervalMs: number;
   };
   heartbeatIntervalMs: number;
   viewerHeartbeatIntervalMs: number;
@@ -106,6 +109,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       scaleDownCooldownMs: Math.round(e.SCALE_DOWN_COOLDOWN * 1000),
       tickMs: 1000,
       joinWaitMs: 10_000,
+      reconcileIntervalMs: e.RECONCILE_INTERVAL_S * 1000,
     },
     heartbeatIntervalMs: e.HEARTBEAT_INTERVAL_MS,
     viewerHeartbeatIntervalMs: e.VIEWER_HEARTBEAT_INTERVAL_MS,

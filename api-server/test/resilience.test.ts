@@ -9,6 +9,7 @@ import { TransientProviderError, type StageProvider } from '../src/providers/pro
 import { apiKey, call, LogCapture, SECRETS, startApi } from './helpers/api.js';
 import { startFakeStageAdmin } from './helpers/fake-stage-admin.js';
 import { waitFor } from './helpers/wait.js';
+import { startStageBackend } from './helpers/stage-backend.js';
 
 test('config fails fast naming every bad variable', () => {
   assert.throws(
@@ -142,5 +143,33 @@ test('ENABLE_MEDIA_SERVER=false: no /api/media routes and no WebSocket', async (
   } finally {
     await api.stop();
     await stage.close();
+  }
+});
+
+test('while running, a stage of our pool that appears at the provider unrecorded is adopted by the periodic reconciliation', async () => {
+  const backend = await startStageBackend(SECRETS.stage);
+  const api = await startApi({
+    stageUrl: backend.url,
+    env: { STAGE_POOL_ID: 'periodic', MIN_STAGES: '1' },
+    tune: (c) => {
+      c.scaling.reconcileIntervalMs = 200;
+    },
+  });
+  try {
+    await waitFor(async () => (await backend.list()).length === 1, { what: 'the first stage' });
+    // A create whose answer we never recorded (timed out at our end) leaves a stage of ours at the provider.
+    const orphan = await backend.createDirect({ 'stagecast:pool': 'periodic', 'stagecast:created-at': new Date().toISOString() });
+    await waitFor(
+      async () => {
+        const r = StageListResponseSchema.parse((await call(`${api.url}/api/stages`, { headers: apiKey })).body);
+        return r.stages.some((s) => s.stageArn === orphan.stageArn);
+      },
+      { what: 'the orphan adopted', timeoutMs: 5000 },
+    );
+    const ev = ScalingEventsResponseSchema.parse((await call(`${api.url}/api/scaling/events`, { headers: apiKey })).body).events;
+    assert.ok(ev.some((e) => e.action === 'adopt' && e.stageArn === orphan.stageArn));
+  } finally {
+    await api.stop();
+    await backend.close();
   }
 });

@@ -15,6 +15,7 @@ import { reconcile } from './reconcile.js';
 export interface ScalingConfig extends PlanConfig {
   tickMs: number;
   joinWaitMs: number;
+  reconcileIntervalMs: number;
   poolId: string;
 }
 
@@ -48,6 +49,7 @@ export class StageAutoScalingService {
   private readonly inflight = new Set<Promise<void>>();
   private waiters: Waiter[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
   private running = false;
   private reconciled = false;
   private reconciling: Promise<void> | undefined;
@@ -68,7 +70,36 @@ export class StageAutoScalingService {
     this.running = true;
     await this.ensureReconciled();
     this.timer = setInterval(() => this.plan(), this.cfg.tickMs);
+    this.reconcileTimer = setInterval(() => this.reconcileNow(), this.cfg.reconcileIntervalMs);
     this.plan();
+  }
+
+  /**
+   * Reconciles again while running: a create that timed out at our end may still have made the stage at the
+   * provider, and stages cost money. Skipped while provider calls are in flight, so an answer that is on its way
+   * is never mistaken for an orphan.
+   */
+  reconcileNow(): Promise<void> {
+    if (!this.running || !this.reconciled || this.reconciling || this.creating > 0 || this.deleting.size > 0) return Promise.resolve();
+    this.reconciling = reconcile(this.reconcileDeps())
+      .then(() => this.plan())
+      .catch((err: Error) => this.log.error({ err: err.message }, 'stages.reconcile_failed'))
+      .finally(() => {
+        this.reconciling = undefined;
+      });
+    return this.reconciling;
+  }
+
+  private reconcileDeps() {
+    return {
+      store: this.store,
+      provider: this.provider,
+      bus: this.bus,
+      log: this.log,
+      metrics: this.metrics,
+      capacity: this.cfg.capacity,
+      now: this.now,
+    };
   }
 
   /** Stops planning, refuses waiting joins, and waits for provider calls in flight to be recorded. */
@@ -76,6 +107,7 @@ export class StageAutoScalingService {
     if (!this.running) return;
     this.running = false;
     clearInterval(this.timer);
+    clearInterval(this.reconcileTimer);
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer);
       w.resolve(undefined);
@@ -152,15 +184,7 @@ export class StageAutoScalingService {
 
   private ensureReconciled(): Promise<void> {
     if (this.reconciled) return Promise.resolve();
-    this.reconciling ??= reconcile({
-      store: this.store,
-      provider: this.provider,
-      bus: this.bus,
-      log: this.log,
-      metrics: this.metrics,
-      capacity: this.cfg.capacity,
-      now: this.now,
-    })
+    this.reconciling ??= reconcile(this.reconcileDeps())
       .then(() => {
         this.reconciled = true;
       })
