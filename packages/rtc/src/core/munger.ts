@@ -58,8 +58,8 @@ export class SinkMunger {
     this.ssrc = params.ssrc !== 0 ? params.ssrc >>> 0 : (Math.floor(random() * 0xfffffffe) + 1) >>> 0;
     this.payloadType = params.payloadType & 0x7f;
     this.clockRate = params.clockRate > 0 ? params.clockRate : kind === 'audio' ? 48000 : 90000;
-    // Random initial sequence number (RFC 3550 §5.1); keep it below 2^15 so early wrap tests are explicit.
-    this.nextSeqExt = Math.floor(random() * 0x8000);
+    // Random initial sequence number (RFC 3550 §5.1).
+    this.nextSeqExt = Math.floor(random() * 0x10000);
     this.ringMask = ringSize - 1;
     this.ringOut = new Float64Array(ringSize).fill(-1);
     this.ringRouter = new Float64Array(ringSize);
