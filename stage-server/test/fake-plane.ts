@@ -16,12 +16,25 @@ import type {
   RouterSink,
 } from '../src/services/media-plane.js';
 
+const AUDIO_IN = { kind: 'audio' as const, ssrc: 0, payloadType: 111, clockRate: 48000, extensions: {} };
+const VIDEO_IN = { kind: 'video' as const, ssrc: 0, payloadType: 102, clockRate: 90000, extensions: {} };
+
 export class FakeSession extends EventEmitter {
   readonly id = randomBytes(16).toString('base64url');
   closedWith: string | undefined;
-  readonly params = { video: { kind: 'video' as const, ssrc: 1, payloadType: 102, clockRate: 90000, extensions: {} } };
-  readonly sourcePort: SourcePort = { sendRtcp: () => undefined };
-  readonly sinkPort: SinkPort = { id: this.id, sendRtp: () => undefined, sendRtcp: () => undefined };
+  readonly params = { audio: AUDIO_IN, video: VIDEO_IN };
+  /** RTCP the router sent toward this publisher. */
+  readonly rtcpToPublisher: Uint8Array[] = [];
+  readonly sourcePort: SourcePort = { sendRtcp: (p) => void this.rtcpToPublisher.push(p.slice()) };
+  /** RTP the router wrote into this viewer: [kind, copy]. */
+  readonly received: Array<[MediaKind, Uint8Array]> = [];
+  readonly sinkPort: SinkPort = {
+    id: this.id,
+    audio: { kind: 'audio', ssrc: 0x0a0a0a0a, payloadType: 109, clockRate: 48000, extensions: {} },
+    video: { kind: 'video', ssrc: 0x0b0b0b0b, payloadType: 96, clockRate: 90000, extensions: {} },
+    sendRtp: (kind, p) => void this.received.push([kind, p.slice()]),
+    sendRtcp: () => undefined,
+  };
   private rtp?: (kind: MediaKind, p: Uint8Array) => void;
   private rtcp?: (p: Uint8Array) => void;
   constructor(readonly role: 'whip' | 'whep') {
@@ -144,7 +157,10 @@ export class FakeRouter implements MediaRouter {
 export class FakePlane implements MediaPlane {
   readonly routers = new Map<string, FakeRouter>();
   readonly sessions: FakeSession[] = [];
-  createRouter(label: string) {
+  /** With a factory (e.g. packages/rtc's real Router), routers are not recorded. */
+  constructor(private readonly routerFactory?: () => MediaRouter) {}
+  createRouter(label: string): MediaRouter {
+    if (this.routerFactory) return this.routerFactory();
     const r = new FakeRouter();
     this.routers.set(label, r);
     return r;
