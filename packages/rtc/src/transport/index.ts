@@ -1,1 +1,9 @@
-export {};
+export * from './http.js';
+export * from './sdp.js';
+export * from './peer.js';
+export * from './session.js';
+export * from './endpoint.js';
+export * from './whip-endpoint.js';
+export * from './whep-endpoint.js';
+export * from './whip-client.js';
+export * from './track-io.js';

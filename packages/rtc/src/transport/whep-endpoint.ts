@@ -1,0 +1,58 @@
+/** WHEP (draft-ietf-wish-whep), server side: a viewer's session is a SinkPort for the router. */
+import type { SinkPort } from '../core/types.js';
+import { OfferRejected, SignallingEndpoint, type EndpointOptions } from './endpoint.js';
+import { Peer, withRtcpMuxOnly } from './peer.js';
+import { acceptOffer, addLocalTrack, newSsrc, sinkParams } from './offer.js';
+import { MediaSessionBase } from './session.js';
+import { receiveFrom, TrackSinkPort, type ReceiveHandlers, type TrackHandle } from './track-io.js';
+
+export class WhepSession extends MediaSessionBase {
+  sinkPort!: SinkPort;
+  private readonly handlers: ReceiveHandlers = { rtp: undefined, rtcp: undefined };
+
+  /** @internal */
+  attach(tracks: { audio?: TrackHandle; video?: TrackHandle }, port: TrackSinkPort): void {
+    this.sinkPort = port;
+    for (const t of [tracks.audio, tracks.video]) if (t) receiveFrom(t, this.handlers);
+  }
+
+  /** RTCP from the viewer (PLI, NACK, RR), for the router's Sink. */
+  onRtcp(fn: (packet: Uint8Array) => void): void {
+    this.handlers.rtcp = fn;
+  }
+
+  protected override onClose(): void {
+    this.handlers.rtcp = undefined;
+  }
+}
+
+export class WhepEndpoint extends SignallingEndpoint<WhepSession> {
+  constructor(o: EndpointOptions<WhepSession>) {
+    super(o, async (offer, sd) => {
+      const { sections, ufrag } = acceptOffer(sd, ['recvonly', 'sendrecv']);
+      const peer = new Peer({ name: 'whep', ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}), ...(o.iceServers ? { iceServers: o.iceServers } : {}) });
+      const session = new WhepSession(peer, ufrag, sections[0]!.mid);
+      try {
+        const tracks: { audio?: TrackHandle; video?: TrackHandle } = {};
+        const params: { audio?: ReturnType<typeof sinkParams>; video?: ReturnType<typeof sinkParams> } = {};
+        for (const s of sections) {
+          const ssrc = newSsrc();
+          tracks[s.kind] = addLocalTrack(peer, s, 'SendOnly', { ssrc, cname: `stagecast-${session.id.slice(0, 8)}`, msid: 'stagecast' });
+          params[s.kind] = sinkParams(s, ssrc);
+        }
+        session.attach(tracks, new TrackSinkPort(session.id, tracks, params.audio, params.video));
+        try {
+          peer.pc.setRemoteDescription(offer, 'offer');
+          peer.pc.setLocalDescription('answer');
+        } catch (err) {
+          throw new OfferRejected(400, `offer not usable: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        await peer.gathered(o.gatherTimeoutMs ?? 5000);
+        return { session, answer: withRtcpMuxOnly(peer.localSdp()) };
+      } catch (err) {
+        session.close('offer refused');
+        throw err;
+      }
+    });
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * WHIPClient (RFC 9725 client): publishes one H.264 + Opus stream into a WHIP endpoint (a stage: IVS, the local
+ * stage server, any WHIP server). The offer always carries an H.264 video m-line (IVS refuses one without), is
+ * sent with every candidate (no trickle), and redirects are followed by hand so the Bearer token survives a move
+ * to another host (fetch drops Authorization across origins; IVS answers 307).
+ */
+import { EventEmitter } from 'node:events';
+import nodeDataChannel from 'node-datachannel';
+import type { SinkPort } from '../core/types.js';
+import type { IceServerConfig } from './http.js';
+import { Peer, type PeerState } from './peer.js';
+import { newSsrc } from './offer.js';
+import { parseSdp, SdpError } from './sdp.js';
+import { receiveFrom, TrackHandle, TrackSinkPort, type ReceiveHandlers } from './track-io.js';
+
+export const H264_PT = 102;
+export const OPUS_PT = 111;
+const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
+const MAX_REDIRECTS = 5;
+
+export class WhipHttpError extends Error {
+  override readonly name = 'WhipHttpError';
+  constructor(
+    readonly status: number,
+    readonly body: string,
+    readonly url: string,
+    /** Seconds, from Retry-After on 503/429. */
+    readonly retryAfter?: number,
+  ) {
+    super(`WHIP ${status} from ${url}${body ? `: ${body.slice(0, 200)}` : ''}`);
+  }
+}
+
+export interface WHIPClientOptions {
+  url: string;
+  token?: string;
+  /** Id of the SinkPort (e.g. the leg id). */
+  id?: string;
+  bindAddress?: string;
+  iceServers?: readonly IceServerConfig[];
+  /** Per HTTP request. */
+  timeoutMs?: number;
+  gatherTimeoutMs?: number;
+  audio?: boolean;
+}
+
+export type WHIPClientState = 'new' | 'connecting' | 'connected' | 'failed' | 'closed';
+
+interface WHIPClientEvents {
+  state: [WHIPClientState];
+  /** RTCP from the receiving side (PLI, NACK, RR), for the router's Sink. */
+  rtcp: [Uint8Array];
+}
+
+export class WHIPClient extends EventEmitter<WHIPClientEvents> {
+  readonly sinkPort: SinkPort;
+  /** Session URL (absolute), once the 201 arrived. */
+  location: string | undefined;
+  etag: string | undefined;
+  /** The URL that answered 201, after redirects. */
+  finalUrl: string | undefined;
+  private readonly peer: Peer;
+  private readonly handlers: ReceiveHandlers = { rtp: undefined, rtcp: undefined };
+  private stateValue: WHIPClientState = 'new';
+  private stopped = false;
+
+  constructor(private readonly o: WHIPClientOptions) {
+    super();
+    this.peer = new Peer({ name: 'whip-client', ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}), ...(o.iceServers ? { iceServers: o.iceServers } : {}) });
+    const msid = 'stagecast';
+    const cname = `stagecast-${Math.random().toString(36).slice(2, 10)}`;
+    const videoSsrc = newSsrc();
+    const v = new nodeDataChannel.Video('0', 'SendOnly');
+    v.addH264Codec(H264_PT, H264_FMTP);
+    v.addSSRC(videoSsrc, cname, msid, 'video');
+    const video = new TrackHandle('video', this.peer.addTrack(v));
+    let audio: TrackHandle | undefined;
+    let audioSsrc = 0;
+    if (o.audio !== false) {
+      audioSsrc = newSsrc();
+      const a = new nodeDataChannel.Audio('1', 'SendOnly');
+      a.addOpusCodec(OPUS_PT);
+      a.addSSRC(audioSsrc, cname, msid, 'audio');
+      audio = new TrackHandle('audio', this.peer.addTrack(a));
+    }
+    this.sinkPort = new TrackSinkPort(
+      o.id ?? 'whip-client',
+      { video, ...(audio ? { audio } : {}) },
+      audio ? { kind: 'audio', ssrc: audioSsrc, payloadType: OPUS_PT, clockRate: 48000, extensions: {} } : undefined,
+      { kind: 'video', ssrc: videoSsrc, payloadType: H264_PT, clockRate: 90000, extensions: {}, rtcpFeedback: ['nack', 'nack pli'] },
+    );
+    this.handlers.rtcp = (p) => this.emit('rtcp', p);
+    receiveFrom(video, this.handlers);
+    if (audio) receiveFrom(audio, this.handlers);
+    this.peer.on('state', (s: PeerState) => {
+      if (s === 'connected') this.setState('connected');
+      else if (s === 'failed') this.setState('failed');
+    });
+    this.peer.on('closed', () => this.setState(this.stopped ? 'closed' : 'failed'));
+  }
+
+  get state(): WHIPClientState {
+    return this.stateValue;
+  }
+
+  private setState(s: WHIPClientState): void {
+    if (this.stateValue === s || this.stateValue === 'closed') return;
+    this.stateValue = s;
+    this.emit('state', s);
+  }
+
+  /** Offers, POSTs (following redirects), applies the answer. Resolves once signalling is done; see connected(). */
+  async start(): Promise<void> {
+    this.setState('connecting');
+    try {
+      this.peer.pc.setLocalDescription('offer');
+      await this.peer.gathered(this.o.gatherTimeoutMs ?? 5000);
+      const offer = this.peer.localSdp();
+      const { answer, url, location, etag } = await this.post(offer);
+      this.finalUrl = url;
+      this.location = location;
+      this.etag = etag;
+      if (this.stopped) {
+        await this.sendDelete();
+        return;
+      }
+      try {
+        parseSdp(answer);
+      } catch (err) {
+        throw new WhipHttpError(201, err instanceof SdpError ? `bad SDP answer: ${err.message}` : 'bad SDP answer', url);
+      }
+      this.peer.pc.setRemoteDescription(answer, 'answer');
+    } catch (err) {
+      this.setState('failed');
+      this.peer.close();
+      throw err;
+    }
+  }
+
+  /** Resolves true once media can flow. */
+  connected(timeoutMs = 10_000): Promise<boolean> {
+    return this.peer.connected(timeoutMs);
+  }
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { ...extra, ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}) };
+  }
+
+  private async post(offer: string): Promise<{ answer: string; url: string; location: string; etag: string | undefined }> {
+    let url = this.o.url;
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: this.headers({ 'content-type': 'application/sdp' }),
+        body: offer,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000),
+      });
+      const body = await res.text();
+      if (res.status === 307 || res.status === 308) {
+        const next = res.headers.get('location');
+        if (!next) throw new WhipHttpError(res.status, 'redirect without Location', url);
+        url = new URL(next, url).toString();
+        continue;
+      }
+      if (res.status !== 201) {
+        const ra = res.headers.get('retry-after');
+        const retryAfter = ra !== null && /^\d+$/.test(ra) ? Number(ra) : undefined;
+        // 301/302/303 are refused too: RFC 9725 §4.5 forbids them, and they may turn a POST into a GET.
+        throw new WhipHttpError(res.status, body, url, retryAfter);
+      }
+      const loc = res.headers.get('location');
+      if (!loc) throw new WhipHttpError(201, 'no Location in the 201', url);
+      return { answer: body, url, location: new URL(loc, url).toString(), etag: res.headers.get('etag') ?? undefined };
+    }
+    throw new WhipHttpError(310, `more than ${MAX_REDIRECTS} redirects`, url);
+  }
+
+  private async sendDelete(): Promise<void> {
+    if (!this.location) return;
+    const loc = this.location;
+    this.location = undefined;
+    try {
+      await fetch(loc, { method: 'DELETE', headers: this.headers(), signal: AbortSignal.timeout(Math.min(this.o.timeoutMs ?? 10_000, 3000)) });
+    } catch {
+      /* the session ends anyway when the PeerConnection closes (consent freshness) */
+    }
+  }
+
+  /** Ends the session: DELETE (with the Bearer), then close every Track. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.sendDelete();
+    this.peer.close();
+    this.setState('closed');
+    this.removeAllListeners();
+  }
+
+  rttMs(): number | undefined {
+    return this.peer.rttMs();
+  }
+  bytesSent(): number {
+    return this.peer.bytesSent();
+  }
+}
