@@ -7,3 +7,4 @@ export * from './stage-server.js';
 export * from './headers.js';
 export * from './stage-server-stats.js';
 export * from './dashboard.js';
+export * from './media-server.js';

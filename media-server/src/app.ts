@@ -1,0 +1,27 @@
+/** The Fastify app: thin edges over the services. */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from './logger.js';
+import type { IngestEndpoint } from './media/ports.js';
+import { sendError } from './routes/errors.js';
+import { healthRoutes, type HealthSource } from './routes/health.js';
+import { whipRoutes } from './routes/whip.js';
+import type { IngestService } from './services/IngestService.js';
+
+export async function buildApp(d: { log: Logger; health: HealthSource; ingest: IngestService; endpoint: IngestEndpoint }): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: d.log.child({ component: 'http' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 64 * 1024,
+    // WHIP sessions outlive their HTTP exchange; close() must not wait for idle keep-alive sockets.
+    forceCloseConnections: true,
+  });
+  app.setErrorHandler((err, _req, reply) => {
+    const e = err as { statusCode?: number; code?: string; message: string };
+    if (e.statusCode && e.statusCode < 500) return reply.code(e.statusCode).send({ error: { code: e.statusCode === 413 ? 'PAYLOAD_TOO_LARGE' : 'INVALID_INPUT', message: e.message } });
+    return sendError(reply, err);
+  });
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } }));
+  await healthRoutes(app, d.health);
+  await whipRoutes(app, { ingest: d.ingest, endpoint: d.endpoint });
+  return app;
+}

@@ -1,0 +1,108 @@
+/** Environment → one typed, validated Config. The only place in the Media Server that reads process.env. */
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+const url = z.string().url();
+
+const EnvSchema = z.object({
+  PORT: int(3001).pipe(z.number().max(65535)),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PUBLIC_URL: url.optional(),
+  SERVER_ID: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'letters, digits and _ . : - only').optional(),
+  ADVERTISED_IP: z.string().min(1).max(255).default('127.0.0.1'),
+  API_SERVER_URL: url.default('http://127.0.0.1:3000'),
+  MEDIA_SERVER_SECRET: z.string().min(8, 'must be at least 8 characters'),
+  API_SECRET_KEY: z.string().min(8, 'must be at least 8 characters').optional(),
+  INGEST_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  SYNC_INTERVAL_MS: int(60_000, 100),
+  HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(50).optional(),
+  RTC_BIND_ADDRESS: z.string().min(1).optional(),
+  LEG_TOKEN_RENEW_BEFORE_S: int(600, 1),
+  LEG_MAX_AGE_S: int(82_800, 10).pipe(z.number().max(86_000, 'must stay under 24 h (IVS cuts a participant at 24 h)')),
+  REQUEST_TIMEOUT_MS: int(5000, 100),
+  SHUTDOWN_TIMEOUT_MS: int(10_000, 100),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // AWS passthrough (issue 6, not used yet): read here so that config is the one place that knows them.
+  AWS_REGION: z.string().optional(),
+  AWS_ACCESS_KEY_ID: z.string().optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().optional(),
+  AWS_SESSION_TOKEN: z.string().optional(),
+  AWS_PROFILE: z.string().optional(),
+});
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Base URL broadcasters use (Location headers are absolute under it). No trailing slash. */
+  publicUrl: string;
+  serverId: string;
+  advertisedIp: string;
+  apiServerUrl: string;
+  mediaServerSecret: string;
+  apiSecretKey?: string;
+  ingestToken?: string;
+  syncIntervalMs: number;
+  /** Undefined: use what the API Server says at registration. */
+  heartbeatIntervalMs?: number;
+  rtcBindAddress?: string;
+  legTokenRenewBeforeMs: number;
+  legMaxAgeMs: number;
+  requestTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  logLevel: string;
+  aws: { region?: string; accessKeyId?: string; secretAccessKey?: string; sessionToken?: string; profile?: string };
+}
+
+export class ConfigError extends Error {}
+
+/** Pure: a map of variables → Config, or a ConfigError naming every bad variable. */
+export function parseConfig(env: Record<string, string | undefined>, host = hostname()): Config {
+  const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const r = EnvSchema.safeParse(clean);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => {
+      const name = i.path.join('.') || '(env)';
+      return `  ${name}: ${i.path.length === 1 && !(String(i.path[0]) in clean) ? 'required' : i.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = r.data;
+  const safeHost = host.replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 100) || 'media';
+  const aws: Config['aws'] = {};
+  if (e.AWS_REGION) aws.region = e.AWS_REGION;
+  if (e.AWS_ACCESS_KEY_ID) aws.accessKeyId = e.AWS_ACCESS_KEY_ID;
+  if (e.AWS_SECRET_ACCESS_KEY) aws.secretAccessKey = e.AWS_SECRET_ACCESS_KEY;
+  if (e.AWS_SESSION_TOKEN) aws.sessionToken = e.AWS_SESSION_TOKEN;
+  if (e.AWS_PROFILE) aws.profile = e.AWS_PROFILE;
+  const c: Config = {
+    port: e.PORT,
+    host: e.HOST,
+    publicUrl: (e.PUBLIC_URL ?? `http://127.0.0.1:${e.PORT}`).replace(/\/+$/, ''),
+    serverId: e.SERVER_ID ?? `${safeHost}-${e.PORT}`,
+    advertisedIp: e.ADVERTISED_IP,
+    apiServerUrl: e.API_SERVER_URL.replace(/\/+$/, ''),
+    mediaServerSecret: e.MEDIA_SERVER_SECRET,
+    syncIntervalMs: e.SYNC_INTERVAL_MS,
+    legTokenRenewBeforeMs: e.LEG_TOKEN_RENEW_BEFORE_S * 1000,
+    legMaxAgeMs: e.LEG_MAX_AGE_S * 1000,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+    aws,
+  };
+  if (e.API_SECRET_KEY) c.apiSecretKey = e.API_SECRET_KEY;
+  if (e.INGEST_TOKEN) c.ingestToken = e.INGEST_TOKEN;
+  if (e.HEARTBEAT_INTERVAL_MS !== undefined) c.heartbeatIntervalMs = e.HEARTBEAT_INTERVAL_MS;
+  if (e.RTC_BIND_ADDRESS) c.rtcBindAddress = e.RTC_BIND_ADDRESS;
+  return c;
+}
+
+/** Reads `.env` beside the app (media-server/.env) if present, then the process environment (which wins). */
+export function loadConfig(): Config {
+  const envFile = join(import.meta.dirname, '..', '.env');
+  if (existsSync(envFile)) process.loadEnvFile(envFile);
+  return parseConfig(process.env);
+}

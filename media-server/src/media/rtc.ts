@@ -1,0 +1,25 @@
+/** The real transport (packages/rtc on node-datachannel) behind the Media Server's ports. */
+import { WhipEndpoint, WHIPClient } from '@stagecast/rtc';
+import type { IngestEndpointFactory, LegConnector } from './ports.js';
+
+export const rtcIngestEndpoint: IngestEndpointFactory = (o) =>
+  new WhipEndpoint({
+    basePath: o.basePath,
+    endpointUrl: () => o.endpointUrl,
+    maxSessions: o.maxSessions,
+    ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
+    // The Media Server authorizes before handle() (IngestAuth + the one-broadcaster rule).
+    onSession: (session) => o.onSession(session),
+  });
+
+export const rtcLegConnector: LegConnector = async (o) => {
+  const client = new WHIPClient({
+    url: o.whipUrl,
+    token: o.token,
+    id: o.id,
+    timeoutMs: o.timeoutMs,
+    ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
+  });
+  await client.start(); // on failure it has closed itself
+  return client;
+};

@@ -1,0 +1,275 @@
+/**
+ * One WHIP leg into one stage: fetch a PUBLISH token, start a WHIP client into the stage's whipUrl,
+ * attach its SinkPort to the Router and feed the router's Sink the RTCP the stage sends back. On failure
+ * it retries with jittered exponential backoff and a FRESH token. When its token nears expiry or the leg
+ * nears the provider's participant age limit (IVS: 24 h) it emits 'rotate-due'; the StageManager then
+ * brings up a replacement leg and closes this one once the new one is connected (make-before-break).
+ * close() is idempotent: the sink leaves the router at once, the WHIP session is DELETEd in the background.
+ */
+import { EventEmitter } from 'node:events';
+import type { StageArn, TokenResponse } from '@stagecast/protocol';
+import type { RouterSinkStats, SinkPort } from '@stagecast/rtc';
+import type { Logger } from '../logger.js';
+import { httpStatusOf, type LegConnection, type LegConnectionState, type LegConnector } from '../media/ports.js';
+import type { LegState } from './APIClientService.js';
+import { backoffDelay } from './backoff.js';
+
+/** The part of a router Sink a leg uses. */
+export interface LegSink {
+  handleRtcp(packet: Uint8Array): void;
+  stats(): RouterSinkStats;
+  close(): void;
+}
+export interface SinkHostPort {
+  addSink(port: SinkPort): LegSink;
+}
+
+export interface LegTiming {
+  /** Rotate this long before the PUBLISH token expires. */
+  renewBeforeMs: number;
+  /** Rotate a leg this long after it connected (IVS cuts a participant at 24 h). */
+  maxAgeMs: number;
+  retryBaseMs: number;
+  retryCapMs: number;
+  /** From the 201 to ICE/DTLS 'connected'. */
+  connectTimeoutMs: number;
+  /** HTTP timeout of the WHIP POST / DELETE. */
+  requestTimeoutMs: number;
+}
+
+export const DEFAULT_LEG_TIMING: LegTiming = {
+  renewBeforeMs: 600_000,
+  maxAgeMs: 82_800_000,
+  retryBaseMs: 500,
+  retryCapMs: 30_000,
+  connectTimeoutMs: 15_000,
+  requestTimeoutMs: 8_000,
+};
+
+export interface StageLegDeps {
+  stageArn: StageArn;
+  legId: string;
+  getToken(stageArn: StageArn): Promise<TokenResponse>;
+  connect: LegConnector;
+  router: SinkHostPort;
+  log: Logger;
+  timing: LegTiming;
+  bindAddress?: string;
+  random?: () => number;
+  now?: () => number;
+}
+
+export type RotateReason = 'token-expiry' | 'max-age';
+
+export interface StageLegEvents {
+  state: [LegState];
+  connected: [];
+  failed: [{ error: string; status?: number; attempt: number; retryInMs: number }];
+  'rotate-due': [{ reason: RotateReason }];
+  closed: [];
+}
+
+export interface StageLegStats {
+  legId: string;
+  stageArn: StageArn;
+  state: LegState;
+  participantId?: string;
+  connectedAt?: string;
+  attempts: number;
+  failures: number;
+  lastError?: string;
+  tokenExpiresAt?: string;
+  rotateAt?: string;
+  rttMs?: number;
+  sink?: RouterSinkStats;
+}
+
+export class StageLeg extends EventEmitter<StageLegEvents> {
+  readonly stageArn: StageArn;
+  readonly legId: string;
+  private readonly d: StageLegDeps;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private st: LegState = 'connecting';
+  private conn: LegConnection | undefined;
+  private sink: LegSink | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private rotateTimer: NodeJS.Timeout | undefined;
+  private started = false;
+  private closedFlag = false;
+  /** Consecutive failures (reset on connect): the backoff exponent. */
+  private streak = 0;
+  private attempts = 0;
+  private failures = 0;
+  private lastError: string | undefined;
+  private participantId: string | undefined;
+  private tokenExpiresAt = NaN;
+  private connectedAt = NaN;
+  private rotateAt = NaN;
+  private stopping: Promise<void> | undefined;
+
+  constructor(d: StageLegDeps) {
+    super();
+    this.d = d;
+    this.stageArn = d.stageArn;
+    this.legId = d.legId;
+    this.now = d.now ?? Date.now;
+    this.log = d.log.child({ stageArn: d.stageArn, legId: d.legId });
+  }
+
+  get state(): LegState {
+    return this.st;
+  }
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  start(): void {
+    if (this.started || this.closedFlag) return;
+    this.started = true;
+    void this.attempt();
+  }
+
+  private setState(s: LegState): void {
+    if (this.st === s) return;
+    this.st = s;
+    this.emit('state', s);
+  }
+
+  private async attempt(): Promise<void> {
+    if (this.closedFlag) return;
+    this.attempts++;
+    const n = this.attempts;
+    this.setState('connecting');
+    this.log.info({ attempt: n }, 'stage.connecting');
+    let conn: LegConnection | undefined;
+    try {
+      const t = await this.d.getToken(this.stageArn);
+      if (this.closedFlag) return;
+      conn = await this.d.connect({
+        id: `${this.legId}.${n}`,
+        whipUrl: t.whipUrl,
+        token: t.token,
+        timeoutMs: this.d.timing.requestTimeoutMs,
+        ...(this.d.bindAddress ? { bindAddress: this.d.bindAddress } : {}),
+      });
+      if (this.closedFlag) {
+        void conn.stop();
+        return;
+      }
+      this.conn = conn;
+      this.participantId = t.participantId;
+      this.tokenExpiresAt = Date.parse(t.expiresAt);
+      const sink = this.d.router.addSink(conn.sinkPort);
+      this.sink = sink;
+      const c = conn;
+      c.on('rtcp', (packet) => {
+        if (this.conn === c) sink.handleRtcp(packet);
+      });
+      c.on('state', (s) => this.onConnState(c, s));
+      this.connectTimer = setTimeout(() => {
+        if (this.conn === c && this.st !== 'connected') this.fail(new Error('ICE/DTLS did not connect in time'));
+      }, this.d.timing.connectTimeoutMs);
+      this.connectTimer.unref?.();
+      // It may have connected (or died) between the 201 and our subscription.
+      if (c.state === 'connected' || c.state === 'failed' || c.state === 'closed') this.onConnState(c, c.state);
+    } catch (err) {
+      if (conn && this.conn !== conn) void conn.stop();
+      this.fail(err);
+    }
+  }
+
+  private onConnState(c: LegConnection, s: LegConnectionState): void {
+    if (this.conn !== c || this.closedFlag) return;
+    if (s === 'connected') {
+      if (this.st === 'connected') return;
+      clearTimeout(this.connectTimer);
+      this.streak = 0;
+      this.connectedAt = this.now();
+      this.setState('connected');
+      this.scheduleRotation();
+      this.log.info({ participantId: this.participantId, attempt: this.attempts }, 'stage.connected');
+      this.emit('connected');
+    } else if (s === 'failed' || s === 'closed') {
+      this.fail(new Error(`transport ${s}`));
+    }
+  }
+
+  /** Rotation is due at whichever comes first: token renewal or the participant age limit. */
+  private scheduleRotation(): void {
+    clearTimeout(this.rotateTimer);
+    const byToken = this.tokenExpiresAt === this.tokenExpiresAt ? this.tokenExpiresAt - this.d.timing.renewBeforeMs : Infinity;
+    const byAge = this.connectedAt + this.d.timing.maxAgeMs;
+    const at = Math.min(byToken, byAge);
+    const reason: RotateReason = byToken <= byAge ? 'token-expiry' : 'max-age';
+    this.rotateAt = at;
+    const delay = Math.max(0, Math.min(at - this.now(), 2 ** 31 - 1));
+    this.rotateTimer = setTimeout(() => {
+      if (this.closedFlag) return;
+      this.log.info({ reason }, 'stage.rotate_due');
+      this.emit('rotate-due', { reason });
+    }, delay);
+    this.rotateTimer.unref?.();
+  }
+
+  private fail(err: unknown): void {
+    if (this.closedFlag) return;
+    this.teardownConnection();
+    this.failures++;
+    const status = httpStatusOf(err);
+    const message = err instanceof Error ? err.message : String(err);
+    this.lastError = status ? `HTTP ${status}: ${message}` : message;
+    const retryInMs = backoffDelay(this.streak++, { baseMs: this.d.timing.retryBaseMs, capMs: this.d.timing.retryCapMs, random: this.d.random ?? Math.random });
+    this.setState('failed');
+    this.log.warn({ attempt: this.attempts, status, err: message, retryInMs }, 'stage.leg_failed');
+    this.emit('failed', { error: message, ...(status ? { status } : {}), attempt: this.attempts, retryInMs });
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => void this.attempt(), retryInMs);
+    this.retryTimer.unref?.();
+  }
+
+  private teardownConnection(): Promise<void> {
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.rotateTimer);
+    this.rotateAt = NaN;
+    this.connectedAt = NaN;
+    this.sink?.close();
+    this.sink = undefined;
+    const conn = this.conn;
+    this.conn = undefined;
+    return conn ? conn.stop().catch(() => undefined) : Promise.resolve();
+  }
+
+  stats(): StageLegStats {
+    const s: StageLegStats = { legId: this.legId, stageArn: this.stageArn, state: this.st, attempts: this.attempts, failures: this.failures };
+    if (this.participantId) s.participantId = this.participantId;
+    if (this.connectedAt === this.connectedAt) s.connectedAt = new Date(this.connectedAt).toISOString();
+    if (this.lastError) s.lastError = this.lastError;
+    if (this.tokenExpiresAt === this.tokenExpiresAt) s.tokenExpiresAt = new Date(this.tokenExpiresAt).toISOString();
+    if (this.rotateAt === this.rotateAt) s.rotateAt = new Date(this.rotateAt).toISOString();
+    if (this.sink) {
+      s.sink = this.sink.stats();
+      if (s.sink.rttMs !== undefined) s.rttMs = s.sink.rttMs;
+    }
+    const rtt = this.conn?.rttMs?.();
+    if (rtt !== undefined) s.rttMs = rtt;
+    return s;
+  }
+
+  /**
+   * Idempotent. The sink leaves the router synchronously (no packet reaches this leg after it returns);
+   * the promise settles when the WHIP session's DELETE has been answered or timed out.
+   */
+  close(reason = 'closed'): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.closedFlag = true;
+    clearTimeout(this.retryTimer);
+    this.stopping = this.teardownConnection();
+    this.setState('closed');
+    this.log.info({ reason }, 'stage.disconnected');
+    this.emit('closed');
+    this.removeAllListeners();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * Keeps one WHIP leg per active stage, started as soon as the stage exists (before any broadcaster), and
+ * feeds the broadcaster's session into the Router that fans out to every leg. Stage events from the API
+ * Server add and remove legs at once; a full sync (at start, after a WebSocket reconnect, and every
+ * SYNC_INTERVAL_MS) repairs anything missed. A leg due for rotation is replaced make-before-break.
+ */
+import type { StageArn, StageSummary, TokenResponse } from '@stagecast/protocol';
+import type { MediaKind, SourceParams, SourcePort } from '@stagecast/rtc';
+import type { Logger } from '../logger.js';
+import type { IngestSession, LegConnector } from '../media/ports.js';
+import type { APIClientEvents, HeartbeatPayload } from './APIClientService.js';
+import { StageLeg, type LegTiming, type SinkHostPort, type StageLegStats } from './StageLeg.js';
+
+/** What the StageManager needs of the API client. */
+export interface StageApi {
+  getActiveStages(): Promise<StageSummary[]>;
+  getStageToken(stageArn: StageArn): Promise<TokenResponse>;
+  on<K extends keyof APIClientEvents>(event: K, listener: (...args: APIClientEvents[K]) => void): unknown;
+  off<K extends keyof APIClientEvents>(event: K, listener: (...args: APIClientEvents[K]) => void): unknown;
+}
+
+/** What the StageManager needs of the Router. */
+export interface RouterPort extends SinkHostPort {
+  setSource(port: SourcePort, params: SourceParams): void;
+  clearSource(): void;
+  pushRtp(kind: MediaKind, packet: Uint8Array): void;
+  pushRtcp(packet: Uint8Array): void;
+  on(event: 'keyframe', listener: (e: { at: number }) => void): unknown;
+  off(event: 'keyframe', listener: (e: { at: number }) => void): unknown;
+}
+
+export interface StageManagerDeps {
+  api: StageApi;
+  router: RouterPort;
+  connect: LegConnector;
+  log: Logger;
+  timing: LegTiming;
+  syncIntervalMs: number;
+  bindAddress?: string;
+  random?: () => number;
+  now?: () => number;
+}
+
+interface StageEntry {
+  arn: StageArn;
+  leg: StageLeg;
+  /** The replacement being brought up while `leg` still serves (make-before-break). */
+  next?: StageLeg;
+}
+
+export interface StageManagerStats {
+  publisherOnline: boolean;
+  publisherSince?: string;
+  stagesExpected: number;
+  stagesConnected: number;
+  lastSyncAt?: string;
+  lastSyncOk?: boolean;
+  syncs: number;
+  syncFailures: number;
+  legFailures: number;
+  rotations: number;
+  legs: StageLegStats[];
+}
+
+export class StageManager {
+  private readonly d: StageManagerDeps;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly stages = new Map<StageArn, StageEntry>();
+  /** Last stage event per ARN (a counter): a sync that started before the event must not undo it. */
+  private readonly lastEvent = new Map<StageArn, number>();
+  private eventSeq = 0;
+  private legSeq = 0;
+  private expected = 0;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> | undefined;
+  private syncAgain = false;
+  private lastSyncAt = NaN;
+  private lastSyncOk: boolean | undefined;
+  private syncs = 0;
+  private syncFailures = 0;
+  private legFailures = 0;
+  private rotations = 0;
+  private initialized = false;
+  private stopped = false;
+  private publisher: IngestSession | undefined;
+  private publisherSince = NaN;
+  private publishingLogged = false;
+
+  private readonly onCreated = (e: { stageArn: StageArn }): void => {
+    this.lastEvent.set(e.stageArn, ++this.eventSeq);
+    this.connectToStage(e.stageArn);
+  };
+  private readonly onDeleted = (e: { stageArn: StageArn }): void => {
+    this.lastEvent.set(e.stageArn, ++this.eventSeq);
+    void this.disconnectFromStage(e.stageArn);
+  };
+  private readonly onResync = (): void => {
+    void this.syncAllStages();
+  };
+  private readonly onConnected = (): void => {
+    // The first connection after a failed initial sync: catch up now rather than at the next period.
+    if (this.lastSyncOk === false) void this.syncAllStages();
+  };
+  private readonly onKeyframe = (): void => {
+    if (this.publishingLogged || !this.publisher) return;
+    this.publishingLogged = true;
+    this.log.info({ sessionId: this.publisher.id, stages: this.stages.size }, 'publishing.started');
+  };
+
+  constructor(d: StageManagerDeps) {
+    this.d = d;
+    this.log = d.log.child({ component: 'stage-manager' });
+    this.now = d.now ?? Date.now;
+  }
+
+  /** Subscribes to the API Server's stage events. The seed's order: register → initialize → WebSocket → sync. */
+  initialize(): void {
+    if (this.initialized) return;
+    this.initialized = true;
+    this.d.api.on('stage_created', this.onCreated);
+    this.d.api.on('stage_deleted', this.onDeleted);
+    this.d.api.on('resync', this.onResync);
+    this.d.api.on('connected', this.onConnected);
+    this.d.router.on('keyframe', this.onKeyframe);
+  }
+
+  /** Legs for new stages, none for gone ones. Concurrent calls coalesce into one more run. Never throws. */
+  syncAllStages(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.syncing) {
+      this.syncAgain = true;
+      return this.syncing;
+    }
+    this.syncing = (async () => {
+      do {
+        this.syncAgain = false;
+        await this.syncOnce();
+      } while (this.syncAgain && !this.stopped);
+    })().finally(() => {
+      this.syncing = undefined;
+    });
+    return this.syncing;
+  }
+
+  private async syncOnce(): Promise<void> {
+    const startedAt = this.eventSeq;
+    this.syncs++;
+    let list: StageSummary[];
+    try {
+      list = await this.d.api.getActiveStages();
+    } catch (err) {
+      this.syncFailures++;
+      if (this.lastSyncOk !== false) this.log.warn({ err: (err as Error).message }, 'stages.sync_failed');
+      this.lastSyncOk = false;
+      return; // keep every leg: the API Server being away is no reason to stop forwarding
+    }
+    if (this.stopped) return;
+    const fresh = (arn: StageArn) => (this.lastEvent.get(arn) ?? 0) <= startedAt;
+    const want = new Set(list.filter((s) => s.state !== 'draining').map((s) => s.stageArn));
+    const added: StageArn[] = [];
+    const removed: StageArn[] = [];
+    for (const arn of want) {
+      if (!this.stages.has(arn) && fresh(arn)) {
+        this.connectToStage(arn);
+        added.push(arn);
+      }
+    }
+    for (const arn of [...this.stages.keys()]) {
+      if (!want.has(arn) && fresh(arn)) {
+        void this.disconnectFromStage(arn);
+        removed.push(arn);
+      }
+    }
+    // Events older than this sync are reflected in the list it got: forget them (bounded memory).
+    for (const [arn, seq] of this.lastEvent) if (seq <= startedAt) this.lastEvent.delete(arn);
+    this.expected = want.size;
+    this.lastSyncAt = this.now();
+    this.lastSyncOk = true;
+    this.log.info({ expected: want.size, legs: this.stages.size, added: added.length, removed: removed.length }, 'stages.synced');
+  }
+
+  /** Idempotent: starts the stage's leg unless it has one. */
+  connectToStage(stageArn: StageArn): void {
+    if (this.stopped || this.stages.has(stageArn)) return;
+    const entry: StageEntry = { arn: stageArn, leg: this.newLeg(stageArn) };
+    this.stages.set(stageArn, entry);
+    this.expected = Math.max(this.expected, this.stages.size);
+    this.wire(entry, entry.leg);
+    entry.leg.start();
+  }
+
+  /** Closes the stage's leg(s) at once; resolves when their WHIP sessions are DELETEd. */
+  async disconnectFromStage(stageArn: StageArn): Promise<void> {
+    const entry = this.stages.get(stageArn);
+    if (!entry) return;
+    this.stages.delete(stageArn);
+    this.expected = Math.max(0, this.expected - 1);
+    const closing = [entry.leg.close('stage deleted')];
+    if (entry.next) closing.push(entry.next.close('stage deleted'));
+    await Promise.all(closing);
+  }
+
+  private newLeg(stageArn: StageArn): StageLeg {
+    const legId = `leg${++this.legSeq}`;
+    return new StageLeg({
+      stageArn,
+      legId,
+      getToken: (arn) => this.d.api.getStageToken(arn),
+      connect: this.d.connect,
+      router: this.d.router,
+      log: this.d.log,
+      timing: this.d.timing,
+      ...(this.d.bindAddress ? { bindAddress: this.d.bindAddress } : {}),
+      ...(this.d.random ? { random: this.d.random } : {}),
+      ...(this.d.now ? { now: this.d.now } : {}),
+    });
+  }
+
+  private wire(entry: StageEntry, leg: StageLeg): void {
+    leg.on('failed', () => {
+      this.legFailures++;
+    });
+    leg.on('rotate-due', () => this.rotate(entry, leg));
+  }
+
+  /** Make-before-break: a new participant comes up, then the old one goes. */
+  private rotate(entry: StageEntry, old: StageLeg): void {
+    if (this.stopped || this.stages.get(entry.arn) !== entry || entry.leg !== old || entry.next) return;
+    const next = this.newLeg(entry.arn);
+    entry.next = next;
+    this.wire(entry, next);
+    next.on('connected', () => {
+      if (entry.next !== next) return;
+      entry.next = undefined;
+      entry.leg = next;
+      this.rotations++;
+      this.log.info({ stageArn: entry.arn, oldLeg: old.legId, newLeg: next.legId }, 'stage.rotated');
+      void old.close('rotated');
+    });
+    next.start();
+  }
+
+  // ---- the broadcaster --------------------------------------------------------------------------
+
+  /** A broadcaster's session (new, or replacing one): the router's source becomes it; legs are untouched. */
+  onPublisherConnected(session: IngestSession): void {
+    if (this.stopped) return;
+    const router = this.d.router;
+    this.publisher = session;
+    this.publisherSince = this.now();
+    this.publishingLogged = false;
+    router.setSource(session.sourcePort, session.params);
+    // One guard per packet: a replaced session that still delivers must not feed the router.
+    session.onRtp((kind, packet) => {
+      if (this.publisher === session) router.pushRtp(kind, packet);
+    });
+    session.onRtcp((packet) => {
+      if (this.publisher === session) router.pushRtcp(packet);
+    });
+    this.log.info({ sessionId: session.id, audio: !!session.params.audio, video: !!session.params.video, stages: this.stages.size }, 'publisher.connected');
+  }
+
+  /** The broadcaster went away: the router drops its source, every leg stays up for its return. */
+  onPublisherDisconnected(session?: IngestSession): void {
+    if (!this.publisher || (session && session !== this.publisher)) return;
+    const id = this.publisher.id;
+    this.publisher = undefined;
+    this.publisherSince = NaN;
+    this.d.router.clearSource();
+    this.log.info({ sessionId: id }, 'publisher.disconnected');
+  }
+
+  get publisherOnline(): boolean {
+    return this.publisher !== undefined;
+  }
+
+  // ---- lifecycle and reporting ------------------------------------------------------------------
+
+  startPeriodicSync(intervalMs = this.d.syncIntervalMs): void {
+    if (this.syncTimer || this.stopped) return;
+    this.syncTimer = setInterval(() => void this.syncAllStages(), intervalMs);
+    this.syncTimer.unref?.();
+  }
+
+  stopPeriodicSync(): void {
+    clearInterval(this.syncTimer);
+    this.syncTimer = undefined;
+  }
+
+  /** What the heartbeat says: the serving leg of each stage. */
+  heartbeatPayload(): HeartbeatPayload {
+    return { publisherOnline: this.publisherOnline, legs: [...this.stages.values()].map((e) => ({ stageArn: e.arn, state: e.leg.state })) };
+  }
+
+  stageArns(): StageArn[] {
+    return [...this.stages.keys()];
+  }
+
+  legFor(stageArn: StageArn): StageLeg | undefined {
+    return this.stages.get(stageArn)?.leg;
+  }
+
+  stats(): StageManagerStats {
+    const legs: StageLegStats[] = [];
+    let connected = 0;
+    for (const e of this.stages.values()) {
+      legs.push(e.leg.stats());
+      if (e.leg.state === 'connected') connected++;
+      if (e.next) legs.push(e.next.stats());
+    }
+    const s: StageManagerStats = {
+      publisherOnline: this.publisherOnline,
+      stagesExpected: Math.max(this.expected, this.stages.size),
+      stagesConnected: connected,
+      syncs: this.syncs,
+      syncFailures: this.syncFailures,
+      legFailures: this.legFailures,
+      rotations: this.rotations,
+      legs,
+    };
+    if (this.publisherSince === this.publisherSince) s.publisherSince = new Date(this.publisherSince).toISOString();
+    if (this.lastSyncAt === this.lastSyncAt) s.lastSyncAt = new Date(this.lastSyncAt).toISOString();
+    if (this.lastSyncOk !== undefined) s.lastSyncOk = this.lastSyncOk;
+    return s;
+  }
+
+  /** Stops syncing and closes every leg (each DELETEs its WHIP session). Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.stopPeriodicSync();
+    this.d.api.off('stage_created', this.onCreated);
+    this.d.api.off('stage_deleted', this.onDeleted);
+    this.d.api.off('resync', this.onResync);
+    this.d.api.off('connected', this.onConnected);
+    this.d.router.off('keyframe', this.onKeyframe);
+    const closing: Promise<void>[] = [];
+    for (const e of this.stages.values()) {
+      closing.push(e.leg.close('shutdown'));
+      if (e.next) closing.push(e.next.close('shutdown'));
+    }
+    this.stages.clear();
+    this.publisher = undefined;
+    await Promise.all(closing);
+  }
+}

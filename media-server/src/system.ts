@@ -1,0 +1,167 @@
+/**
+ * One Media Server: services + app, started in the seed's order (register → StageManager.initialize →
+ * WebSocket → sync all stages → periodic sync) and stopped in reverse. Used by index.ts and by tests,
+ * which inject the transport (leg connector, ingest endpoint) and the JWKS.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { JWTVerifyGetKey } from 'jose';
+import { API_ROUTES, type HealthResponse, type MediaServerStats } from '@stagecast/protocol';
+import { Router } from '@stagecast/rtc';
+import { buildApp } from './app.js';
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+import type { IngestEndpoint, IngestEndpointFactory, LegConnector } from './media/ports.js';
+import { rtcIngestEndpoint, rtcLegConnector } from './media/rtc.js';
+import { WHIP_PATH } from './routes/whip.js';
+import { APIClientService } from './services/APIClientService.js';
+import { IngestAuth } from './services/IngestAuth.js';
+import { IngestService } from './services/IngestService.js';
+import { createMetrics } from './services/metrics.js';
+import { DEFAULT_LEG_TIMING } from './services/StageLeg.js';
+import { StageManager } from './services/StageManager.js';
+import { buildStats } from './services/stats.js';
+
+export interface MediaServerOptions {
+  connect?: LegConnector;
+  ingestEndpoint?: IngestEndpointFactory;
+  jwksKeys?: JWTVerifyGetKey;
+  /** WebSocket / leg retry backoff (tests shorten it). */
+  backoff?: { baseMs: number; capMs: number };
+}
+
+export interface MediaServer {
+  app: FastifyInstance;
+  api: APIClientService;
+  stageManager: StageManager;
+  ingest: IngestService;
+  router: Router;
+  endpoint: IngestEndpoint;
+  port: number;
+  stats(): MediaServerStats;
+  health(): HealthResponse;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function createMediaServer(config: Config, log: Logger, opts: MediaServerOptions = {}): Promise<MediaServer> {
+  const startedAt = Date.now();
+  const router = new Router();
+  const api = new APIClientService({
+    apiUrl: config.apiServerUrl,
+    secret: config.mediaServerSecret,
+    serverId: config.serverId,
+    advertisedIp: config.advertisedIp,
+    port: config.port,
+    requestTimeoutMs: config.requestTimeoutMs,
+    log,
+    ...(config.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: config.heartbeatIntervalMs } : {}),
+    ...(opts.backoff ? { backoff: opts.backoff } : {}),
+  });
+  const stageManager = new StageManager({
+    api,
+    router,
+    connect: opts.connect ?? rtcLegConnector,
+    log,
+    syncIntervalMs: config.syncIntervalMs,
+    timing: {
+      ...DEFAULT_LEG_TIMING,
+      renewBeforeMs: config.legTokenRenewBeforeMs,
+      maxAgeMs: config.legMaxAgeMs,
+      requestTimeoutMs: Math.max(config.requestTimeoutMs, 8000),
+      ...(opts.backoff ? { retryBaseMs: opts.backoff.baseMs, retryCapMs: opts.backoff.capMs } : {}),
+    },
+    ...(config.rtcBindAddress ? { bindAddress: config.rtcBindAddress } : {}),
+  });
+  const auth = new IngestAuth({
+    ...(config.ingestToken ? { ingestToken: config.ingestToken } : {}),
+    jwksUrl: config.apiServerUrl + API_ROUTES.jwks,
+    ...(opts.jwksKeys ? { keys: opts.jwksKeys } : {}),
+    jwksTimeoutMs: config.requestTimeoutMs,
+  });
+  const ingest = new IngestService({ auth, publisher: stageManager, log });
+  const endpoint = (opts.ingestEndpoint ?? rtcIngestEndpoint)({
+    basePath: WHIP_PATH,
+    endpointUrl: config.publicUrl + WHIP_PATH,
+    // Two: OBS's reconnect POST arrives while its old session is still alive.
+    maxSessions: 2,
+    onSession: (s) => ingest.onSession(s),
+    ...(config.rtcBindAddress ? { bindAddress: config.rtcBindAddress } : {}),
+  });
+
+  const stats = (): MediaServerStats =>
+    buildStats({
+      serverId: config.serverId,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      router: router.stats(),
+      stages: stageManager.stats(),
+      api: api.status(),
+      ingest: ingest.stats(),
+    });
+  const health = (): HealthResponse => {
+    const a = api.status();
+    const m = stageManager.stats();
+    const fresh = a.registrationFresh;
+    return {
+      status: fresh ? 'ok' : 'degraded',
+      service: 'media-server',
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      checks: {
+        registration: { ok: fresh, detail: fresh ? `heartbeat ${a.lastHeartbeatAt ?? ''}` : a.registered ? 'heartbeats not acknowledged' : 'not registered with the API Server' },
+        websocket: { ok: a.websocket === 'up', detail: a.websocket },
+        stages: { ok: m.stagesConnected === m.stagesExpected, detail: `${m.stagesConnected}/${m.stagesExpected} connected` },
+        publisher: { ok: true, detail: m.publisherOnline ? 'online' : 'offline' },
+      },
+    };
+  };
+  const metrics = createMetrics(stats);
+  const app = await buildApp({ log, health: { health, stats, metrics }, ingest, endpoint });
+
+  let stopped = false;
+  const server: MediaServer = {
+    app,
+    api,
+    stageManager,
+    ingest,
+    router,
+    endpoint,
+    port: 0,
+    stats,
+    health,
+    async start() {
+      await app.listen({ port: config.port, host: config.host });
+      const addr = app.server.address();
+      server.port = typeof addr === 'object' && addr ? addr.port : config.port;
+      log.info({ port: server.port, host: config.host, serverId: config.serverId }, 'server.listening');
+      router.startTimer(1000);
+      api.setHeartbeatSource(() => stageManager.heartbeatPayload());
+      // When PORT=0, the API Server must learn the real port.
+      api.setAdvertisedPort(server.port);
+      try {
+        await api.register();
+      } catch {
+        // logged by the client; the heartbeat loop keeps registering until the API Server answers
+      }
+      stageManager.initialize();
+      api.connectWebSocket();
+      await stageManager.syncAllStages();
+      stageManager.startPeriodicSync(config.syncIntervalMs);
+      api.startHeartbeat();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      log.info('server.stopping');
+      stageManager.stopPeriodicSync();
+      api.stopHeartbeat();
+      await stageManager.stop(); // every leg DELETEs its WHIP session
+      ingest.stop();
+      endpoint.close();
+      await api.sendFinalHeartbeat();
+      api.stop();
+      await app.close();
+      router.close();
+      log.info('server.stopped');
+    },
+  };
+  return server;
+}

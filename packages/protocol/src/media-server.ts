@@ -1,0 +1,87 @@
+/** The Media Server's own endpoints (port 3001): GET / (stats) — for the dashboard, e2e tests and operators. */
+import { z } from 'zod';
+import { StageArnSchema } from './ids.js';
+
+const IsoDate = z.string().datetime({ offset: true });
+
+export const MediaLegStatsSchema = z.object({
+  legId: z.string(),
+  stageArn: StageArnSchema,
+  state: z.enum(['connecting', 'connected', 'failed', 'closed']),
+  participantId: z.string().optional(),
+  connectedAt: IsoDate.optional(),
+  rotateAt: IsoDate.optional(),
+  attempts: z.number().int().nonnegative(),
+  failures: z.number().int().nonnegative(),
+  lastError: z.string().optional(),
+  packetsSent: z.number().nonnegative(),
+  bytesSent: z.number().nonnegative(),
+  keyframesSent: z.number().nonnegative(),
+  nacksReceived: z.number().nonnegative(),
+  plisReceived: z.number().nonnegative(),
+  fractionLost: z.number(),
+  cumulativeLost: z.number(),
+  rttMs: z.number().optional(),
+  /** The leg has forwarded a decodable start (a keyframe) since it joined or the source changed. */
+  started: z.boolean(),
+});
+export type MediaLegStats = z.infer<typeof MediaLegStatsSchema>;
+
+export const IvsViolationSchema = z.object({ code: z.string(), message: z.string() });
+
+/** What the H.264 inspector read from the broadcaster's bitstream (never from SDP). */
+export const StreamReportSchema = z.object({
+  profile: z.string().optional(),
+  level: z.string().optional(),
+  width: z.number().int().optional(),
+  height: z.number().int().optional(),
+  bFrames: z.boolean(),
+  frames: z.number().int().nonnegative(),
+  keyframes: z.number().int().nonnegative(),
+  keyframeIntervalMs: z.number().optional(),
+  bitrateBps: z.number().nonnegative(),
+  frameRate: z.number().optional(),
+  /** What IVS would refuse (issue 6 refuses such a stream at ingest when the provider is IVS). */
+  ivsViolations: z.array(IvsViolationSchema),
+});
+export type StreamReport = z.infer<typeof StreamReportSchema>;
+
+export const MediaServerStatsSchema = z.object({
+  service: z.literal('media-server'),
+  serverId: z.string(),
+  uptimeSeconds: z.number(),
+  publisher: z.object({
+    online: z.boolean(),
+    sessionId: z.string().optional(),
+    since: IsoDate.optional(),
+    bitrateBps: z.number().nonnegative(),
+    packetsReceived: z.number().nonnegative(),
+    bytesReceived: z.number().nonnegative(),
+    keyframesReceived: z.number().nonnegative(),
+    lost: z.number(),
+    keyframeRequestsSent: z.number().nonnegative(),
+    lastKeyframeAt: IsoDate.optional(),
+  }),
+  stream: StreamReportSchema.nullable(),
+  stages: z.object({ expected: z.number().int().nonnegative(), connected: z.number().int().nonnegative() }),
+  legs: z.array(MediaLegStatsSchema),
+  api: z.object({
+    registered: z.boolean(),
+    registrationFresh: z.boolean(),
+    heartbeat: z.enum(['ok', 'failing', 'unregistered']),
+    heartbeatIntervalMs: z.number().int(),
+    lastHeartbeatAt: IsoDate.optional(),
+    websocket: z.enum(['down', 'connecting', 'up']),
+    wsReconnects: z.number().int().nonnegative(),
+    lastSyncAt: IsoDate.optional(),
+  }),
+  errors: z.object({
+    legFailures: z.number().int().nonnegative(),
+    syncFailures: z.number().int().nonnegative(),
+    heartbeatFailures: z.number().int().nonnegative(),
+    apiRequestErrors: z.number().int().nonnegative(),
+    ingestRefused: z.number().int().nonnegative(),
+    ingestConflicts: z.number().int().nonnegative(),
+  }),
+});
+export type MediaServerStats = z.infer<typeof MediaServerStatsSchema>;
