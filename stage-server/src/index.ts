@@ -2,6 +2,7 @@
 import { createStageServer } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
+import { createRtcPlane } from './services/rtc-plane.js';
 
 let config;
 try {
@@ -14,7 +15,7 @@ try {
   throw e;
 }
 const logger = createLogger(config.logLevel);
-const server = createStageServer(config, logger);
+const server = createStageServer(config, logger, { plane: createRtcPlane() });
 
 let shuttingDown = false;
 async function shutdown(signal: string): Promise<void> {
