@@ -123,7 +123,7 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
   constructor(o: APIClientOptions) {
     super();
     this.o = o;
-    this.log = o.log.child({ component: 'api-client', serverId: o.serverId });
+    this.log = o.log.child({ component: 'api-client' });
     this.now = o.now ?? Date.now;
     this.hbInterval = o.heartbeatIntervalMs ?? 10_000;
     this.port = o.port;

@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { localStageArn, type StageArn } from '@stagecast/protocol';
+import { APIClientService, ApiRequestError } from '../src/services/APIClientService.js';
+import { backoffDelay } from '../src/services/backoff.js';
+import { startFakeApi, type FakeApi } from './helpers/fake-api.js';
+import { testLogger } from './helpers/log.js';
+import { waitFor } from './helpers/wait.js';
+
+const SECRET = 'media-secret-0123456789';
+
+function client(api: FakeApi, extra: Partial<ConstructorParameters<typeof APIClientService>[0]> = {}) {
+  const { log, logs } = testLogger();
+  const c = new APIClientService({
+    apiUrl: api.url,
+    secret: SECRET,
+    serverId: 'media-test-1',
+    advertisedIp: '127.0.0.1',
+    port: 3001,
+    requestTimeoutMs: 1000,
+    log,
+    backoff: { baseMs: 20, capMs: 200 },
+    ...extra,
+  });
+  return { c, logs };
+}
+
+async function withApi(fn: (api: FakeApi) => Promise<void>): Promise<void> {
+  const api = await startFakeApi({ secret: SECRET, heartbeatIntervalMs: 100 });
+  try {
+    await fn(api);
+  } finally {
+    await api.stop();
+  }
+}
+
+test('backoffDelay grows exponentially with jitter, never below half its step, and is capped', () => {
+  const at = (n: number, r: number) => backoffDelay(n, { baseMs: 500, capMs: 30_000, random: () => r });
+  assert.equal(at(0, 0), 250);
+  assert.equal(at(0, 1), 500);
+  assert.equal(at(3, 0), 2000);
+  assert.equal(at(3, 1), 4000);
+  assert.equal(at(20, 0), 15_000);
+  assert.equal(at(20, 1), 30_000);
+  assert.equal(at(1000, 0.5), 22_500);
+});
+
+test('registers, takes the heartbeat interval from the API Server and heartbeats the legs it is given', async () => {
+  await withApi(async (api) => {
+    const { c, logs } = client(api);
+    try {
+      const arn = localStageArn('s1');
+      c.setHeartbeatSource(() => ({ publisherOnline: true, legs: [{ stageArn: arn, state: 'connected' }] }));
+      await c.register();
+      assert.equal(c.heartbeatIntervalMs, 100);
+      assert.ok(c.registrationFresh());
+      assert.equal(logs.count('registered'), 1);
+      c.startHeartbeat();
+      const s = await waitFor(() => (api.servers.get('media-test-1')?.heartbeats ?? 0) >= 2 && api.servers.get('media-test-1'), { what: 'two heartbeats' });
+      assert.deepEqual(s.legs, [{ stageArn: arn, state: 'connected' }]);
+      assert.equal(s.publisherOnline, true);
+      assert.equal(s.port, 3001);
+      assert.equal(c.status().heartbeat, 'ok');
+    } finally {
+      c.stop();
+    }
+  });
+});
+
+test('a 404 on heartbeat (the API Server forgot us) registers again', async () => {
+  await withApi(async (api) => {
+    const { c, logs } = client(api);
+    try {
+      await c.register();
+      c.startHeartbeat();
+      await waitFor(() => (api.servers.get('media-test-1')?.heartbeats ?? 0) >= 1, { what: 'a heartbeat' });
+      api.forgetServers();
+      await waitFor(() => (api.servers.get('media-test-1')?.heartbeats ?? 0) >= 1, { what: 'heartbeats after re-registration' });
+      assert.ok(api.calls.some((x) => x.path === '/api/media/heartbeat' && x.status === 404));
+      assert.equal(c.status().reRegistrations, 1);
+      assert.equal(logs.count('registered'), 2);
+      assert.ok(c.registrationFresh());
+    } finally {
+      c.stop();
+    }
+  });
+});
+
+test('getActiveStages and getStageToken return validated bodies; API errors are typed with their status', async () => {
+  await withApi(async (api) => {
+    const { c } = client(api);
+    const arn = localStageArn('abc');
+    api.stages.add(arn);
+    const stages = await c.getActiveStages();
+    assert.deepEqual(stages.map((s) => s.stageArn), [arn]);
+    const t = await c.getStageToken(arn);
+    assert.equal(t.participantId, 'pub_1');
+    await assert.rejects(c.getStageToken(localStageArn('gone')), (e: unknown) => e instanceof ApiRequestError && e.status === 404 && e.code === 'NOT_FOUND');
+    api.failNext('/api/media/stages', 503);
+    await assert.rejects(c.getActiveStages(), (e: unknown) => e instanceof ApiRequestError && e.status === 503);
+    c.stop();
+  });
+});
+
+test('the WebSocket delivers stage events, reconnects with backoff after an API Server restart and then asks for a resync', async () => {
+  await withApi(async (api) => {
+    const { c, logs } = client(api, { requestTimeoutMs: 300 });
+    const created: StageArn[] = [];
+    const deleted: StageArn[] = [];
+    let resyncs = 0;
+    let disconnects = 0;
+    c.on('stage_created', (e) => created.push(e.stageArn));
+    c.on('stage_deleted', (e) => deleted.push(e.stageArn));
+    c.on('resync', () => resyncs++);
+    c.on('disconnected', () => disconnects++);
+    try {
+      await c.register();
+      c.startHeartbeat();
+      c.connectWebSocket();
+      await waitFor(() => c.websocketState === 'up', { what: 'the WebSocket' });
+      assert.equal(resyncs, 0, 'no resync on the first connection');
+      api.createStage(localStageArn('one'));
+      api.deleteStage(localStageArn('one'));
+      await waitFor(() => deleted.length === 1, { what: 'stage events' });
+      assert.deepEqual(created, [localStageArn('one')]);
+
+      await api.stop();
+      await waitFor(() => disconnects === 1 && c.websocketState !== 'up', { what: 'the disconnect' });
+      // While the API Server is away: calls fail typed, nothing throws out of timers, logs once per state change.
+      await assert.rejects(c.getActiveStages(), (e: unknown) => e instanceof ApiRequestError && e.status === 0);
+      await assert.rejects(c.getActiveStages(), (e: unknown) => e instanceof ApiRequestError && e.status === 0);
+      await waitFor(() => c.status().heartbeat === 'failing', { what: 'heartbeat failing' });
+      await waitFor(() => logs.count('websocket.connect_failed') >= 1, { what: 'a failed reconnect' });
+      const failedConnects = logs.count('websocket.connect_failed');
+      assert.equal(logs.count('api.unreachable'), 1, 'unreachable logged once, not per retry');
+      assert.equal(logs.count('heartbeat.failing'), 1);
+
+      await api.start();
+      await waitFor(() => resyncs === 1, { timeoutMs: 5000, what: 'resync after reconnect' });
+      assert.equal(c.websocketState, 'up');
+      assert.equal(c.status().wsReconnects, 1);
+      assert.equal(api.wsConnections, 2);
+      assert.ok(failedConnects <= 1, 'a refused reconnect is logged once per outage');
+      // The restarted API Server lost its registry: the heartbeat's 404 registers again.
+      await waitFor(() => (api.servers.get('media-test-1')?.heartbeats ?? 0) >= 1, { what: 're-registration' });
+      assert.equal(logs.count('api.reachable'), 1);
+      api.createStage(localStageArn('two'));
+      await waitFor(() => created.length === 2, { what: 'events after reconnect' });
+    } finally {
+      c.stop();
+    }
+    assert.equal(c.websocketState, 'down');
+    await waitFor(() => api.openSockets() === 0, { what: 'the socket to close' });
+  });
+});
+
+test('a WebSocket refused for a wrong secret is retried without crashing and logged once', async () => {
+  await withApi(async (api) => {
+    const { c, logs } = client(api, { secret: 'wrong-secret-xyz' });
+    try {
+      c.connectWebSocket();
+      await waitFor(() => api.wsAttempts >= 3, { what: 'three attempts' });
+      assert.equal(api.wsConnections, 0);
+      assert.equal(logs.count('websocket.refused'), 1);
+    } finally {
+      c.stop();
+    }
+  });
+});

@@ -1,0 +1,160 @@
+/**
+ * A small REAL API Server stand-in (node:http + ws) implementing the Media Server's side of the contract:
+ * register, heartbeat (404 for an unknown server), stages, token, and /ws?type=media-server with the
+ * Bearer secret. It can stop and start again on the same port, forget servers, and fail calls on demand.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { HeartbeatRequestSchema, RegisterRequestSchema, TokenRequestSchema, stageIdOf, type StageArn } from '@stagecast/protocol';
+
+export interface FakeApi {
+  url: string;
+  port: number;
+  secret: string;
+  stages: Set<StageArn>;
+  servers: Map<string, { port: number; heartbeats: number; legs: unknown[]; publisherOnline?: boolean }>;
+  calls: { method: string; path: string; status: number }[];
+  tokensIssued: Map<StageArn, number>;
+  wsConnections: number;
+  /** Upgrade requests, accepted or not. */
+  wsAttempts: number;
+  heartbeatIntervalMs: number;
+  /** The next n calls to `path` answer `status`. */
+  failNext(path: string, status: number, n?: number): void;
+  createStage(arn: StageArn): void;
+  deleteStage(arn: StageArn): void;
+  forgetServers(): void;
+  openSockets(): number;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export async function startFakeApi(o: { secret: string; heartbeatIntervalMs?: number; tokenTtlMs?: number; port?: number }): Promise<FakeApi> {
+  const failures = new Map<string, { status: number; n: number }>();
+  let server: Server | undefined;
+  let wss: WebSocketServer | undefined;
+  let seq = 0;
+  const api: FakeApi = {
+    url: '',
+    port: o.port ?? 0,
+    secret: o.secret,
+    stages: new Set(),
+    servers: new Map(),
+    calls: [],
+    tokensIssued: new Map(),
+    wsConnections: 0,
+    wsAttempts: 0,
+    heartbeatIntervalMs: o.heartbeatIntervalMs ?? 200,
+    failNext(path, status, n = 1) {
+      failures.set(path, { status, n });
+    },
+    createStage(arn) {
+      api.stages.add(arn);
+      broadcast('stage_created', arn);
+    },
+    deleteStage(arn) {
+      api.stages.delete(arn);
+      broadcast('stage_deleted', arn);
+    },
+    forgetServers() {
+      api.servers.clear();
+    },
+    openSockets() {
+      return wss ? wss.clients.size : 0;
+    },
+    async stop() {
+      if (!server) return;
+      for (const ws of wss?.clients ?? []) ws.terminate();
+      wss?.close();
+      const s = server;
+      server = undefined;
+      wss = undefined;
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    },
+    async start() {
+      if (server) return;
+      wss = new WebSocketServer({ noServer: true });
+      wss.on('connection', () => api.wsConnections++);
+      server = createServer((req, res) => handle(req, res));
+      server.on('upgrade', (req, socket, head) => {
+        api.wsAttempts++;
+        const u = new URL(req.url ?? '/', 'http://x');
+        if (u.pathname !== '/ws' || u.searchParams.get('type') !== 'media-server' || req.headers.authorization !== `Bearer ${o.secret}`) {
+          socket.end('HTTP/1.1 403 Forbidden\r\n\r\n');
+          return;
+        }
+        const w = wss!;
+        w.handleUpgrade(req, socket, head, (ws: WebSocket) => w.emit('connection', ws, req));
+      });
+      const s = server;
+      await new Promise<void>((r) => s.listen(api.port, '127.0.0.1', () => r()));
+      api.port = (s.address() as AddressInfo).port;
+      api.url = `http://127.0.0.1:${api.port}`;
+    },
+  };
+
+  function broadcast(type: 'stage_created' | 'stage_deleted', arn: StageArn): void {
+    const msg = JSON.stringify({ type, seq: ++seq, data: { stageArn: arn, timestamp: new Date().toISOString() } });
+    for (const ws of wss?.clients ?? []) ws.send(msg);
+  }
+
+  function handle(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const path = (req.url ?? '/').split('?')[0]!;
+      const send = (status: number, body: unknown) => {
+        api.calls.push({ method: req.method ?? '', path, status });
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      if (req.headers.authorization !== `Bearer ${o.secret}`) return send(req.headers.authorization ? 403 : 401, { error: { code: 'FORBIDDEN', message: 'secret' } });
+      const f = failures.get(path);
+      if (f && f.n > 0) {
+        f.n--;
+        return send(f.status, { error: { code: 'INTERNAL', message: 'injected' } });
+      }
+      let body: unknown;
+      try {
+        body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
+      } catch {
+        return send(400, { error: { code: 'INVALID_INPUT', message: 'json' } });
+      }
+      if (path === '/api/media/register' && req.method === 'POST') {
+        const r = RegisterRequestSchema.parse(body);
+        api.servers.set(r.serverId, { port: r.port, heartbeats: 0, legs: [] });
+        return send(200, { ok: true, serverId: r.serverId, heartbeatIntervalMs: api.heartbeatIntervalMs });
+      }
+      if (path === '/api/media/heartbeat' && req.method === 'POST') {
+        const h = HeartbeatRequestSchema.parse(body);
+        const s = api.servers.get(h.serverId);
+        if (!s) return send(404, { error: { code: 'NOT_FOUND', message: 'unknown media server: register again' } });
+        s.heartbeats++;
+        s.legs = h.legs ?? [];
+        if (h.publisherOnline !== undefined) s.publisherOnline = h.publisherOnline;
+        return send(200, { ok: true, heartbeatIntervalMs: api.heartbeatIntervalMs });
+      }
+      if (path === '/api/media/stages' && req.method === 'GET') {
+        return send(200, { stages: [...api.stages].map((arn) => ({ stageArn: arn, stageId: stageIdOf(arn), viewerCount: 0, capacity: 50, state: 'active' })) });
+      }
+      if (path === '/api/media/token' && req.method === 'POST') {
+        const t = TokenRequestSchema.parse(body);
+        if (!api.stages.has(t.stageArn)) return send(404, { error: { code: 'NOT_FOUND', message: 'no such active stage' } });
+        const n = (api.tokensIssued.get(t.stageArn) ?? 0) + 1;
+        api.tokensIssued.set(t.stageArn, n);
+        return send(200, {
+          token: `tok-${stageIdOf(t.stageArn)}-${n}`,
+          whipUrl: `http://127.0.0.1:9/stages/${stageIdOf(t.stageArn)}/whip`,
+          participantId: `pub_${n}`,
+          expiresAt: new Date(Date.now() + (o.tokenTtlMs ?? 3_600_000)).toISOString(),
+        });
+      }
+      return send(404, { error: { code: 'NOT_FOUND', message: 'no such route' } });
+    });
+  }
+
+  await api.start();
+  return api;
+}

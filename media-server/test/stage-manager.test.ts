@@ -1,0 +1,233 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { localStageArn } from '@stagecast/protocol';
+import { Router } from '@stagecast/rtc';
+import { SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
+import { DEFAULT_LEG_TIMING, type LegTiming } from '../src/services/StageLeg.js';
+import { StageManager } from '../src/services/StageManager.js';
+import { FakeIngestSession, FakeStageApi, fakeConnector, type FakeConnector } from './helpers/fakes.js';
+import { testLogger } from './helpers/log.js';
+import { waitFor } from './helpers/wait.js';
+
+const FAST: LegTiming = { ...DEFAULT_LEG_TIMING, retryBaseMs: 20, retryCapMs: 100, connectTimeoutMs: 2000 };
+
+async function withManager(
+  fn: (x: { sm: StageManager; api: FakeStageApi; conn: FakeConnector; router: Router; logs: ReturnType<typeof testLogger>['logs'] }) => Promise<void>,
+  timing: Partial<LegTiming> = {},
+): Promise<void> {
+  const { log, logs } = testLogger();
+  const api = new FakeStageApi();
+  const conn = fakeConnector();
+  const router = new Router();
+  const sm = new StageManager({ api, router, connect: conn.connect, log, timing: { ...FAST, ...timing }, syncIntervalMs: 60_000 });
+  try {
+    await fn({ sm, api, conn, router, logs });
+  } finally {
+    await sm.stop();
+    router.close();
+  }
+}
+
+const A = localStageArn('stageA');
+const B = localStageArn('stageB');
+const C = localStageArn('stageC');
+
+function publisher(seed: number): SyntheticPublisher {
+  return new SyntheticPublisher({ videoSsrc: 100 + seed, audioSsrc: 200 + seed, videoSeq: 1000 * seed, audioSeq: 500 * seed, videoTs: 90_000 * seed, audioTs: 48_000 * seed, packetsPerFrame: 2, payloadBytes: 200 });
+}
+
+test('legs follow the stages: the initial sync, stage_created and stage_deleted, and a resync that repairs missed events — all before any broadcaster', async () => {
+  await withManager(async ({ sm, api, conn, router, logs }) => {
+    api.stages.add(A);
+    api.stages.add(B);
+    sm.initialize();
+    await sm.syncAllStages();
+    await waitFor(() => sm.stats().stagesConnected === 2, { what: 'two legs connected' });
+    assert.equal(sm.publisherOnline, false, 'legs come up before the broadcaster');
+    assert.equal(router.sinkCount, 2);
+    assert.deepEqual(conn.calls.map((c) => c.token), ['tok-1', 'tok-2']);
+
+    api.created(C);
+    await waitFor(() => sm.legFor(C)?.state === 'connected', { what: 'leg of the new stage' });
+    api.deleted(A);
+    assert.equal(sm.legFor(A), undefined);
+    assert.equal(conn.live(A).length, 0);
+
+    // Events missed while the WebSocket was down: a stage appeared, another went. 'resync' repairs both.
+    api.stages.delete(B);
+    const D = localStageArn('stageD');
+    api.stages.add(D);
+    api.emit('resync');
+    await waitFor(() => sm.legFor(D)?.state === 'connected' && !sm.legFor(B), { what: 'resync' });
+    assert.deepEqual(sm.stageArns().sort(), [C, D].sort());
+    assert.equal(router.sinkCount, 2);
+    assert.deepEqual(sm.heartbeatPayload().legs.map((l) => l.state), ['connected', 'connected']);
+    for (const ev of ['stages.synced', 'stage.connecting', 'stage.connected', 'stage.disconnected']) assert.ok(logs.count(ev) > 0, ev);
+    assert.ok(!logs.text.includes('tok-'), 'no token in the logs');
+  });
+});
+
+test('a sync while the API Server is away keeps every leg; a sync that raced a stage_deleted does not bring the stage back', async () => {
+  await withManager(async ({ sm, api }) => {
+    api.stages.add(A);
+    sm.initialize();
+    await sm.syncAllStages();
+    await waitFor(() => sm.legFor(A)?.state === 'connected', { what: 'leg A' });
+    api.down = true;
+    await sm.syncAllStages();
+    assert.equal(sm.stats().lastSyncOk, false);
+    assert.equal(sm.legFor(A)?.state, 'connected', 'forwarding never stops because the API is away');
+    api.down = false;
+
+    // The list is fetched (still holding A), then the deletion event arrives before the list is applied.
+    const getActive = api.getActiveStages.bind(api);
+    api.getActiveStages = async () => {
+      const list = await getActive();
+      api.deleted(A);
+      return list;
+    };
+    await sm.syncAllStages();
+    assert.equal(sm.legFor(A), undefined);
+  });
+});
+
+test('a failed leg retries with backoff and a FRESH token each time, then connects', async () => {
+  await withManager(async ({ sm, api, conn }) => {
+    conn.failNext(3, 503);
+    sm.initialize();
+    api.created(A);
+    await waitFor(() => sm.legFor(A)?.state === 'connected', { what: 'the leg after retries' });
+    assert.equal(conn.calls.length, 4);
+    assert.deepEqual(conn.calls.map((c) => c.token), ['tok-1', 'tok-2', 'tok-3', 'tok-4']);
+    assert.equal(new Set(conn.calls.map((c) => c.id)).size, 4, 'each attempt is a new sink id');
+    const st = sm.stats();
+    assert.equal(st.legFailures, 3);
+    assert.equal(st.legs[0]!.failures, 3);
+    assert.match(st.legs[0]!.lastError ?? '', /503/);
+
+    // A connected leg whose transport fails comes back by itself, with a new token.
+    conn.live(A)[0]!.setState('failed');
+    assert.equal(sm.legFor(A)?.state, 'failed');
+    await waitFor(() => sm.legFor(A)?.state === 'connected', { what: 'reconnect after transport failure' });
+    assert.equal(conn.calls.at(-1)!.token, 'tok-5');
+    assert.equal(conn.live(A).length, 1);
+  });
+});
+
+test('a deleted stage’s leg is closed within a second: its sink leaves the router and its WHIP session is DELETEd', async () => {
+  await withManager(async ({ sm, api, conn, router }) => {
+    sm.initialize();
+    api.created(A);
+    api.created(B);
+    await waitFor(() => sm.stats().stagesConnected === 2, { what: 'legs' });
+    const legA = conn.live(A)[0]!;
+    const t0 = Date.now();
+    api.deleted(A);
+    await waitFor(() => legA.stopped, { timeoutMs: 1000, what: 'DELETE of the leg' });
+    assert.ok(legA.stoppedAt - t0 < 1000);
+    assert.equal(router.sinkCount, 1);
+    assert.equal(sm.legFor(B)?.state, 'connected');
+
+    // A stage deleted while its leg is still retrying: the retry stops too.
+    conn.failNext(100);
+    api.created(C);
+    await waitFor(() => sm.legFor(C)?.state === 'failed', { what: 'failing leg' });
+    const callsBefore = conn.calls.length;
+    api.deleted(C);
+    await new Promise((r) => setTimeout(r, 250)); // asserting an absence: wait longer than the retry cap
+    assert.equal(conn.calls.length, callsBefore);
+  });
+});
+
+test('a leg due for rotation is replaced make-before-break: the old leg keeps forwarding until the new one is connected', async () => {
+  await withManager(
+    async ({ sm, api, conn, router, logs }) => {
+      sm.initialize();
+      api.created(A);
+      await waitFor(() => sm.legFor(A)?.state === 'connected', { what: 'first leg' });
+      const first = conn.live(A)[0]!;
+      const session = new FakeIngestSession();
+      sm.onPublisherConnected(session);
+      const pub = publisher(1);
+      for (const p of pub.videoFrame(true)) session.deliver('video', p);
+      assert.ok(first.sinkPort.of('video').length > 0, 'the first leg forwards');
+
+      conn.mode = 'manual';
+      // Max age 300 ms: rotation is due shortly after connecting.
+      const second = await waitFor(() => conn.conns.find((c) => c !== first), { what: 'the replacement leg' });
+      for (const p of pub.videoFrame(false)) session.deliver('video', p);
+      assert.equal(first.stopped, false, 'old leg still up while the new one connects');
+      assert.equal(router.sinkCount, 2);
+      const before = first.sinkPort.of('video').length;
+      for (const p of pub.videoFrame(false)) session.deliver('video', p);
+      assert.ok(first.sinkPort.of('video').length > before, 'no gap: the old leg forwards during the overlap');
+
+      second.setState('connected');
+      await waitFor(() => first.stopped, { what: 'old leg closed after the switch' });
+      assert.equal(router.sinkCount, 1);
+      // The new leg starts with the cached keyframe, then live frames.
+      for (const p of pub.videoFrame(false)) session.deliver('video', p);
+      assert.ok(second.sinkPort.of('video').length > 0, 'the new leg forwards');
+      assert.equal(sm.stats().rotations, 1);
+      assert.equal(logs.count('stage.rotated'), 1);
+      assert.equal(sm.heartbeatPayload().legs.length, 1);
+    },
+    { maxAgeMs: 300 },
+  );
+});
+
+test('a leg is rotated before its token expires (renewal with a fresh token)', async () => {
+  await withManager(
+    async ({ sm, api, conn }) => {
+      api.tokenTtlMs = 60_000 + 300; // renewBefore 60 s → due in 300 ms
+      sm.initialize();
+      api.created(A);
+      await waitFor(() => sm.stats().rotations === 1, { what: 'rotation for the token' });
+      assert.deepEqual(conn.calls.map((c) => c.token).slice(0, 2), ['tok-1', 'tok-2']);
+      assert.equal(conn.live(A).length, 1);
+      const rot = sm.stats().legs[0]!;
+      assert.ok(rot.rotateAt, 'the next rotation is scheduled');
+    },
+    { renewBeforeMs: 60_000 },
+  );
+});
+
+test('the broadcaster feeds the router; when it drops the legs stay up, and when it returns it is the source again with no new signalling', async () => {
+  await withManager(async ({ sm, api, conn, router, logs }) => {
+    sm.initialize();
+    api.created(A);
+    await waitFor(() => sm.legFor(A)?.state === 'connected', { what: 'leg' });
+    const leg = conn.live(A)[0]!;
+    const s1 = new FakeIngestSession();
+    sm.onPublisherConnected(s1);
+    assert.equal(router.hasSource, true);
+    const p1 = publisher(1);
+    for (const p of p1.videoFrame(true)) s1.deliver('video', p);
+    s1.deliver('audio', p1.audioPacket());
+    assert.ok(leg.sinkPort.of('video').length >= 3);
+    assert.equal(logs.count('publisher.connected'), 1);
+    assert.equal(logs.count('publishing.started'), 1);
+
+    sm.onPublisherDisconnected(s1);
+    assert.equal(router.hasSource, false);
+    assert.equal(leg.stopped, false);
+    assert.equal(sm.legFor(A)?.state, 'connected');
+
+    const s2 = new FakeIngestSession();
+    sm.onPublisherConnected(s2);
+    const p2 = publisher(2);
+    const sent = leg.sinkPort.of('video').length;
+    for (const p of p2.videoFrame(true)) s2.deliver('video', p);
+    const after = leg.sinkPort.of('video');
+    assert.ok(after.length > sent, 'frames resume on the same leg');
+    // Continuity across the source change: one SSRC, sequence numbers continue.
+    assert.equal(new Set(after.map((r) => r.ssrc)).size, 1);
+    assert.equal(after[sent]!.seq, (after[sent - 1]!.seq + 1) & 0xffff);
+    assert.equal(conn.calls.length, 1, 'no new signalling to the stage');
+
+    // A replaced session that still delivers is ignored.
+    const stale = leg.sinkPort.of('video').length;
+    for (const p of p1.videoFrame(false)) s1.deliver('video', p);
+    assert.equal(leg.sinkPort.of('video').length, stale);
+  });
+});
