@@ -17,6 +17,10 @@ export interface EndpointOptions<S> {
   maxSessions: number;
   /** Bind ICE to one address (tests on 127.0.0.1); unset = gather on every interface. */
   bindAddress?: string;
+  /**
+   * ICE servers offered to clients in Link headers (RFC 9725 §4.6). The endpoint's own peers do not use them: a
+   * media server is expected to be reachable on its host candidates.
+   */
   iceServers?: readonly IceServerConfig[];
   /** Checks the Bearer token of a POST; omit when the caller authorises before handle(). */
   authorize?: (token: string | undefined, req: HttpRequest) => AuthDecision | Promise<AuthDecision>;

@@ -30,7 +30,7 @@ export class WhepEndpoint extends SignallingEndpoint<WhepSession> {
   constructor(o: EndpointOptions<WhepSession>) {
     super(o, async (offer, sd) => {
       const { sections, ufrag } = acceptOffer(sd, ['recvonly', 'sendrecv']);
-      const peer = new Peer({ name: 'whep', ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}), ...(o.iceServers ? { iceServers: o.iceServers } : {}) });
+      const peer = new Peer({ name: 'whep', ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}) });
       const session = new WhepSession(peer, ufrag, sections[0]!.mid);
       try {
         const tracks: { audio?: TrackHandle; video?: TrackHandle } = {};

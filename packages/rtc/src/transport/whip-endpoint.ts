@@ -52,7 +52,7 @@ export class WhipEndpoint extends SignallingEndpoint<WhipSession> {
   constructor(o: EndpointOptions<WhipSession>) {
     super(o, async (offer, sd) => {
       const { sections, ufrag } = acceptOffer(sd, ['sendonly', 'sendrecv']);
-      const peer = new Peer({ name: 'whip', ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}), ...(o.iceServers ? { iceServers: o.iceServers } : {}) });
+      const peer = new Peer({ name: 'whip', ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}) });
       const session = new WhipSession(peer, ufrag, sections[0]!.mid);
       try {
         for (const s of sections) session.attach(addLocalTrack(peer, s, 'RecvOnly'), sourceParams(s));
