@@ -36,8 +36,9 @@ const EnvSchema = z.object({
 export interface Config {
   port: number;
   host: string;
-  /** Base URL broadcasters use (Location headers are absolute under it). No trailing slash. */
-  publicUrl: string;
+  /** Base URL broadcasters use (Location headers are absolute under it). No trailing slash.
+   *  Undefined: http://127.0.0.1:<the bound port> (so PORT=0 works). */
+  publicUrl?: string;
   serverId: string;
   advertisedIp: string;
   apiServerUrl: string;
@@ -80,7 +81,6 @@ export function parseConfig(env: Record<string, string | undefined>, host = host
   const c: Config = {
     port: e.PORT,
     host: e.HOST,
-    publicUrl: (e.PUBLIC_URL ?? `http://127.0.0.1:${e.PORT}`).replace(/\/+$/, ''),
     serverId: e.SERVER_ID ?? `${safeHost}-${e.PORT}`,
     advertisedIp: e.ADVERTISED_IP,
     apiServerUrl: e.API_SERVER_URL.replace(/\/+$/, ''),
@@ -93,6 +93,7 @@ export function parseConfig(env: Record<string, string | undefined>, host = host
     logLevel: e.LOG_LEVEL,
     aws,
   };
+  if (e.PUBLIC_URL) c.publicUrl = e.PUBLIC_URL.replace(/\/+$/, '');
   if (e.API_SECRET_KEY) c.apiSecretKey = e.API_SECRET_KEY;
   if (e.INGEST_TOKEN) c.ingestToken = e.INGEST_TOKEN;
   if (e.HEARTBEAT_INTERVAL_MS !== undefined) c.heartbeatIntervalMs = e.HEARTBEAT_INTERVAL_MS;

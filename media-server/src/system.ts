@@ -81,7 +81,7 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
   const ingest = new IngestService({ auth, publisher: stageManager, log });
   const endpoint = (opts.ingestEndpoint ?? rtcIngestEndpoint)({
     basePath: WHIP_PATH,
-    endpointUrl: config.publicUrl + WHIP_PATH,
+    endpointUrl: () => (config.publicUrl ?? `http://127.0.0.1:${server.port}`) + WHIP_PATH,
     // Two: OBS's reconnect POST arrives while its old session is still alive.
     maxSessions: 2,
     onSession: (s) => ingest.onSession(s),

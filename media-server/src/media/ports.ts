@@ -29,8 +29,8 @@ export interface IngestEndpoint {
 export interface IngestEndpointOptions {
   /** Path of the endpoint on this server ('/whip'); sessions live under <basePath>/sessions/<id>. */
   basePath: string;
-  /** Absolute URL of the endpoint (PUBLIC_URL + basePath), for Location headers. */
-  endpointUrl: string;
+  /** Absolute URL of the endpoint (PUBLIC_URL + basePath), for Location headers; known once listening. */
+  endpointUrl: () => string;
   onSession(session: IngestSession): void;
   maxSessions: number;
   bindAddress?: string;

@@ -5,7 +5,7 @@ import type { IngestEndpointFactory, LegConnector } from './ports.js';
 export const rtcIngestEndpoint: IngestEndpointFactory = (o) =>
   new WhipEndpoint({
     basePath: o.basePath,
-    endpointUrl: () => o.endpointUrl,
+    endpointUrl: o.endpointUrl,
     maxSessions: o.maxSessions,
     ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
     // The Media Server authorizes before handle() (IngestAuth + the one-broadcaster rule).
