@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Router } from '../src/core/index.js';
 import { SyntheticPublisher, FakeSourcePort, H264, OPUS } from '../src/core/testing.js';
-import { WHIPClient, WhipEndpoint, WhipHttpError, type HttpRequest, type WhipSession } from '../src/transport/index.js';
+import { WHIPClient, WhipEndpoint, WhipHttpError, type HttpRequest, type HttpResponse, type WhipSession } from '../src/transport/index.js';
 import { serve, waitFor, type Served } from './helpers/serve.js';
 
 const TOKEN = 'stage-publish-token';
@@ -34,12 +34,12 @@ describe('WHIPClient', () => {
       onSession: (s) => sessions.push(s),
     });
     // Two redirecting hosts (other origins), each refusing a request that lost its Bearer token, as IVS does.
-    hop2 = await serve((req) => {
+    hop2 = await serve((req): HttpResponse => {
       seen.push(`hop2 ${req.method} ${bearerOk(req) ? 'auth' : 'noauth'}`);
       if (!bearerOk(req)) return { status: 401, headers: {}, body: 'token lost on redirect' };
       return { status: 307, headers: { location: `${target.url}/whip` } };
     });
-    hop1 = await serve((req) => {
+    hop1 = await serve((req): HttpResponse => {
       seen.push(`hop1 ${req.method} ${bearerOk(req) ? 'auth' : 'noauth'}`);
       if (req.url.startsWith('/found')) return { status: 302, headers: { location: `${target.url}/whip` } };
       if (req.url.startsWith('/full')) return { status: 503, headers: { 'retry-after': '7' }, body: 'busy' };
