@@ -32,7 +32,13 @@ async function whepViewer(url: string, token: string) {
     body: peer.localSdp(),
   });
   const body = await res.text();
-  if (res.status === 201) peer.pc.setRemoteDescription(body, 'answer');
+  if (res.status === 201) {
+    try {
+      peer.pc.setRemoteDescription(body, 'answer');
+    } catch (e) {
+      throw new Error(`viewer state ${peer.state} gathering ${peer.pc.gatheringState()} sig ${peer.pc.signalingState()}: ${(e as Error).message}\nOFFER:\n${peer.localSdp()}\nANSWER:\n${body}`);
+    }
+  }
   const location = res.status === 201 ? new URL(res.headers.get('location')!, url).toString() : undefined;
   return {
     status: res.status,
