@@ -135,13 +135,14 @@ test('the WebSocket delivers stage events, reconnects with backoff after an API 
       assert.equal(logs.count('api.unreachable'), 1, 'unreachable logged once, not per retry');
       assert.equal(logs.count('heartbeat.failing'), 1);
 
+      api.forgetServers(); // the restarted API Server lost its registry
       await api.start();
       await waitFor(() => resyncs === 1, { timeoutMs: 5000, what: 'resync after reconnect' });
       assert.equal(c.websocketState, 'up');
       assert.equal(c.status().wsReconnects, 1);
       assert.equal(api.wsConnections, 2);
       assert.ok(failedConnects <= 1, 'a refused reconnect is logged once per outage');
-      // The restarted API Server lost its registry: the heartbeat's 404 registers again.
+      // The heartbeat's 404 registers again.
       await waitFor(() => (api.servers.get('media-test-1')?.heartbeats ?? 0) >= 1, { what: 're-registration' });
       assert.equal(logs.count('api.reachable'), 1);
       api.createStage(localStageArn('two'));

@@ -338,9 +338,14 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
       if (isBinary) return;
       this.onMessage(data.toString());
     });
-    ws.on('unexpected-response', (_req, res) => {
+    ws.on('unexpected-response', (req, res) => {
       if (!this.wsFailLogged) this.log.warn({ status: res.statusCode }, 'websocket.refused');
       this.wsFailLogged = true;
+      // Handling this event makes the request ours to abort; a reset of the refused socket must not throw.
+      const ignore = (): void => undefined;
+      res.on('error', ignore);
+      req.on('error', ignore);
+      res.resume();
       ws.terminate();
     });
     ws.on('error', (err) => {

@@ -30,7 +30,14 @@ export interface FakeApi {
   start(): Promise<void>;
 }
 
-export async function startFakeApi(o: { secret: string; heartbeatIntervalMs?: number; tokenTtlMs?: number; port?: number }): Promise<FakeApi> {
+export async function startFakeApi(o: {
+  secret: string;
+  heartbeatIntervalMs?: number;
+  tokenTtlMs?: number;
+  port?: number;
+  /** Where stages take WHIP: `${whipBase}/stages/<id>/whip` (default: a closed port). */
+  whipBase?: string;
+}): Promise<FakeApi> {
   const failures = new Map<string, { status: number; n: number }>();
   let server: Server | undefined;
   let wss: WebSocketServer | undefined;
@@ -82,6 +89,7 @@ export async function startFakeApi(o: { secret: string; heartbeatIntervalMs?: nu
         api.wsAttempts++;
         const u = new URL(req.url ?? '/', 'http://x');
         if (u.pathname !== '/ws' || u.searchParams.get('type') !== 'media-server' || req.headers.authorization !== `Bearer ${o.secret}`) {
+          socket.on('error', () => undefined); // the refused client may reset the connection
           socket.end('HTTP/1.1 403 Forbidden\r\n\r\n');
           return;
         }
@@ -146,7 +154,7 @@ export async function startFakeApi(o: { secret: string; heartbeatIntervalMs?: nu
         api.tokensIssued.set(t.stageArn, n);
         return send(200, {
           token: `tok-${stageIdOf(t.stageArn)}-${n}`,
-          whipUrl: `http://127.0.0.1:9/stages/${stageIdOf(t.stageArn)}/whip`,
+          whipUrl: `${o.whipBase ?? 'http://127.0.0.1:9'}/stages/${stageIdOf(t.stageArn)}/whip`,
           participantId: `pub_${n}`,
           expiresAt: new Date(Date.now() + (o.tokenTtlMs ?? 3_600_000)).toISOString(),
         });
