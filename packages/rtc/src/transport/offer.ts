@@ -51,8 +51,15 @@ export function addLocalTrack(
 ): TrackHandle {
   const desc = s.kind === 'video' ? new nodeDataChannel.Video(s.mid, direction) : new nodeDataChannel.Audio(s.mid, direction);
   const fmtp = fmtpString(s.codec);
-  if (desc instanceof nodeDataChannel.Video) desc.addH264Codec(s.codec.payloadType, fmtp || undefined);
-  else (desc as InstanceType<typeof nodeDataChannel.Audio>).addOpusCodec(s.codec.payloadType, fmtp || undefined);
+  // node-datachannel refuses an explicit `undefined` profile: pass the fmtp only when there is one.
+  if (desc instanceof nodeDataChannel.Video) {
+    if (fmtp) desc.addH264Codec(s.codec.payloadType, fmtp);
+    else desc.addH264Codec(s.codec.payloadType);
+  } else {
+    const audio = desc as InstanceType<typeof nodeDataChannel.Audio>;
+    if (fmtp) audio.addOpusCodec(s.codec.payloadType, fmtp);
+    else audio.addOpusCodec(s.codec.payloadType);
+  }
   if (ssrc) desc.addSSRC(ssrc.ssrc, ssrc.cname, ssrc.msid, s.kind);
   return new TrackHandle(s.kind, peer.addTrack(desc));
 }
