@@ -1,6 +1,7 @@
 /** Seeded fuzzing of the SDP and sdpfrag readers and of the endpoints' POST/PATCH paths: bad input is a typed error or a 4xx, never a crash. */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { shutdownRtc } from '../src/transport/peer.js';
+import { after, test } from 'node:test';
 import { mulberry32 } from '../src/core/testing.js';
 import { SdpError, parseSdp, parseSdpFrag } from '../src/transport/sdp.js';
 import { WhipEndpoint } from '../src/transport/index.js';
@@ -75,3 +76,5 @@ test('the WHIP endpoint answers 2,000 mutated offers with 201 or a 4xx and stays
   }
   assert.ok((statuses.get(201) ?? 0) > 0 && (statuses.get(400) ?? 0) > 0, JSON.stringify([...statuses]));
 });
+
+after(() => shutdownRtc());

@@ -1,5 +1,6 @@
 /** WHEP playback through the Router, and interop with an independent stack (werift) on both WHIP and WHEP. */
 import assert from 'node:assert/strict';
+import { shutdownRtc } from '../src/transport/peer.js';
 import { after, before, describe, test } from 'node:test';
 import nodeDataChannel from 'node-datachannel';
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
@@ -183,3 +184,5 @@ describe('WHEP endpoint and interop', () => {
     }
   });
 });
+
+after(() => shutdownRtc());

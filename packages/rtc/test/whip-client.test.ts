@@ -1,5 +1,6 @@
 /** WHIPClient against real local servers: a 307 chain across origins that checks the Bearer at every hop. */
 import assert from 'node:assert/strict';
+import { shutdownRtc } from '../src/transport/peer.js';
 import { after, before, describe, test } from 'node:test';
 import { Router } from '../src/core/index.js';
 import { SyntheticPublisher, FakeSourcePort, H264, OPUS } from '../src/core/testing.js';
@@ -124,3 +125,5 @@ describe('WHIPClient', () => {
     }
   });
 });
+
+after(() => shutdownRtc());

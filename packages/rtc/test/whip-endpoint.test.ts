@@ -1,5 +1,6 @@
 /** RFC 9725 server behaviour of WhipEndpoint, point by point, with real node-datachannel peers on 127.0.0.1. */
 import assert from 'node:assert/strict';
+import { shutdownRtc } from '../src/transport/peer.js';
 import { after, before, describe, test } from 'node:test';
 import { WhipEndpoint, type WhipSession } from '../src/transport/index.js';
 import { parseSdp } from '../src/transport/sdp.js';
@@ -178,3 +179,5 @@ describe('WhipEndpoint (RFC 9725)', () => {
     assert.equal((await fetch(base, { method: 'PUT' })).status, 405);
   });
 });
+
+after(() => shutdownRtc());

@@ -25,6 +25,20 @@ interface PeerEvents {
   closed: [];
 }
 
+/** Every Peer not yet closed: shutdownRtc() closes them before it stops node-datachannel's threads. */
+const livePeers = new Set<Peer>();
+
+/**
+ * Closes every Peer and stops node-datachannel's native threads, which otherwise keep the process alive for
+ * minutes after the last connection. Call once, when the process is done with WebRTC (shutdown, end of a test file).
+ */
+export async function shutdownRtc(): Promise<void> {
+  for (const p of [...livePeers]) p.close();
+  // Let libdatachannel deliver the close callbacks queued for the JS thread before its threads are stopped.
+  await new Promise((r) => setTimeout(r, 50));
+  nodeDataChannel.cleanup();
+}
+
 export class Peer extends EventEmitter<PeerEvents> {
   readonly pc: PeerConnection;
   private readonly tracks: Track[] = [];
@@ -46,6 +60,7 @@ export class Peer extends EventEmitter<PeerEvents> {
       // Deferred: closing from inside libdatachannel's own callback is not safe.
       if (s === 'failed' || s === 'closed') setImmediate(() => this.close());
     });
+    livePeers.add(this);
     this.pc.onTrack((t) => {
       this.tracks.push(t);
       this.emit('track', t);
@@ -121,6 +136,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (this.closedFlag) return;
     this.closedFlag = true;
     this.currentState = 'closed';
+    livePeers.delete(this);
     for (const t of this.tracks.splice(0)) {
       try {
         t.close();

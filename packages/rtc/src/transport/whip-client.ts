@@ -18,6 +18,11 @@ export const OPUS_PT = 111;
 const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
 const MAX_REDIRECTS = 5;
 
+/** An offer without a=candidate / a=end-of-candidates lines. */
+export function withoutCandidates(sdp: string): string {
+  return sdp.replace(/a=(candidate:[^\r\n]*|end-of-candidates)\r?\n/g, '');
+}
+
 export class WhipHttpError extends Error {
   override readonly name = 'WhipHttpError';
   constructor(
@@ -115,7 +120,12 @@ export class WHIPClient extends EventEmitter<WHIPClientEvents> {
     try {
       this.peer.pc.setLocalDescription('offer');
       await this.peer.gathered(this.o.gatherTimeoutMs ?? 5000);
-      const offer = this.peer.localSdp();
+      // Sent without candidates, as OBS does (and IVS accepts): the server then cannot start ICE and DTLS
+      // before we hold its answer. With candidates in the offer, a libdatachannel server on a fast path
+      // connects and sends its DTLS ClientHello while we are still applying the answer, and libdatachannel
+      // closes our transport ("remote candidate without ICE transport"), about one start in 50 on loopback.
+      // Our own checks reach the server, which accepts us as peer-reflexive.
+      const offer = withoutCandidates(this.peer.localSdp());
       const { answer, url, location, etag } = await this.post(offer);
       this.finalUrl = url;
       this.location = location;
