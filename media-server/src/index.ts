@@ -1,4 +1,5 @@
 /** Composition root: read config, build, start; stop cleanly (bounded) on SIGTERM / SIGINT. */
+import { shutdownRtc } from '@stagecast/rtc';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { createMediaServer } from './system.js';
@@ -30,6 +31,8 @@ async function shutdown(signal: string): Promise<void> {
   force.unref();
   try {
     await server.stop();
+    // node-datachannel's threads would keep the process alive after everything is closed.
+    await shutdownRtc();
     log.flush();
     process.exitCode = 0;
   } catch (err) {
