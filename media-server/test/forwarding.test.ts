@@ -115,21 +115,9 @@ test('real WebRTC: the broadcast reaches every stage, a stage created while live
 
     // A broadcaster publishes by WHIP (an H.264 + Opus offer, like OBS's).
     const publish = async (seed: number) => {
-      let c: WHIPClient | undefined;
-      for (let attempt = 1; !c; attempt++) {
-        const candidate = new WHIPClient({ url: `http://127.0.0.1:${ms.port}/whip`, token: INGEST_TOKEN, bindAddress: '127.0.0.1', id: `bc${seed}` });
-        clients.push(candidate);
-        try {
-          await candidate.start();
-          c = candidate;
-        } catch (err) {
-          // Known intermittent libdatachannel failure applying an answer ("Got a remote candidate without ICE
-          // transport", seen in several runs out of 10 here; reported to packages/rtc). The Media Server's legs retry it the
-          // same way; a broadcaster (OBS) would reconnect.
-          if (attempt >= 5 || !/without ICE transport/.test(String(err))) throw err;
-          t.diagnostic(`broadcaster start retried: ${String(err)}`);
-        }
-      }
+      const c = new WHIPClient({ url: `http://127.0.0.1:${ms.port}/whip`, token: INGEST_TOKEN, bindAddress: '127.0.0.1', id: `bc${seed}` });
+      clients.push(c);
+      await c.start();
       assert.ok(await c.connected(10_000), 'broadcaster connected');
       const v = c.sinkPort.video!;
       const a = c.sinkPort.audio!;
@@ -153,9 +141,7 @@ test('real WebRTC: the broadcast reaches every stage, a stage created while live
     api.createStage(B);
     await waitFor(() => (first('stageB')?.video.length ?? 0) > 0, { timeoutMs: 5000, what: 'video at stage B' });
     const firstFrameMs = first('stageB')!.video[0]!.at - created;
-    // Issue 4 asks for < 1 s end to end; ICE on loopback alone sometimes takes ~1 s here (libjuice's check
-    // pacing), so this single-process test bounds it loosely and reports the figure; e2e/ measures it.
-    assert.ok(firstFrameMs < 2500, `first packet on the new stage after ${firstFrameMs} ms`);
+    assert.ok(firstFrameMs < 1000, `first packet on the new stage after ${firstFrameMs} ms`);
     t.diagnostic(`first packet on a stage created while live: ${firstFrameMs} ms`);
 
     // The broadcaster leaves (DELETE) and comes back with a new session: same stage sessions, media resumes.
