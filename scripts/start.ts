@@ -76,6 +76,8 @@ function start(app: App): ChildProcess {
     cwd: join(root, app.dir),
     env: { ...env, ...common, ...app.env, PORT: String(app.port) },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group: a terminal's Ctrl-C reaches only this script, which then stops the apps in order.
+    detached: true,
   });
   const prefix = `[${app.name}] `;
   const pipe = (src: NodeJS.ReadableStream, dst: NodeJS.WritableStream) => {
@@ -117,20 +119,25 @@ async function waitHealthy(app: App, timeoutMs = 60_000): Promise<void> {
   throw new Error(`${app.name} did not become healthy on port ${app.port} within ${timeoutMs / 1000}s`);
 }
 
+/** Stops the apps one by one in reverse start order: the Media Server ends its WHIP sessions while the others still answer. */
 async function stopAll(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  const exits = [...children.values()].reverse().map(
-    (c) =>
-      new Promise<void>((res) => {
-        c.once('exit', () => res());
-        c.kill('SIGTERM');
-        setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
-      }),
-  );
-  await Promise.all(exits);
+  for (const app of [...apps].reverse()) {
+    const c = children.get(app.name);
+    if (!c || c.exitCode !== null) continue;
+    await new Promise<void>((res) => {
+      c.once('exit', () => res());
+      c.kill('SIGTERM');
+      setTimeout(() => c.kill('SIGKILL'), 15_000).unref();
+    });
+  }
   process.exit(code);
 }
+// Never leave an app behind, whatever ends this script.
+process.on('exit', () => {
+  for (const c of children.values()) c.kill('SIGKILL');
+});
 
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
@@ -142,12 +149,11 @@ for (const app of apps) {
   await waitHealthy(app);
 }
 
-const api = url(ports.api);
 console.log(`
 Stagecast is running (${apps.map((a) => a.name).join(', ')}). Data and generated secrets: ${dataDir}
-  Broadcast:  ${api}/broadcast
-  Watch:      ${api}/watch
-  Dashboard:  ${api}/dashboard   (API key: ${secrets.API_SECRET_KEY})
+  API Server:    ${url(ports.api)}   (x-api-key: ${secrets.API_SECRET_KEY})
+  Media Server:  ${url(ports.media)}/   (stats)
+  Stage server:  ${url(ports.stage)}/stats
   OBS (Settings → Stream → Service: WHIP):
     Server:       ${url(ports.media)}/whip
     Bearer Token: ${secrets.INGEST_TOKEN}

@@ -5,6 +5,7 @@ export function createLogger(level: string): Logger {
   return pino({
     level,
     base: { service: 'stage-server' },
+    timestamp: pino.stdTimeFunctions.isoTime,
     redact: {
       paths: [
         'authorization',
