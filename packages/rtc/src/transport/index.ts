@@ -7,3 +7,4 @@ export * from './whip-endpoint.js';
 export * from './whep-endpoint.js';
 export * from './whip-client.js';
 export * from './track-io.js';
+export * from './adapters.js';

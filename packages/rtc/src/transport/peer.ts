@@ -19,6 +19,14 @@ export interface PeerOptions {
 
 export type PeerState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
 
+export interface PeerStats {
+  state: PeerState;
+  bytesSent: number;
+  bytesReceived: number;
+  rttMs?: number;
+  selectedPair?: { local: string; remote: string };
+}
+
 interface PeerEvents {
   state: [PeerState];
   track: [Track];
@@ -44,6 +52,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   private readonly tracks: Track[] = [];
   private closedFlag = false;
   private currentState: PeerState = 'new';
+  private failedFlag = false;
 
   constructor(o: PeerOptions) {
     super();
@@ -56,6 +65,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.pc.onStateChange((s) => {
       if (this.closedFlag) return;
       this.currentState = s as PeerState;
+      if (s === 'failed') this.failedFlag = true;
       this.emit('state', this.currentState);
       // Deferred: closing from inside libdatachannel's own callback is not safe.
       if (s === 'failed' || s === 'closed') setImmediate(() => this.close());
@@ -72,6 +82,10 @@ export class Peer extends EventEmitter<PeerEvents> {
   }
   get closed(): boolean {
     return this.closedFlag;
+  }
+  /** True once ICE failed (consent lost or never established); stays true after close(). */
+  get failed(): boolean {
+    return this.failedFlag;
   }
 
   addTrack(media: Video | Audio): Track {
@@ -130,6 +144,26 @@ export class Peer extends EventEmitter<PeerEvents> {
   }
   bytesSent(): number {
     return this.closedFlag ? 0 : this.pc.bytesSent();
+  }
+
+  /** Transport counters and the selected pair ("address:port" each side), cheap enough for a stats poll. */
+  stats(): PeerStats {
+    if (this.closedFlag) return { state: 'closed', bytesSent: 0, bytesReceived: 0 };
+    let pair: { local: string; remote: string } | undefined;
+    try {
+      const p = this.pc.getSelectedCandidatePair();
+      if (p) pair = { local: `${p.local.address}:${p.local.port}`, remote: `${p.remote.address}:${p.remote.port}` };
+    } catch {
+      /* not connected yet */
+    }
+    const rtt = this.rttMs();
+    return {
+      state: this.currentState,
+      bytesSent: this.pc.bytesSent(),
+      bytesReceived: this.pc.bytesReceived(),
+      ...(rtt === undefined ? {} : { rttMs: rtt }),
+      ...(pair ? { selectedPair: pair } : {}),
+    };
   }
 
   close(): void {

@@ -7,6 +7,20 @@ import { EventEmitter } from 'node:events';
 import type { Peer, PeerState } from './peer.js';
 import type { SdpFrag } from './sdp.js';
 
+export interface SessionStats {
+  id: string;
+  state: PeerState;
+  createdAt: number;
+  bytesSent: number;
+  bytesReceived: number;
+  rttMs?: number;
+  selectedPair?: { local: string; remote: string };
+  packetsReceived?: number;
+  rtcpReceived?: number;
+  packetsSent?: number;
+  sendFailures?: number;
+}
+
 export interface SessionEvents {
   connected: [];
   state: [PeerState];
@@ -47,11 +61,20 @@ export abstract class MediaSessionBase extends EventEmitter<SessionEvents> {
         this.disconnectTimer.unref();
       }
     });
-    peer.on('closed', () => this.close(peer.state === 'failed' ? 'ice failed' : 'peer closed'));
+    peer.on('closed', () => this.close(peer.failed ? 'ice failed' : 'peer closed'));
   }
 
   get state(): PeerState {
     return this.peer.state;
+  }
+
+  /**
+   * Transport statistics; subclasses add their packet and RTP byte counters. node-datachannel's bytes and rtt()
+   * come from SCTP: for a media-only peer they stay 0 / absent (RTT must come from RTCP SR/RR).
+   */
+  stats(): SessionStats {
+    const { state: _state, ...transport } = this.peer.stats();
+    return { id: this.id, state: this.state, createdAt: this.createdAt, ...transport };
   }
   get closed(): boolean {
     return this.closedReason !== undefined;

@@ -39,20 +39,37 @@ export class TrackHandle {
 export interface ReceiveHandlers {
   rtp: ((kind: MediaKind, packet: Uint8Array) => void) | undefined;
   rtcp: ((packet: Uint8Array) => void) | undefined;
+  /** Counters, updated on every buffer (handlers set or not). */
+  rtpPackets?: number;
+  rtpBytes?: number;
+  rtcpPackets?: number;
 }
 
 /** Routes a Track's incoming buffers to handlers that can be set later. */
 export function receiveFrom(handle: TrackHandle, h: ReceiveHandlers): void {
   const kind = handle.kind;
   handle.track.onMessage((buf) => {
-    if (isRtcp(buf)) h.rtcp?.(buf);
-    else h.rtp?.(kind, buf);
+    // A throwing handler must not unwind into libdatachannel's callback thread.
+    try {
+      if (isRtcp(buf)) {
+        h.rtcpPackets = (h.rtcpPackets ?? 0) + 1;
+        h.rtcp?.(buf);
+      } else {
+        h.rtpPackets = (h.rtpPackets ?? 0) + 1;
+        h.rtpBytes = (h.rtpBytes ?? 0) + buf.length;
+        h.rtp?.(kind, buf);
+      }
+    } catch {
+      /* a packet handler never throws out (untrusted input); the router counts its own drops */
+    }
   });
 }
 
 /** A SinkPort over one video and/or one audio sending Track. */
 export class TrackSinkPort implements SinkPort {
   packetsSent = 0;
+  /** RTP bytes sent (node-datachannel's pc.bytesSent() counts only SCTP). */
+  bytesSent = 0;
   sendFailures = 0;
   constructor(
     readonly id: string,
@@ -63,8 +80,10 @@ export class TrackSinkPort implements SinkPort {
 
   sendRtp(kind: MediaKind, packet: Uint8Array): void {
     const t = kind === 'video' ? this.tracks.video : this.tracks.audio;
-    if (t && t.send(packet)) this.packetsSent++;
-    else this.sendFailures++;
+    if (t && t.send(packet)) {
+      this.packetsSent++;
+      this.bytesSent += packet.length;
+    } else this.sendFailures++;
   }
 
   sendRtcp(packet: Uint8Array): void {

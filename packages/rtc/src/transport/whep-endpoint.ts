@@ -3,7 +3,7 @@ import type { SinkPort } from '../core/types.js';
 import { OfferRejected, SignallingEndpoint, type EndpointOptions } from './endpoint.js';
 import { Peer, withRtcpMuxOnly } from './peer.js';
 import { acceptOffer, addLocalTrack, newSsrc, sinkParams } from './offer.js';
-import { MediaSessionBase } from './session.js';
+import { MediaSessionBase, type SessionStats } from './session.js';
 import { receiveFrom, TrackSinkPort, type ReceiveHandlers, type TrackHandle } from './track-io.js';
 
 export class WhepSession extends MediaSessionBase {
@@ -19,6 +19,12 @@ export class WhepSession extends MediaSessionBase {
   /** RTCP from the viewer (PLI, NACK, RR), for the router's Sink. */
   onRtcp(fn: (packet: Uint8Array) => void): void {
     this.handlers.rtcp = fn;
+  }
+
+  override stats(): SessionStats {
+    const port = this.sinkPort as TrackSinkPort | undefined;
+    const st = super.stats();
+    return { ...st, bytesSent: st.bytesSent + (port?.bytesSent ?? 0), rtcpReceived: this.handlers.rtcpPackets ?? 0, packetsSent: port?.packetsSent ?? 0, sendFailures: port?.sendFailures ?? 0 };
   }
 
   protected override onClose(): void {

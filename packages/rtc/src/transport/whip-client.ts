@@ -207,10 +207,12 @@ export class WHIPClient extends EventEmitter<WHIPClientEvents> {
     this.removeAllListeners();
   }
 
+  /** node-datachannel's rtt() is SCTP's: undefined for this media-only peer (use RTCP RR through the router). */
   rttMs(): number | undefined {
     return this.peer.rttMs();
   }
+  /** RTP bytes sent through the SinkPort (node-datachannel's own counter covers only SCTP). */
   bytesSent(): number {
-    return this.peer.bytesSent();
+    return (this.sinkPort as TrackSinkPort).bytesSent + this.peer.bytesSent();
   }
 }

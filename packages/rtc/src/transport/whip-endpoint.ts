@@ -3,7 +3,7 @@ import type { MediaKind, SourcePort, StreamParams } from '../core/types.js';
 import { OfferRejected, SignallingEndpoint, type EndpointOptions } from './endpoint.js';
 import { Peer, withRtcpMuxOnly } from './peer.js';
 import { acceptOffer, addLocalTrack, sourceParams } from './offer.js';
-import { MediaSessionBase } from './session.js';
+import { MediaSessionBase, type SessionStats } from './session.js';
 import { receiveFrom, type ReceiveHandlers, type TrackHandle } from './track-io.js';
 
 export class WhipSession extends MediaSessionBase {
@@ -11,7 +11,7 @@ export class WhipSession extends MediaSessionBase {
   readonly sourcePort: SourcePort;
   private readonly handlers: ReceiveHandlers = { rtp: undefined, rtcp: undefined };
   private readonly tracks: TrackHandle[] = [];
-  packetsReceived = 0;
+  private mediaTimer: NodeJS.Timeout | undefined;
 
   constructor(peer: Peer, remoteUfrag: string | undefined, firstMid: string) {
     super(peer, remoteUfrag, firstMid);
@@ -38,18 +38,57 @@ export class WhipSession extends MediaSessionBase {
   onRtcp(fn: (packet: Uint8Array) => void): void {
     this.handlers.rtcp = fn;
   }
+  /** RTP bytes received (node-datachannel's pc.bytesReceived() counts only SCTP, so it is 0 for media). */
   bytesReceived(): number {
-    return this.peer.bytesReceived();
+    return (this.handlers.rtpBytes ?? 0) + this.peer.bytesReceived();
+  }
+  get packetsReceived(): number {
+    return this.handlers.rtpPackets ?? 0;
+  }
+  get rtpBytesReceived(): number {
+    return this.handlers.rtpBytes ?? 0;
+  }
+
+  override stats(): SessionStats {
+    const st = super.stats();
+    return { ...st, bytesReceived: st.bytesReceived + (this.handlers.rtpBytes ?? 0), packetsReceived: this.handlers.rtpPackets ?? 0, rtcpReceived: this.handlers.rtcpPackets ?? 0 };
+  }
+
+  /**
+   * Closes the session ('media timeout') when a connected publisher sends no RTP or RTCP for `timeoutMs` (checked
+   * every timeoutMs, so it fires after timeoutMs…2×timeoutMs). ICE consent freshness (libjuice: ~30 s) is the fallback.
+   * @internal
+   */
+  watchMedia(timeoutMs: number): void {
+    if (timeoutMs <= 0) return;
+    let last = -1;
+    this.mediaTimer = setInterval(() => {
+      if (this.state !== 'connected') return;
+      const now = (this.handlers.rtpPackets ?? 0) + (this.handlers.rtcpPackets ?? 0);
+      if (now === last) this.close('media timeout');
+      last = now;
+    }, timeoutMs);
+    this.mediaTimer.unref();
   }
 
   protected override onClose(): void {
+    clearInterval(this.mediaTimer);
     this.handlers.rtp = undefined;
     this.handlers.rtcp = undefined;
   }
 }
 
+export interface WhipEndpointOptions extends EndpointOptions<WhipSession> {
+  /**
+   * Close a connected session that sends no RTP/RTCP for this long. Default 0 = off: a vanished peer is then closed
+   * when ICE consent fails (libjuice: ~30 s). Off by default because a silent but live publisher (e.g. a media
+   * server's leg waiting for its broadcaster; a libdatachannel sender with no media handler sends no RTCP) is legal.
+   */
+  mediaTimeoutMs?: number;
+}
+
 export class WhipEndpoint extends SignallingEndpoint<WhipSession> {
-  constructor(o: EndpointOptions<WhipSession>) {
+  constructor(o: WhipEndpointOptions) {
     super(o, async (offer, sd) => {
       const { sections, ufrag } = acceptOffer(sd, ['sendonly', 'sendrecv']);
       const peer = new Peer({ name: 'whip', ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}) });
@@ -63,6 +102,7 @@ export class WhipEndpoint extends SignallingEndpoint<WhipSession> {
           throw new OfferRejected(400, `offer not usable: ${err instanceof Error ? err.message : String(err)}`);
         }
         await peer.gathered(o.gatherTimeoutMs ?? 5000);
+        session.watchMedia(o.mediaTimeoutMs ?? 0);
         return { session, answer: withRtcpMuxOnly(peer.localSdp()) };
       } catch (err) {
         session.close('offer refused');
