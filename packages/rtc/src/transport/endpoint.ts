@@ -109,7 +109,17 @@ export class SignallingEndpoint<S extends MediaSessionBase> {
         return refused ?? this.patch(req, session);
       }
       case 'OPTIONS':
-        return { status: 204, headers: { allow: ALLOW, 'access-control-allow-methods': ALLOW, 'accept-patch': 'application/trickle-ice-sdpfrag' } };
+        // A browser's PATCH or DELETE with a Bearer token is preflighted here.
+        return {
+          status: 204,
+          headers: {
+            allow: 'OPTIONS, GET, PATCH, DELETE',
+            'access-control-allow-methods': ALLOW,
+            'access-control-allow-headers': 'Authorization, Content-Type, If-Match',
+            'access-control-max-age': '600',
+            'accept-patch': 'application/trickle-ice-sdpfrag',
+          },
+        };
       case 'GET':
       case 'HEAD':
         return { status: 204, headers: {} };
