@@ -82,6 +82,8 @@ export class StageRoom implements Room {
   private readonly newIngest = new Map<string, IngestSession>();
   private readonly viewers = new Map<string, Viewer>();
   private pendingViewers = 0;
+  /** Sessions whose POST's reservation was already turned into a viewer. */
+  private readonly reservationsTaken = new Set<string>();
   /** Counters of viewers that have left, so stage totals never go backwards. */
   private readonly gone: Totals = { packetsSent: 0, bytesSent: 0 };
   private bitrate = { at: Date.now(), bytes: 0, bps: 0 };
@@ -159,11 +161,14 @@ export class StageRoom implements Room {
       throw new CapacityExceeded('this stage has no room for another viewer', this.o.retryAfterSec ?? 5);
     }
     this.pendingViewers++;
-    let res: MediaHttpResponse;
+    let res: MediaHttpResponse | undefined;
     try {
       res = await this.whep.handle(req);
     } finally {
-      this.pendingViewers--;
+      // The reservation ends when the session is added (addViewer), not when this request resumes: in between,
+      // another request must not count this viewer twice.
+      const created = res === undefined ? undefined : sessionIdOf(res);
+      if (!(created !== undefined && this.reservationsTaken.delete(created))) this.pendingViewers = Math.max(0, this.pendingViewers - 1);
     }
     const id = sessionIdOf(res);
     const viewer = id === undefined ? undefined : this.viewers.get(id);
@@ -217,6 +222,10 @@ export class StageRoom implements Room {
   private addViewer(session: PlaybackSession): void {
     // A viewer is a sink from the start: it stays connected before any publisher and gets media when it arrives.
     const sink = this.router.addSink(session.sinkPort);
+    if (this.pendingViewers > 0) {
+      this.pendingViewers--;
+      this.reservationsTaken.add(session.id);
+    }
     const v: Viewer = { session, sink, joined: false };
     this.viewers.set(session.id, v);
     session.onRtcp((packet) => sink.handleRtcp(packet));
