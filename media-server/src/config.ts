@@ -24,6 +24,8 @@ const EnvSchema = z.object({
   LEG_MAX_AGE_S: int(82_800, 10).pipe(z.number().max(86_000, 'must stay under 24 h (IVS cuts a participant at 24 h)')),
   REQUEST_TIMEOUT_MS: int(5000, 100),
   SHUTDOWN_TIMEOUT_MS: int(10_000, 100),
+  IVS_RULES: z.enum(['auto', 'enforce', 'warn', 'off']).default('auto'),
+  IVS_REFUSAL_HOLD_S: int(30, 1).pipe(z.number().max(3600)),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // AWS passthrough (issue 6, not used yet): read here so that config is the one place that knows them.
   AWS_REGION: z.string().optional(),
@@ -54,6 +56,10 @@ export interface Config {
   requestTimeoutMs: number;
   shutdownTimeoutMs: number;
   logLevel: string;
+  /** IVS ingest rules: auto = enforce while any stage is IVS, else warn; enforce; warn; off. */
+  ivsRules: 'auto' | 'enforce' | 'warn' | 'off';
+  /** A refused broadcaster token's POSTs get the same 422 for this long (ms). */
+  ivsRefusalHoldMs: number;
   aws: { region?: string; accessKeyId?: string; secretAccessKey?: string; sessionToken?: string; profile?: string };
 }
 
@@ -91,6 +97,8 @@ export function parseConfig(env: Record<string, string | undefined>, host = host
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
+    ivsRules: e.IVS_RULES,
+    ivsRefusalHoldMs: e.IVS_REFUSAL_HOLD_S * 1000,
     aws,
   };
   if (e.PUBLIC_URL) c.publicUrl = e.PUBLIC_URL.replace(/\/+$/, '');

@@ -16,6 +16,7 @@ import { WHIP_PATH } from './routes/whip.js';
 import { APIClientService } from './services/APIClientService.js';
 import { IngestAuth } from './services/IngestAuth.js';
 import { IngestService } from './services/IngestService.js';
+import { IvsPolicy } from './services/IvsPolicy.js';
 import { createMetrics } from './services/metrics.js';
 import { DEFAULT_LEG_TIMING } from './services/StageLeg.js';
 import { StageManager } from './services/StageManager.js';
@@ -57,10 +58,12 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     ...(config.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: config.heartbeatIntervalMs } : {}),
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
   });
-  const stageManager = new StageManager({
+  // IVS rules (issue 6): enforced while a stage is IVS; the policy also counts legs whose WHIP URL is IVS's.
+  const ivs: IvsPolicy = new IvsPolicy(config.ivsRules, (): readonly string[] => stageManager.stageArns());
+  const stageManager: StageManager = new StageManager({
     api,
     router,
-    connect: opts.connect ?? rtcLegConnector,
+    connect: ivs.watch(opts.connect ?? rtcLegConnector),
     log,
     syncIntervalMs: config.syncIntervalMs,
     timing: {
@@ -78,7 +81,7 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     ...(opts.jwksKeys ? { keys: opts.jwksKeys } : {}),
     jwksTimeoutMs: config.requestTimeoutMs,
   });
-  const ingest = new IngestService({ auth, publisher: stageManager, log });
+  const ingest = new IngestService({ auth, publisher: stageManager, log, ivs, refusalHoldMs: config.ivsRefusalHoldMs, streamReport: () => router.h264Report() });
   const endpoint = (opts.ingestEndpoint ?? rtcIngestEndpoint)({
     basePath: WHIP_PATH,
     endpointUrl: () => (config.publicUrl ?? `http://127.0.0.1:${server.port}`) + WHIP_PATH,
@@ -133,6 +136,7 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       server.port = typeof addr === 'object' && addr ? addr.port : config.port;
       log.info({ port: server.port, host: config.host, serverId: config.serverId }, 'server.listening');
       router.startTimer(1000);
+      ingest.start();
       api.setHeartbeatSource(() => stageManager.heartbeatPayload());
       // When PORT=0, the API Server must learn the real port.
       api.setAdvertisedPort(server.port);

@@ -41,7 +41,9 @@ export async function whipRoutes(app: FastifyInstance, d: { ingest: IngestServic
     scope.post(WHIP_PATH, async (req, reply) => {
       try {
         const principal = await d.ingest.authorize(req.headers.authorization);
-        return send(reply, await d.ingest.admit(principal, () => d.endpoint.handle(toRequest(req))));
+        const r = toRequest(req);
+        // The offer goes to the ingest service too: with IVS rules enforced it refuses an offer IVS would refuse.
+        return send(reply, await d.ingest.admit(principal, () => d.endpoint.handle(r), r.body.toString('utf8')));
       } catch (err) {
         return sendError(reply, err);
       }

@@ -3,11 +3,21 @@
  * Conflict (409); a POST that presents the SAME token replaces the live session (OBS reconnects with a
  * new POST, and its old session may not be dead yet). POSTs are serialized, so the session the endpoint
  * hands over during a POST belongs to that POST's broadcaster.
+ *
+ * IVS rules (issue 6, see IvsRules.ts): with an IvsPolicy, every session is put behind an IvsGate. When the rules
+ * are enforced, an offer IVS would refuse is answered 422 at once, and a stream whose bitstream breaks a refusing
+ * rule is ended (the legs stay up, as after any broadcaster drop) and its token is refused with the same 422 for
+ * REFUSAL_HOLD (IVS_REFUSAL_HOLD_S): OBS reconnects at once, and that POST is where OBS can show the reason.
+ * After the hold a new POST is admitted and judged again by its bitstream.
  */
 import { Conflict } from '@stagecast/protocol';
+import { checkIvsRules, type H264StreamReport } from '@stagecast/rtc';
 import type { Logger } from '../logger.js';
 import type { IngestSession } from '../media/ports.js';
 import type { IngestAuth, IngestPrincipal } from './IngestAuth.js';
+import { IvsGate } from './IvsGate.js';
+import type { IvsPolicy } from './IvsPolicy.js';
+import { checkOfferForIvs, isRefusing, refusalError, refusalMessage, type IvsRulesMode, type IvsRuleViolation } from './IvsRules.js';
 
 export interface PublisherSink {
   onPublisherConnected(session: IngestSession): void;
@@ -16,9 +26,35 @@ export interface PublisherSink {
 
 interface Live {
   session: IngestSession;
+  /** What the publisher sink was given: the session, or its IvsGate. */
+  forward: IngestSession;
+  gate?: IvsGate;
   principal: IngestPrincipal;
   since: number;
+  /** Warning codes already logged for this session. */
+  warned: Set<string>;
+  refused?: boolean;
 }
+
+interface Refusal {
+  until: number;
+  violations: IvsRuleViolation[];
+}
+
+export interface IvsIngestStats {
+  mode: IvsRulesMode;
+  enforcing: boolean;
+  ivsTargets: number;
+  refusals: number;
+  refusalsByCode: Record<string, number>;
+  /** POSTs answered 422 because their token's stream was refused moments ago. */
+  refusedReconnects: number;
+  warnings: number;
+  warningsByCode: Record<string, number>;
+  lastRefusal?: { at: string; codes: string[]; message: string; sessionId?: string; until?: string };
+}
+
+const MAX_REMEMBERED_REFUSALS = 1000;
 
 export interface IngestStats {
   live: boolean;
@@ -29,6 +65,7 @@ export interface IngestStats {
   replacements: number;
   conflicts: number;
   refused: number;
+  ivs?: IvsIngestStats;
 }
 
 export class IngestService {
@@ -41,11 +78,35 @@ export class IngestService {
   private refused = 0;
   private stopped = false;
   private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly refusals = new Map<string, Refusal>();
+  private readonly ivsCounts = { refusals: 0, refusedReconnects: 0, warnings: 0, refusalsByCode: {} as Record<string, number>, warningsByCode: {} as Record<string, number> };
+  private lastRefusal: IvsIngestStats['lastRefusal'];
+  private ivsTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly d: { auth: IngestAuth; publisher: PublisherSink; log: Logger; now?: () => number },
+    private readonly d: {
+      auth: IngestAuth;
+      publisher: PublisherSink;
+      log: Logger;
+      now?: () => number;
+      /** IVS rules; without it, no stream is inspected or refused here. */
+      ivs?: IvsPolicy;
+      /** How long a refused token's POSTs are answered 422 (ms). Default 30 s. */
+      refusalHoldMs?: number;
+      /** The router's H.264 report of the live stream (bitrate, keyframe interval), for warnings. */
+      streamReport?: () => H264StreamReport | undefined;
+    },
   ) {
     this.log = d.log.child({ component: 'ingest' });
+    this.now = d.now ?? Date.now;
+  }
+
+  /** Starts the once-a-second IVS checks (enforcement changes, bitrate / keyframe warnings). */
+  start(intervalMs = 1000): void {
+    if (!this.d.ivs || this.ivsTimer || this.stopped) return;
+    this.ivsTimer = setInterval(() => this.checkIvs(), intervalMs);
+    this.ivsTimer.unref?.();
   }
 
   /** Verifies a broadcaster's Authorization header. Throws Unauthorized / Forbidden / ProviderError. */
@@ -62,9 +123,10 @@ export class IngestService {
    * Runs one session-creating POST for `principal` (the endpoint's handle()), serialized with every
    * other POST. Throws Conflict when another broadcaster is live.
    */
-  admit<T>(principal: IngestPrincipal, run: () => Promise<T>): Promise<T> {
+  admit<T>(principal: IngestPrincipal, run: () => Promise<T>, offer?: string): Promise<T> {
     const next = this.queue.then(async () => {
       if (this.stopped) throw new Conflict('the media server is stopping');
+      this.checkIvsOffer(principal, offer);
       if (this.live && this.live.principal.tokenHash !== principal.tokenHash) {
         this.conflicts++;
         this.log.warn({ liveSession: this.live.session.id }, 'publisher.conflict');
@@ -92,10 +154,13 @@ export class IngestService {
     }
     this.sessions++;
     const old = this.live;
-    this.live = { session, principal, since: (this.d.now ?? Date.now)() };
+    const ivs = this.d.ivs;
+    const gate = ivs?.inspecting ? new IvsGate(session, ivs, (g, v) => this.onViolation(g, v)) : undefined;
+    const forward = gate ?? session;
+    this.live = { session, forward, principal, since: this.now(), warned: new Set(), ...(gate ? { gate } : {}) };
     session.on('closed', () => this.onClosed(session));
     // The router switches to the new source first; then the old session goes (no gap for the legs).
-    this.d.publisher.onPublisherConnected(session);
+    this.d.publisher.onPublisherConnected(forward);
     if (old) {
       this.replacements++;
       this.log.info({ oldSession: old.session.id, sessionId: session.id }, 'publisher.replaced');
@@ -104,9 +169,85 @@ export class IngestService {
   }
 
   private onClosed(session: IngestSession): void {
-    if (this.live?.session !== session) return;
+    const live = this.live;
+    if (live?.session !== session) return;
     this.live = undefined;
-    this.d.publisher.onPublisherDisconnected(session);
+    this.d.publisher.onPublisherDisconnected(live.forward);
+  }
+
+  // ---- IVS rules ----------------------------------------------------------------------------------
+
+  /** At POST time: a token refused moments ago, or an offer IVS would refuse, gets a 422 now. */
+  private checkIvsOffer(principal: IngestPrincipal, offer: string | undefined): void {
+    const ivs = this.d.ivs;
+    if (!ivs?.inspecting) return;
+    const now = this.now();
+    for (const [k, r] of this.refusals) if (r.until <= now) this.refusals.delete(k);
+    if (!ivs.refresh()) return;
+    const held = this.refusals.get(principal.tokenHash);
+    if (held) {
+      this.ivsCounts.refusedReconnects++;
+      this.log.info({ codes: held.violations.map((v) => v.code), retryAfterS: Math.ceil((held.until - now) / 1000) }, 'ingest.refused_reconnect');
+      throw refusalError(held.violations, (held.until - now) / 1000);
+    }
+    if (offer === undefined) return;
+    const violations = checkOfferForIvs(offer);
+    if (violations.length === 0) return;
+    this.countRefusal(violations);
+    this.lastRefusal = { at: new Date(now).toISOString(), codes: violations.map((v) => v.code), message: refusalMessage(violations) };
+    this.log.warn({ codes: violations.map((v) => v.code), stage: 'offer' }, 'ingest.refused');
+    throw refusalError(violations);
+  }
+
+  private onViolation(gate: IvsGate, v: IvsRuleViolation): void {
+    const live = this.live;
+    if (!live || live.gate !== gate) return;
+    if (isRefusing(v) && this.d.ivs?.enforcing) this.refuse(live);
+    else this.warn(live, v);
+  }
+
+  private warn(live: Live, v: IvsRuleViolation): void {
+    if (live.warned.has(v.code)) return;
+    live.warned.add(v.code);
+    this.ivsCounts.warnings++;
+    this.ivsCounts.warningsByCode[v.code] = (this.ivsCounts.warningsByCode[v.code] ?? 0) + 1;
+    this.log.warn({ sessionId: live.session.id, code: v.code, detail: v.message, enforcing: this.d.ivs?.enforcing ?? false }, 'ingest.ivs_warning');
+  }
+
+  /** Ends a live session whose stream IVS would refuse; its token is refused for the hold. Legs stay up. */
+  private refuse(live: Live): void {
+    const gate = live.gate;
+    if (!gate || live.refused || this.live !== live) return;
+    live.refused = true;
+    gate.block();
+    const violations = gate.violations.filter(isRefusing);
+    const now = this.now();
+    const until = now + (this.d.refusalHoldMs ?? 30_000);
+    if (this.refusals.size >= MAX_REMEMBERED_REFUSALS) this.refusals.delete(this.refusals.keys().next().value!);
+    this.refusals.set(live.principal.tokenHash, { until, violations });
+    this.countRefusal(violations);
+    const message = refusalMessage(violations);
+    this.lastRefusal = { at: new Date(now).toISOString(), codes: violations.map((v) => v.code), message, sessionId: live.session.id, until: new Date(until).toISOString() };
+    this.log.warn({ sessionId: live.session.id, codes: violations.map((v) => v.code), holdS: Math.round((until - now) / 1000), videoDropped: gate.videoDropped }, 'ingest.refused');
+    live.session.close('refused: the stream breaks IVS rules');
+  }
+
+  private countRefusal(violations: readonly IvsRuleViolation[]): void {
+    this.ivsCounts.refusals++;
+    for (const v of violations) this.ivsCounts.refusalsByCode[v.code] = (this.ivsCounts.refusalsByCode[v.code] ?? 0) + 1;
+  }
+
+  /** Once a second: enforcement may have begun (an IVS stage appeared), and measured limits may be exceeded. */
+  checkIvs(): void {
+    const ivs = this.d.ivs;
+    const live = this.live;
+    if (!ivs?.inspecting) return;
+    ivs.refresh();
+    if (!live?.gate) return;
+    if (live.gate.hasRefusingViolation && ivs.enforcing) return this.refuse(live);
+    const report = this.d.streamReport?.();
+    if (!report) return;
+    for (const v of checkIvsRules(report)) if (!isRefusing(v)) this.warn(live, v);
   }
 
   get online(): boolean {
@@ -126,6 +267,21 @@ export class IngestService {
       s.since = new Date(this.live.since).toISOString();
       s.auth = this.live.principal.kind;
     }
+    const ivs = this.d.ivs;
+    if (ivs) {
+      const c = this.ivsCounts;
+      s.ivs = {
+        mode: ivs.mode,
+        enforcing: ivs.enforcing,
+        ivsTargets: ivs.ivsTargets,
+        refusals: c.refusals,
+        refusalsByCode: { ...c.refusalsByCode },
+        refusedReconnects: c.refusedReconnects,
+        warnings: c.warnings,
+        warningsByCode: { ...c.warningsByCode },
+      };
+      if (this.lastRefusal) s.ivs.lastRefusal = { ...this.lastRefusal, codes: [...this.lastRefusal.codes] };
+    }
     return s;
   }
 
@@ -133,11 +289,13 @@ export class IngestService {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    clearInterval(this.ivsTimer);
+    this.ivsTimer = undefined;
     const live = this.live;
     this.live = undefined;
     if (live) {
       live.session.close();
-      this.d.publisher.onPublisherDisconnected(live.session);
+      this.d.publisher.onPublisherDisconnected(live.forward);
     }
   }
 }

@@ -1,5 +1,5 @@
 /** Prometheus metrics on an own Registry, read from the stats snapshot at scrape time (no per-packet work). */
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MediaServerStats } from '@stagecast/protocol';
 
 export function createMetrics(snapshot: () => MediaServerStats): Registry {
@@ -29,6 +29,12 @@ export function createMetrics(snapshot: () => MediaServerStats): Registry {
   const errors = g('errors', 'Error counters', ['kind']);
   const registered = g('api_registration_fresh', '1 when the API Server acknowledged us recently');
   const wsUp = g('api_websocket_up', '1 when the API Server WebSocket is connected');
+  // Counters mirrored from the snapshot's monotonic totals (the ingest service owns the counting).
+  const c = (name: string, help: string) => new Counter({ name: `stagecast_media_${name}`, help, labelNames: ['code'], registers: [registry] });
+  const ivsRefusals = c('ivs_refusals_total', 'Broadcaster streams or offers refused because Amazon IVS would refuse them, by rule');
+  const ivsWarnings = c('ivs_warnings_total', 'IVS limits exceeded without refusal (bitrate, keyframe interval, or rules not enforced), by rule');
+  const ivsEnforcing = g('ivs_rules_enforcing', '1 when IVS rules are enforced (IVS_RULES=enforce, or auto with an IVS stage)');
+  const ivsRejoins = g('ivs_refused_reconnects', 'POSTs answered 422 because their token was refused moments ago');
 
   function fill(online: Gauge): void {
     const s = snapshot();
@@ -56,6 +62,14 @@ export function createMetrics(snapshot: () => MediaServerStats): Registry {
     for (const [kind, v] of Object.entries(s.errors)) errors.set({ kind }, v);
     registered.set(s.api.registrationFresh ? 1 : 0);
     wsUp.set(s.api.websocket === 'up' ? 1 : 0);
+    ivsRefusals.reset();
+    ivsWarnings.reset();
+    if (s.ivs) {
+      for (const [code, n] of Object.entries(s.ivs.refusalsByCode)) ivsRefusals.inc({ code }, n);
+      for (const [code, n] of Object.entries(s.ivs.warningsByCode)) ivsWarnings.inc({ code }, n);
+      ivsEnforcing.set(s.ivs.enforcing ? 1 : 0);
+      ivsRejoins.set(s.ivs.refusedReconnects);
+    }
   }
   return registry;
 }

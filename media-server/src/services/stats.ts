@@ -81,7 +81,7 @@ export function buildStats(i: {
   if (i.api.lastHeartbeatAt) api.lastHeartbeatAt = i.api.lastHeartbeatAt;
   if (i.stages.lastSyncAt) api.lastSyncAt = i.stages.lastSyncAt;
 
-  return {
+  const out: MediaServerStats = {
     service: 'media-server',
     serverId: i.serverId,
     uptimeSeconds: i.uptimeSeconds,
@@ -99,4 +99,6 @@ export function buildStats(i: {
       ingestConflicts: i.ingest.conflicts,
     },
   };
+  if (i.ingest.ivs) out.ivs = i.ingest.ivs;
+  return out;
 }

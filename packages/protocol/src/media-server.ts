@@ -75,6 +75,21 @@ export const MediaServerStatsSchema = z.object({
     wsReconnects: z.number().int().nonnegative(),
     lastSyncAt: IsoDate.optional(),
   }),
+  /** IVS ingest rules (issue 6): absent when the Media Server runs without them. */
+  ivs: z
+    .object({
+      mode: z.enum(['auto', 'enforce', 'warn', 'off']),
+      /** Violations of refusing rules end the stream now (IVS_RULES=enforce, or auto with an IVS stage). */
+      enforcing: z.boolean(),
+      ivsTargets: z.number().int().nonnegative(),
+      refusals: z.number().int().nonnegative(),
+      refusalsByCode: z.record(z.string(), z.number().int().nonnegative()),
+      refusedReconnects: z.number().int().nonnegative(),
+      warnings: z.number().int().nonnegative(),
+      warningsByCode: z.record(z.string(), z.number().int().nonnegative()),
+      lastRefusal: z.object({ at: IsoDate, codes: z.array(z.string()), message: z.string(), sessionId: z.string().optional(), until: IsoDate.optional() }).optional(),
+    })
+    .optional(),
   errors: z.object({
     legFailures: z.number().int().nonnegative(),
     syncFailures: z.number().int().nonnegative(),
