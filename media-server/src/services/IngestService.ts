@@ -105,6 +105,7 @@ export class IngestService {
   /** Starts the once-a-second IVS checks (enforcement changes, bitrate / keyframe warnings). */
   start(intervalMs = 1000): void {
     if (!this.d.ivs || this.ivsTimer || this.stopped) return;
+    this.d.ivs.refresh();
     this.ivsTimer = setInterval(() => this.checkIvs(), intervalMs);
     this.ivsTimer.unref?.();
   }
@@ -269,6 +270,7 @@ export class IngestService {
     }
     const ivs = this.d.ivs;
     if (ivs) {
+      ivs.refresh();
       const c = this.ivsCounts;
       s.ivs = {
         mode: ivs.mode,

@@ -1,8 +1,8 @@
 /**
  * Whether IVS rules are enforced right now. IVS_RULES=auto enforces while at least one stage is IVS (ARN in an
  * AWS partition, or a leg whose WHIP URL is on live-video.net) and only warns otherwise. The answer is cached
- * in `enforcing` (a plain field the packet path reads) and refreshed by refresh(): at every POST and every
- * second while started.
+ * in `enforcing` (a plain field the packet path reads) and refreshed by refresh(): at every POST, every stats
+ * read, and every second from IngestService's check.
  */
 import type { LegConnection, LegConnectionState, LegConnector } from '../media/ports.js';
 import { ivsEnforcement, isIvsTarget, type IvsRulesMode } from './IvsRules.js';
@@ -14,7 +14,6 @@ export class IvsPolicy {
   readonly inspecting: boolean;
   private ivsLegs = 0;
   private ivsStages = 0;
-  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly mode: IvsRulesMode,
@@ -70,17 +69,5 @@ export class IvsPolicy {
       };
       return wrapped;
     };
-  }
-
-  start(intervalMs = 1000): void {
-    if (this.timer) return;
-    this.refresh();
-    this.timer = setInterval(() => this.refresh(), intervalMs);
-    this.timer.unref?.();
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
   }
 }
