@@ -1,0 +1,190 @@
+/**
+ * An OBS-shaped WHIP broadcaster on node-datachannel (libdatachannel, like OBS's own WHIP output), for e2e tests
+ * and benchmarks:
+ * - the offer is H.264 (profile-level-id=42e01f, packetization-mode=1) + Opus, POSTed with NO candidates and no
+ *   trickle (OBS disables auto-gathering): the server learns our address from our STUN checks (peer-reflexive);
+ * - media is synthetic: ~30 fps H.264 (SPS+PPS+IDR every `keyframeIntervalMs`, 2 s by default, else P frames),
+ *   one 20 ms Opus packet per frame; the first frame sent is a keyframe;
+ * - stop() DELETEs the session with the same Bearer token, then closes the peer.
+ *
+ * API
+ *   const b = await Broadcaster.publish({ url, token })   // POST → 201 → connected → media flowing; throws PublishError
+ *   const r = await Broadcaster.attempt({ url, token })   // { status, body, broadcaster? }: for 409/401/422 cases
+ *   b.connected(ms) · b.startMedia() · b.stopMedia() · b.framesSent · b.keyframesSent · b.location
+ *   await b.stop()                                        // DELETE (returns its status) + close; idempotent
+ *   b.crash()                                             // closes the peer WITHOUT a DELETE (a vanished OBS)
+ * Call shutdownRtc() from @stagecast/rtc in the test file's after() once all peers are done.
+ */
+import nodeDataChannel from 'node-datachannel';
+import { Peer, TrackHandle, type PeerState } from '@stagecast/rtc';
+import { SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
+
+export const OBS_H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
+
+export interface BroadcasterOptions {
+  /** The WHIP endpoint, e.g. the Media Server's http://127.0.0.1:<port>/whip. */
+  url: string;
+  token: string;
+  /** ICE binds here (default 127.0.0.1). */
+  bindAddress?: string;
+  fps?: number;
+  /** Keyframe (IDR) interval, ms. Default 2000 (OBS's "keyframe interval 2 s", the IVS maximum). */
+  keyframeIntervalMs?: number;
+  /** Varies SSRCs, first sequence numbers and timestamps: a reconnecting OBS starts a fresh RTP stream. */
+  seed?: number;
+  packetsPerFrame?: number;
+  payloadBytes?: number;
+  videoPayloadType?: number;
+}
+
+export class PublishError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+  ) {
+    super(`WHIP POST answered ${status}: ${body.slice(0, 300)}`);
+  }
+}
+
+export class Broadcaster {
+  readonly peer: Peer;
+  readonly video: TrackHandle;
+  readonly audio: TrackHandle;
+  readonly gen: SyntheticPublisher;
+  readonly fps: number;
+  readonly gop: number;
+  location: string | undefined;
+  answerSdp = '';
+  offerSdp = '';
+  framesSent = 0;
+  keyframesSent = 0;
+  /** ms epoch of the 201. */
+  publishedAt = NaN;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped: Promise<number | undefined> | undefined;
+
+  private constructor(readonly o: BroadcasterOptions) {
+    const seed = o.seed ?? 1;
+    const pt = o.videoPayloadType ?? 96;
+    this.fps = o.fps ?? 30;
+    this.gop = Math.max(1, Math.round(((o.keyframeIntervalMs ?? 2000) * this.fps) / 1000));
+    this.peer = new Peer({ name: `obs-${seed}`, bindAddress: o.bindAddress ?? '127.0.0.1' });
+    const videoSsrc = (0x0b500000 + seed * 7919) >>> 0;
+    const audioSsrc = (0x0b600000 + seed * 7919) >>> 0;
+    this.gen = new SyntheticPublisher({
+      videoSsrc,
+      audioSsrc,
+      videoSeq: (seed * 9973) & 0xffff,
+      audioSeq: (seed * 4099) & 0xffff,
+      videoTs: (seed * 123_457) >>> 0,
+      audioTs: (seed * 654_321) >>> 0,
+      packetsPerFrame: o.packetsPerFrame ?? 3,
+      payloadBytes: o.payloadBytes ?? 900,
+    });
+    this.gen.fps = this.fps;
+    this.gen.videoPt = pt;
+    const v = new nodeDataChannel.Video('0', 'SendOnly');
+    v.addH264Codec(pt, OBS_H264_FMTP);
+    v.addSSRC(videoSsrc, 'obs', 'obs-stream', 'video');
+    const a = new nodeDataChannel.Audio('1', 'SendOnly');
+    a.addOpusCodec(111);
+    a.addSSRC(audioSsrc, 'obs', 'obs-stream', 'audio');
+    this.video = new TrackHandle('video', this.peer.addTrack(v));
+    this.audio = new TrackHandle('audio', this.peer.addTrack(a));
+  }
+
+  /** POSTs the offer; on 201 applies the answer. Never throws for an HTTP status: the caller reads it. */
+  static async attempt(o: BroadcasterOptions): Promise<{ status: number; body: string; broadcaster?: Broadcaster }> {
+    const b = new Broadcaster(o);
+    try {
+      b.peer.pc.setLocalDescription('offer');
+      await b.peer.gathered();
+      // OBS posts its offer with every candidate line stripped.
+      b.offerSdp = b.peer.localSdp().replace(/a=(candidate:[^\r\n]*|end-of-candidates)\r\n/g, '');
+      const res = await fetch(o.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/sdp', authorization: `Bearer ${o.token}` },
+        body: b.offerSdp,
+        signal: AbortSignal.timeout(10_000),
+      });
+      const body = await res.text();
+      if (res.status !== 201) {
+        b.peer.close();
+        return { status: res.status, body };
+      }
+      b.publishedAt = Date.now();
+      const loc = res.headers.get('location');
+      b.location = loc ? new URL(loc, o.url).toString() : undefined;
+      b.answerSdp = body;
+      b.peer.pc.setRemoteDescription(body, 'answer');
+      return { status: 201, body, broadcaster: b };
+    } catch (err) {
+      b.peer.close();
+      throw err;
+    }
+  }
+
+  /** POST → 201 → ICE/DTLS connected → media flowing. Throws PublishError on any other status. */
+  static async publish(o: BroadcasterOptions, connectTimeoutMs = 10_000): Promise<Broadcaster> {
+    const r = await Broadcaster.attempt(o);
+    if (!r.broadcaster) throw new PublishError(r.status, r.body);
+    const b = r.broadcaster;
+    if (!(await b.connected(connectTimeoutMs))) {
+      await b.stop();
+      throw new Error(`broadcaster did not connect within ${connectTimeoutMs} ms (state ${b.state})`);
+    }
+    b.startMedia();
+    return b;
+  }
+
+  get state(): PeerState {
+    return this.peer.state;
+  }
+
+  connected(timeoutMs = 10_000): Promise<boolean> {
+    return this.peer.connected(timeoutMs);
+  }
+
+  /** Sends frames at `fps` until stopMedia()/stop(); the first frame is a keyframe. */
+  startMedia(): void {
+    if (this.timer || this.stopped) return;
+    let n = 0;
+    this.timer = setInterval(() => {
+      const key = n % this.gop === 0;
+      for (const p of this.gen.videoFrame(key)) this.video.send(p);
+      this.audio.send(this.gen.audioPacket());
+      n++;
+      this.framesSent++;
+      if (key) this.keyframesSent++;
+    }, Math.round(1000 / this.fps));
+  }
+
+  stopMedia(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** DELETE the session (as OBS does on "Stop Streaming"), then close. Resolves with the DELETE's status. */
+  stop(): Promise<number | undefined> {
+    if (this.stopped) return this.stopped;
+    this.stopMedia();
+    this.stopped = (async () => {
+      let status: number | undefined;
+      if (this.location) {
+        status = await fetch(this.location, { method: 'DELETE', headers: { authorization: `Bearer ${this.o.token}` }, signal: AbortSignal.timeout(5000) })
+          .then((r) => r.status)
+          .catch(() => undefined);
+      }
+      this.peer.close();
+      return status;
+    })();
+    return this.stopped;
+  }
+
+  /** Gone without a word (crash, cable pulled): no DELETE; the server only notices by ICE consent / media timeout. */
+  crash(): void {
+    this.stopMedia();
+    this.stopped ??= Promise.resolve(undefined);
+    this.peer.close();
+  }
+}
