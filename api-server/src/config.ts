@@ -1,4 +1,5 @@
 /** Environment → one typed, validated Config. The only place that reads process.env. */
+import { createPrivateKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -19,7 +20,17 @@ const EnvSchema = z
     ENABLE_MEDIA_SERVER: bool.default(true),
     MEDIA_SERVER_URL: z.string().url().default('http://127.0.0.1:3001'),
     DATA_DIR: z.string().min(1).default('./data'),
-    STAGE_PROVIDER: z.enum(['local']).default('local'),
+    STAGE_PROVIDER: z.enum(['local', 'ivs', 'whip']).default('local'),
+    AWS_REGION: z.string().regex(/^[a-z]{2}(-[a-z]+)+-[0-9]$/, 'must be an AWS region such as us-east-1').optional(),
+    IVS_TOKEN_SIGNING_KEY: z.string().optional(),
+    IVS_TOKEN_PUBLIC_KEY_ARN: z
+      .string()
+      .regex(/^arn:aws[a-z-]*:ivs:[a-z0-9-]+:[0-9]{12}:public-key\/[A-Za-z0-9]+$/, 'must be the ARN ImportPublicKey returned (arn:aws:ivs:<region>:<account>:public-key/<id>)')
+      .optional(),
+    IVS_EVENTS_URL: z.string().url().default('wss://global.events.live-video.net'),
+    IVS_VIEWER_RECONCILE_INTERVAL_S: int(60, 0),
+    IVS_VIEWER_RECONCILE_TPS: z.coerce.number().gt(0).max(5).default(1),
+    WHIP_TARGETS: z.string().optional(),
     STAGE_CAPACITY: int(50, 1),
     MIN_STAGES: int(1, 0),
     MAX_STAGES: int(100, 1),
@@ -33,11 +44,30 @@ const EnvSchema = z
     STAGE_POOL_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default('default'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     PUBLIC_URL: z.string().url().optional(),
+    WEB_DIST_DIR: z.string().min(1).default(join(import.meta.dirname, '..', '..', 'web', 'dist')),
+    VIEWER_API_KEY: z.string().min(8, 'must be at least 8 characters').optional(),
   })
   .superRefine((e, ctx) => {
     if (e.MIN_STAGES > e.MAX_STAGES)
       ctx.addIssue({ code: 'custom', path: ['MIN_STAGES'], message: `must not exceed MAX_STAGES (${e.MAX_STAGES})` });
   });
+
+export interface WhipTargetConfig {
+  url: string;
+  token?: string;
+}
+
+export interface IvsConfig {
+  region: string;
+  /** Self-signed participant tokens (lifts CreateParticipantToken's 50 TPS): the ES384 private key and its imported public key's ARN. */
+  selfSigned?: { privateKeyPem: string; publicKeyArn: string };
+  /** `events_url` claim of self-signed tokens. */
+  eventsUrl: string;
+  /** How often viewer accounting is compared with ListParticipants; 0 = never. */
+  viewerReconcileIntervalMs: number;
+  /** ListParticipants calls per second at most, inside the 5 TPS stage-call budget. */
+  viewerReconcileTps: number;
+}
 
 export interface Config {
   port: number;
@@ -49,8 +79,12 @@ export interface Config {
   enableMediaServer: boolean;
   mediaServerUrl: string;
   dataDir: string;
-  stageProvider: 'local';
+  stageProvider: 'local' | 'ivs' | 'whip';
   stagePoolId: string;
+  /** STAGE_PROVIDER=ivs only. */
+  ivs?: IvsConfig;
+  /** STAGE_PROVIDER=whip only: the destinations, in WHIP_TARGETS order. */
+  whipTargets: WhipTargetConfig[];
   scaling: {
     capacity: number;
     minStages: number;
@@ -72,6 +106,10 @@ export interface Config {
   publicUrl?: string;
   /** WebSocket keep-alive ping. */
   wsPingIntervalMs: number;
+  /** The built web pages (/broadcast, /watch, /dashboard). */
+  webDistDir: string;
+  /** A second key, accepted as x-api-key on /api/viewers/* only: safe to hand out in /watch links. */
+  viewerApiKey?: string;
 }
 
 export class ConfigError extends Error {}
@@ -83,7 +121,23 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const r = EnvSchema.safeParse(clean);
   // Cross-field rules checked here too, so one run names every bad variable even when others fail to parse.
   const extra: string[] = [];
-  if ((clean.STAGE_PROVIDER ?? 'local') === 'local' && !clean.STAGE_SERVER_SECRET) extra.push('  STAGE_SERVER_SECRET: required when STAGE_PROVIDER=local');
+  const provider = clean.STAGE_PROVIDER ?? 'local';
+  if (provider === 'local' && !clean.STAGE_SERVER_SECRET) extra.push('  STAGE_SERVER_SECRET: required when STAGE_PROVIDER=local');
+  if (provider === 'ivs' && !clean.AWS_REGION) extra.push('  AWS_REGION: required when STAGE_PROVIDER=ivs');
+  let signingKeyPem: string | undefined;
+  if (provider === 'ivs') {
+    const key = checkSigningKey(clean.IVS_TOKEN_SIGNING_KEY);
+    if (key.error) extra.push(`  IVS_TOKEN_SIGNING_KEY: ${key.error}`);
+    signingKeyPem = key.pem;
+    if (clean.IVS_TOKEN_SIGNING_KEY && !clean.IVS_TOKEN_PUBLIC_KEY_ARN) extra.push('  IVS_TOKEN_PUBLIC_KEY_ARN: required with IVS_TOKEN_SIGNING_KEY (the ARN ImportPublicKey returned)');
+    if (!clean.IVS_TOKEN_SIGNING_KEY && clean.IVS_TOKEN_PUBLIC_KEY_ARN) extra.push('  IVS_TOKEN_SIGNING_KEY: required with IVS_TOKEN_PUBLIC_KEY_ARN');
+  }
+  let whipTargets: WhipTargetConfig[] = [];
+  if (provider === 'whip') {
+    const t = parseWhipTargets(clean.WHIP_TARGETS);
+    extra.push(...t.errors.map((m) => `  WHIP_TARGETS${m}`));
+    whipTargets = t.targets;
+  }
   if (!r.success || extra.length) {
     const lines = [...(r.success ? [] : r.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.path.length === 1 && !(String(i.path[0]) in clean) ? 'required' : i.message}`)), ...extra];
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
@@ -101,6 +155,18 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     dataDir: resolve(e.DATA_DIR),
     stageProvider: e.STAGE_PROVIDER,
     stagePoolId: e.STAGE_POOL_ID,
+    ...(e.STAGE_PROVIDER === 'ivs'
+      ? {
+          ivs: {
+            region: e.AWS_REGION!,
+            ...(signingKeyPem && e.IVS_TOKEN_PUBLIC_KEY_ARN ? { selfSigned: { privateKeyPem: signingKeyPem, publicKeyArn: e.IVS_TOKEN_PUBLIC_KEY_ARN } } : {}),
+            eventsUrl: e.IVS_EVENTS_URL,
+            viewerReconcileIntervalMs: e.IVS_VIEWER_RECONCILE_INTERVAL_S * 1000,
+            viewerReconcileTps: e.IVS_VIEWER_RECONCILE_TPS,
+          },
+        }
+      : {}),
+    whipTargets,
     scaling: {
       capacity: e.STAGE_CAPACITY,
       minStages: e.MIN_STAGES,
@@ -118,7 +184,70 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
     ...(e.PUBLIC_URL ? { publicUrl: e.PUBLIC_URL.replace(/\/+$/, '') } : {}),
     wsPingIntervalMs: 30_000,
+    webDistDir: resolve(e.WEB_DIST_DIR),
+    ...(e.VIEWER_API_KEY ? { viewerApiKey: e.VIEWER_API_KEY } : {}),
   };
+}
+
+/** The ES384 (P-384) private key for self-signed IVS tokens; PEM, `\n` escapes allowed (one-line .env values). Never echoed. */
+function checkSigningKey(raw: string | undefined): { pem?: string; error?: string } {
+  if (!raw) return {};
+  const pem = raw.includes('-----BEGIN') && !raw.includes('\n') ? raw.replace(/\\n/g, '\n') : raw;
+  try {
+    const key = createPrivateKey(pem);
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'secp384r1')
+      return { error: 'must be an ECDSA P-384 (secp384r1) private key, as IVS self-signed tokens are ES384' };
+    return { pem };
+  } catch {
+    return { error: 'not a PEM private key (expected the output of `openssl ecparam -name secp384r1 -genkey -noout`)' };
+  }
+}
+
+const MAX_WHIP_TARGETS = 64;
+
+/**
+ * WHIP_TARGETS: a JSON array of {url, token?}. Every bad entry is named by its index (and origin: a URL's path may
+ * be a secret, as Cloudflare's is); tokens are never echoed. Returns error suffixes to append to "WHIP_TARGETS".
+ */
+export function parseWhipTargets(raw: string | undefined): { targets: WhipTargetConfig[]; errors: string[] } {
+  if (!raw) return { targets: [], errors: [': required when STAGE_PROVIDER=whip (JSON: [{"url":"https://…/whip","token":"…"}])'] };
+  let list: unknown;
+  try {
+    list = JSON.parse(raw);
+  } catch {
+    // JSON.parse's message quotes the input, which holds tokens: say only that it is not JSON.
+    return { targets: [], errors: [': not valid JSON (expected [{"url":"https://…/whip","token":"…"}])'] };
+  }
+  if (!Array.isArray(list) || list.length === 0) return { targets: [], errors: [': must be a non-empty JSON array of {url, token?}'] };
+  if (list.length > MAX_WHIP_TARGETS) return { targets: [], errors: [`: at most ${MAX_WHIP_TARGETS} destinations`] };
+  const targets: WhipTargetConfig[] = [];
+  const errors: string[] = [];
+  const seen = new Map<string, number>();
+  list.forEach((entry: unknown, i) => {
+    const bad = (msg: string) => errors.push(`[${i}]: ${msg}`);
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return bad('must be an object {url, token?}');
+    const { url, token, ...rest } = entry as Record<string, unknown>;
+    const unknownKeys = Object.keys(rest);
+    if (unknownKeys.length) return bad(`unknown key(s) ${unknownKeys.map((k) => JSON.stringify(k)).join(', ')} (allowed: url, token)`);
+    if (typeof url !== 'string') return bad('url is required (a string)');
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return bad('url is not a URL');
+    }
+    const where = `(${parsed.protocol}//${parsed.host})`;
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return bad(`url must be http or https ${where}`);
+    if (parsed.username || parsed.password) return bad(`url must not carry credentials; use token ${where}`);
+    if (parsed.hash) return bad(`url must not have a #fragment ${where}`);
+    if (token !== undefined && (typeof token !== 'string' || !/^[\x21-\x7e]{1,4096}$/.test(token)))
+      return bad(`token must be a non-empty string of printable characters without spaces ${where}`);
+    const dup = seen.get(parsed.href);
+    if (dup !== undefined) return bad(`same url as entry ${dup} ${where}`);
+    seen.set(parsed.href, i);
+    targets.push({ url, ...(token !== undefined ? { token: token as string } : {}) });
+  });
+  return { targets: errors.length ? [] : targets, errors };
 }
 
 /** Reads `.env` beside the app (api-server/.env) if present, then the process environment (which wins). */

@@ -2,10 +2,15 @@
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
+import { createIvsClient, IVS_STAGE_TPS, IVS_TOKEN_TPS, IvsStageProvider } from './providers/ivs.js';
+import { IvsApiTokenIssuer, IvsSelfSignedTokenIssuer } from './providers/ivs-tokens.js';
 import { LocalStageProvider } from './providers/local.js';
-import { PacedProvider } from './providers/pacing.js';
+import { PacedProvider, Pacer } from './providers/pacing.js';
 import type { StageProvider } from './providers/provider.js';
+import { LocalTokenIssuer, type StageTokenIssuer } from './providers/token-issuer.js';
+import { WhipTargetProvider, WhipTargetTokenIssuer } from './providers/whip.js';
 import { EventBus } from './services/EventBus.js';
+import { IvsViewerReconciler } from './services/IvsViewerReconciler.js';
 import { MediaServerRegistry } from './services/MediaServerRegistry.js';
 import { PublishTokenService } from './services/PublishTokenService.js';
 import { StageAutoScalingService } from './services/StageAutoScalingService.js';
@@ -20,26 +25,62 @@ export interface Services {
   store: Store;
   tokens: TokenService;
   provider: PacedProvider;
+  /** Mints the stages' participant tokens the provider's way. */
+  issuer: StageTokenIssuer;
   bus: EventBus;
   metrics: Metrics;
   scaling: StageAutoScalingService;
   viewers: ViewerService;
   registry: MediaServerRegistry;
   publishTokens: PublishTokenService;
+  /** STAGE_PROVIDER=ivs: viewer accounting checked against ListParticipants (started with the viewers). */
+  ivsViewers?: IvsViewerReconciler;
   startedAt: number;
 }
 
-export function createProvider(config: Config): StageProvider {
+export const WHIP_JOIN_REFUSAL =
+  'STAGE_PROVIDER=whip: the stages are WHIP destinations and viewers watch there; there is no Stagecast stage to join';
+
+/** A provider with the token issuer and call budget that go with it. */
+export interface ProviderBundle {
+  provider: PacedProvider;
+  issuer: StageTokenIssuer;
+  /** The IVS provider itself (for the viewer reconciler), when STAGE_PROVIDER=ivs. */
+  ivs?: IvsStageProvider;
+}
+
+export function createProvider(config: Config, log: Logger, tokens: TokenService): ProviderBundle {
+  const plog = log.child({ component: 'provider' });
   switch (config.stageProvider) {
-    case 'local':
-      return new LocalStageProvider({ baseUrl: config.stageServerUrl, secret: config.stageServerSecret, poolId: config.stagePoolId });
+    case 'local': {
+      const inner = new LocalStageProvider({ baseUrl: config.stageServerUrl, secret: config.stageServerSecret, poolId: config.stagePoolId });
+      return { provider: new PacedProvider(inner, plog), issuer: new LocalTokenIssuer(tokens) };
+    }
+    case 'whip': {
+      const inner = new WhipTargetProvider(config.whipTargets, config.stagePoolId);
+      return { provider: new PacedProvider(inner, plog), issuer: new WhipTargetTokenIssuer(inner) };
+    }
+    case 'ivs': {
+      const ivsConfig = config.ivs!;
+      const client = createIvsClient(ivsConfig.region);
+      // One 5 TPS budget for every stage call (CreateStage, DeleteStage, GetStage, ListStages, ListParticipants).
+      const pacer = new Pacer(IVS_STAGE_TPS, plog);
+      const ivs = new IvsStageProvider(client, { poolId: config.stagePoolId, pacer });
+      const issuer = ivsConfig.selfSigned
+        ? new IvsSelfSignedTokenIssuer({ ...ivsConfig.selfSigned, eventsUrl: ivsConfig.eventsUrl })
+        : new IvsApiTokenIssuer(client, new Pacer(IVS_TOKEN_TPS, plog));
+      return { provider: new PacedProvider(ivs, plog, undefined, pacer), issuer, ivs };
+    }
   }
 }
 
 export async function createServices(config: Config, log: Logger, opts: { provider?: StageProvider } = {}): Promise<Services> {
   const store = new SqliteStore(config.dataDir);
   const tokens = await TokenService.open(config.dataDir);
-  const provider = new PacedProvider(opts.provider ?? createProvider(config), log.child({ component: 'provider' }));
+  const bundle: ProviderBundle = opts.provider
+    ? { provider: new PacedProvider(opts.provider, log.child({ component: 'provider' })), issuer: new LocalTokenIssuer(tokens) }
+    : createProvider(config, log, tokens);
+  const { provider, issuer } = bundle;
   const bus = new EventBus();
   const metrics = new Metrics(store);
   const scaling = new StageAutoScalingService({
@@ -50,20 +91,52 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     metrics,
     config: { ...config.scaling, poolId: config.stagePoolId },
   });
+  const ivsViewers =
+    bundle.ivs && config.ivs
+      ? new IvsViewerReconciler({
+          store,
+          ivs: bundle.ivs,
+          log,
+          metrics,
+          intervalMs: config.ivs.viewerReconcileIntervalMs,
+          callsPerSecond: config.ivs.viewerReconcileTps,
+        })
+      : undefined;
   const viewers = new ViewerService({
     store,
-    tokens,
+    issuer,
     scaling,
     metrics,
     log,
-    config: { viewerTokenTtlSeconds: config.viewerTokenTtlSeconds, viewerHeartbeatIntervalMs: config.viewerHeartbeatIntervalMs },
+    ...(ivsViewers ? { reconciler: ivsViewers } : {}),
+    config: {
+      viewerTokenTtlSeconds: config.viewerTokenTtlSeconds,
+      viewerHeartbeatIntervalMs: config.viewerHeartbeatIntervalMs,
+      ...(provider.fixedPool && config.stageProvider === 'whip' ? { joinRefusal: WHIP_JOIN_REFUSAL } : {}),
+    },
   });
   const registry = new MediaServerRegistry({ store, bus, log, heartbeatIntervalMs: config.heartbeatIntervalMs });
   const publishTokens = new PublishTokenService({
     store,
     tokens,
+    issuer,
     publishTokenTtlSeconds: config.publishTokenTtlSeconds,
     mediaServerUrl: config.mediaServerUrl,
   });
-  return { config, log, store, tokens, provider, bus, metrics, scaling, viewers, registry, publishTokens, startedAt: Date.now() };
+  return {
+    config,
+    log,
+    store,
+    tokens,
+    provider,
+    issuer,
+    bus,
+    metrics,
+    scaling,
+    viewers,
+    registry,
+    publishTokens,
+    ...(ivsViewers ? { ivsViewers } : {}),
+    startedAt: Date.now(),
+  };
 }

@@ -1,5 +1,6 @@
 /**
- * Participant tokens: ES384 JWTs with the claims IVS uses, signed by the API Server.
+ * Participant tokens: ES384 JWTs with the claims IVS uses, signed by the API Server (local stages, ingest).
+ * IVS stages get theirs from providers/ivs-tokens.ts, WHIP destinations from providers/whip.ts.
  * The signing key is generated once and kept in DATA_DIR (0600); its public half is published as a JWKS.
  */
 import { randomBytes } from 'node:crypto';
@@ -27,9 +28,11 @@ export function newParticipantId(prefix: string): ParticipantId {
 export class ParticipantToken {
   private grant?: Grant;
   private userId?: string;
+  private attributes?: Record<string, string>;
   constructor(
     readonly participantId: ParticipantId,
-    private readonly target: { resource: string; topic: string; whipUrl: string },
+    /** eventsUrl: IVS's `events_url` (mandatory in IVS self-signed tokens, unused by local stages). */
+    private readonly target: { resource: string; topic: string; whipUrl: string; eventsUrl?: string },
     readonly ttlSeconds: number,
   ) {}
   withGrant(grant: Grant): this {
@@ -39,6 +42,11 @@ export class ParticipantToken {
   }
   withUserId(userId: string | undefined): this {
     if (userId !== undefined) this.userId = userId;
+    return this;
+  }
+  /** Visible to every participant of the stage (IVS: ≤ 1 KB in all). */
+  withAttributes(attributes: Record<string, string> | undefined): this {
+    if (attributes !== undefined) this.attributes = attributes;
     return this;
   }
   claims(nowMs: number): ParticipantClaims {
@@ -51,9 +59,11 @@ export class ParticipantToken {
       resource: this.target.resource,
       topic: this.target.topic,
       whip_url: this.target.whipUrl,
+      ...(this.target.eventsUrl !== undefined ? { events_url: this.target.eventsUrl } : {}),
       capabilities: { allow_publish: this.grant.publish, allow_subscribe: this.grant.subscribe },
       version: '1.0',
       ...(this.userId !== undefined ? { user_id: this.userId } : {}),
+      ...(this.attributes !== undefined ? { attributes: this.attributes } : {}),
     });
   }
 }

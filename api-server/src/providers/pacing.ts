@@ -1,7 +1,7 @@
-/** Pacing and retries around any StageProvider: a token bucket at the provider's rate, backoff on transient errors. */
+/** Pacing and retries for provider APIs: a token bucket at the provider's rate, backoff on transient errors. */
 import type { StageArn } from '@stagecast/protocol';
 import type { Logger } from '../logger.js';
-import { TransientProviderError, type ProviderHealth, type ProviderStage, type StageProvider } from './provider.js';
+import { TransientProviderError, type ProviderHealth, type ProviderStage, type ProviderStageSummary, type StageProvider } from './provider.js';
 
 /** Token bucket: at most `ratePerSecond` acquisitions per second on average, bursts up to `burst`. FIFO. */
 export class TokenBucket {
@@ -48,19 +48,21 @@ export interface RetryOptions {
   maxDelayMs: number;
 }
 
-export class PacedProvider implements StageProvider {
-  readonly kind: string;
-  readonly maxCallsPerSecond: number;
-  private readonly bucket: TokenBucket;
+export const DEFAULT_RETRY: RetryOptions = { attempts: 5, baseDelayMs: 200, maxDelayMs: 5000 };
+
+/**
+ * A call budget shared by everything that calls one provider API: each attempt takes a token from the bucket,
+ * transient failures (TransientProviderError) are retried with jittered exponential backoff, others are final.
+ */
+export class Pacer {
+  readonly bucket: TokenBucket;
   private stopped = false;
   constructor(
-    private readonly inner: StageProvider,
+    readonly ratePerSecond: number,
     private readonly log: Logger,
-    private readonly retry: RetryOptions = { attempts: 5, baseDelayMs: 200, maxDelayMs: 5000 },
+    private readonly retry: RetryOptions = DEFAULT_RETRY,
   ) {
-    this.kind = inner.kind;
-    this.maxCallsPerSecond = inner.maxCallsPerSecond;
-    this.bucket = new TokenBucket(inner.maxCallsPerSecond);
+    this.bucket = new TokenBucket(ratePerSecond);
   }
 
   /** Stops retrying (shutdown): calls in flight fail at their next attempt. */
@@ -68,7 +70,7 @@ export class PacedProvider implements StageProvider {
     this.stopped = true;
   }
 
-  private async call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+  async call<T>(op: string, fn: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       await this.bucket.acquire();
       try {
@@ -82,6 +84,37 @@ export class PacedProvider implements StageProvider {
       }
     }
   }
+}
+
+/**
+ * Pacing and retries around a StageProvider. A `selfPaced` provider (IVS) paces each of its own remote calls
+ * with the same Pacer, so its calls pass straight through here.
+ */
+export class PacedProvider implements StageProvider {
+  readonly kind: string;
+  readonly maxCallsPerSecond: number;
+  readonly fixedPool: boolean;
+  readonly pacer: Pacer;
+  constructor(
+    private readonly inner: StageProvider,
+    log: Logger,
+    retry: RetryOptions = DEFAULT_RETRY,
+    pacer?: Pacer,
+  ) {
+    this.kind = inner.kind;
+    this.maxCallsPerSecond = inner.maxCallsPerSecond;
+    this.fixedPool = inner.fixedPool === true;
+    this.pacer = pacer ?? new Pacer(inner.maxCallsPerSecond, log, retry);
+  }
+
+  /** Stops retrying (shutdown): calls in flight fail at their next attempt. */
+  stop(): void {
+    this.pacer.stop();
+  }
+
+  private call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    return this.inner.selfPaced ? fn() : this.pacer.call(op, fn);
+  }
 
   createStage(req: { name: string; tags: Record<string, string> }): Promise<ProviderStage> {
     return this.call('createStage', () => this.inner.createStage(req));
@@ -89,8 +122,13 @@ export class PacedProvider implements StageProvider {
   deleteStage(arn: StageArn): Promise<void> {
     return this.call('deleteStage', () => this.inner.deleteStage(arn));
   }
-  listStages(): Promise<ProviderStage[]> {
+  listStages(): Promise<ProviderStageSummary[]> {
     return this.call('listStages', () => this.inner.listStages());
+  }
+  async getStage(arn: StageArn): Promise<ProviderStage | undefined> {
+    const inner = this.inner;
+    if (!inner.getStage) throw new Error(`the ${inner.kind} provider cannot get one stage`);
+    return this.call('getStage', () => inner.getStage!(arn));
   }
   health(): Promise<ProviderHealth> {
     return this.inner.health();

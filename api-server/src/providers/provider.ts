@@ -1,6 +1,6 @@
 /**
- * Stage providers behind one interface: `local` (the stage server) now, `ivs` and `whip` later.
- * Token minting for local stages stays in the API Server (tokens.ts).
+ * Stage providers behind one interface: `local` (the stage server), `ivs` (Amazon IVS Real-Time) and `whip`
+ * (a fixed list of WHIP destinations). Participant tokens come from a StageTokenIssuer (token-issuer.ts).
  */
 import type { Playback, StageArn, StageId } from '@stagecast/protocol';
 
@@ -21,6 +21,12 @@ export interface ProviderStage {
   createdAt: number;
 }
 
+/**
+ * A stage as a listing returns it. IVS's ListStages carries no endpoints: `whipUrl` is then absent and
+ * `getStage` fetches it (reconciliation does so only for the stages it adopts).
+ */
+export type ProviderStageSummary = Omit<ProviderStage, 'whipUrl'> & { whipUrl?: string };
+
 export interface ProviderHealth {
   ok: boolean;
   detail?: string;
@@ -30,11 +36,20 @@ export interface StageProvider {
   readonly kind: string;
   /** The provider's documented call rate (local: 20, IVS: 5). */
   readonly maxCallsPerSecond: number;
+  /**
+   * A fixed pool (`whip`): the stages are what listStages returns, adopted at reconciliation; the pool is never
+   * grown or shrunk, and createStage/deleteStage are never called.
+   */
+  readonly fixedPool?: boolean;
+  /** The provider paces and retries each of its own remote calls (IVS: one call per ListStages page). */
+  readonly selfPaced?: boolean;
   createStage(req: { name: string; tags: Record<string, string> }): Promise<ProviderStage>;
   /** Idempotent: a stage that does not exist is a success. */
   deleteStage(arn: StageArn): Promise<void>;
   /** Only OUR stages: those tagged stagecast:pool = STAGE_POOL_ID. */
-  listStages(): Promise<ProviderStage[]>;
+  listStages(): Promise<ProviderStageSummary[]>;
+  /** One stage with its endpoints; undefined when it does not exist. Needed when listStages omits whipUrl. */
+  getStage?(arn: StageArn): Promise<ProviderStage | undefined>;
   health(): Promise<ProviderHealth>;
 }
 

@@ -1,23 +1,39 @@
 /** PUBLISH tokens: one per Media Server leg into a stage, and the broadcaster's ingest token for the Media Server. */
 import { NotFound, type ParticipantId, type StageArn } from '@stagecast/protocol';
+import type { StageTokenIssuer } from '../providers/token-issuer.js';
 import type { Store } from '../store/store.js';
 import { INGEST_RESOURCE, INGEST_TOPIC, newParticipantId, ParticipantToken, PUBLISH_GRANT, type TokenService } from '../tokens.js';
 
 export class PublishTokenService {
   constructor(
-    private readonly d: { store: Store; tokens: TokenService; publishTokenTtlSeconds: number; mediaServerUrl: string; now?: () => number },
+    private readonly d: {
+      store: Store;
+      /** Signs the broadcaster's ingest token (always ours: the Media Server verifies it). */
+      tokens: TokenService;
+      /** Mints stage tokens the way the provider wants them (ours, IVS's, a WHIP destination's own). */
+      issuer: StageTokenIssuer;
+      publishTokenTtlSeconds: number;
+      mediaServerUrl: string;
+      now?: () => number;
+    },
   ) {}
 
-  /** A PUBLISH token for one active stage (the Media Server's WHIP leg). */
+  /**
+   * A PUBLISH token for one active stage (the Media Server's WHIP leg). `whipUrl` is the stage's stored endpoint
+   * (IVS: `endpoints.whip`, whose 307s the Media Server follows; whip: the destination's URL); `token` may be ''.
+   */
   async stageToken(stageArn: StageArn, serverId?: string): Promise<{ token: string; whipUrl: string; participantId: ParticipantId; expiresAt: Date }> {
     const stage = this.d.store.getStage(stageArn);
     if (!stage || stage.state !== 'active') throw new NotFound('no such active stage');
-    const participantId = newParticipantId('pub_');
-    const t = new ParticipantToken(participantId, { resource: stage.arn, topic: stage.id, whipUrl: stage.whipUrl }, this.d.publishTokenTtlSeconds)
-      .withGrant(PUBLISH_GRANT)
-      .withUserId(serverId);
-    const signed = await this.d.tokens.sign(t, (this.d.now ?? Date.now)());
-    return { token: signed.token, whipUrl: stage.whipUrl, participantId, expiresAt: signed.expiresAt };
+    const issued = await this.d.issuer.issue({
+      stage,
+      participantId: newParticipantId('pub_'),
+      grant: PUBLISH_GRANT,
+      ...(serverId !== undefined ? { label: serverId } : {}),
+      ttlSeconds: this.d.publishTokenTtlSeconds,
+      nowMs: (this.d.now ?? Date.now)(),
+    });
+    return { token: issued.token, whipUrl: issued.whipUrl, participantId: issued.participantId, expiresAt: issued.expiresAt };
   }
 
   /** The broadcaster's token for the Media Server's WHIP ingest (verified there against our JWKS). */

@@ -126,8 +126,14 @@ export class StageAutoScalingService {
     return this.creating;
   }
 
+  /** A fixed pool (STAGE_PROVIDER=whip) is only reconciled: its stages are adopted, never created or deleted. */
+  get fixedPool(): boolean {
+    return this.provider.fixedPool === true;
+  }
+
   /** Whether the pool may still grow (a join with no seat is worth waiting for). */
   canGrow(): boolean {
+    if (this.fixedPool) return false;
     return this.creating > 0 || this.store.listStages().length < this.cfg.maxStages;
   }
 
@@ -172,6 +178,7 @@ export class StageAutoScalingService {
       return;
     }
     this.drainWaiters();
+    if (this.fixedPool) return;
     const stages = this.store.listStages();
     // A draining stage with no delete in flight is a delete that failed or was cut by a crash: finish it.
     for (const s of stages) if (s.state === 'draining' && !this.deleting.has(s.arn)) this.launchDelete(s.arn, 'finish drain');

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   CapacityExceeded,
+  Conflict,
   NotFound,
   type ParticipantEvent,
   type ParticipantId,
@@ -13,13 +14,16 @@ import {
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Store, StageWithCounts } from '../store/store.js';
-import { ParticipantToken, SUBSCRIBE_GRANT, type TokenService } from '../tokens.js';
+import type { StageTokenIssuer } from '../providers/token-issuer.js';
+import { SUBSCRIBE_GRANT } from '../tokens.js';
 import { pickStage } from './planning.js';
 import type { StageAutoScalingService } from './StageAutoScalingService.js';
 
 export interface ViewerConfig {
   viewerTokenTtlSeconds: number;
   viewerHeartbeatIntervalMs: number;
+  /** Set when viewers cannot join Stagecast stages (STAGE_PROVIDER=whip): every join is refused with it (409). */
+  joinRefusal?: string;
 }
 
 export interface JoinResult {
@@ -40,7 +44,9 @@ export class ViewerService {
   constructor(
     private readonly d: {
       store: Store;
-      tokens: TokenService;
+      issuer: StageTokenIssuer;
+      /** Checks our accounting against the provider's own (IVS: IvsViewerReconciler); runs while the service does. */
+      reconciler?: { start(): void; stop(): void };
       scaling: StageAutoScalingService;
       metrics: Metrics;
       log: Logger;
@@ -55,14 +61,20 @@ export class ViewerService {
   start(): void {
     if (this.sweeper) return;
     this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.floor(this.d.config.viewerHeartbeatIntervalMs / 2)));
+    this.d.reconciler?.start();
   }
   stop(): void {
+    this.d.reconciler?.stop();
     clearInterval(this.sweeper);
     this.sweeper = undefined;
   }
 
   async join(userId?: string): Promise<JoinResult> {
     const { store, scaling, metrics } = this.d;
+    if (this.d.config.joinRefusal) {
+      metrics.joins.inc({ result: 'refused' });
+      throw new Conflict(this.d.config.joinRefusal);
+    }
     const viewerId = `v_${randomBytes(12).toString('base64url')}` as ViewerId;
     const attempt = (): StageWithCounts | undefined =>
       store.reserveSeat({ id: viewerId, userId: userId ?? null, now: this.now() }, (stages) => pickStage(stages));
@@ -82,14 +94,15 @@ export class ViewerService {
       }
     }
     try {
-      const t = new ParticipantToken(
-        viewerId as string as ParticipantId,
-        { resource: stage.arn, topic: stage.id, whipUrl: stage.whipUrl },
-        this.d.config.viewerTokenTtlSeconds,
-      )
-        .withGrant(SUBSCRIBE_GRANT)
-        .withUserId(userId);
-      const signed = await this.d.tokens.sign(t, this.now());
+      // The participant id is the viewer id, so the stage's reports (and IVS's ListParticipants) map back to a seat.
+      const signed = await this.d.issuer.issue({
+        stage,
+        participantId: viewerId as string as ParticipantId,
+        grant: SUBSCRIBE_GRANT,
+        ...(userId !== undefined ? { label: userId } : {}),
+        ttlSeconds: this.d.config.viewerTokenTtlSeconds,
+        nowMs: this.now(),
+      });
       metrics.joins.inc({ result: waited ? 'waited' : 'seated' });
       this.log.info({ viewerId, stageArn: stage.arn, viewers: stage.viewers, waited }, 'viewer.joined');
       return {

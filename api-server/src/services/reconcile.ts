@@ -2,11 +2,13 @@
  * Start-up reconciliation of the store with the provider. Stages cost money: none may leak.
  * - at the provider, not in the store (crash between create and store write): adopted — it is ours by tag;
  * - in the store, not at the provider (lost): dropped, its viewers released, `stage_deleted` announced.
+ * A listing without endpoints (IVS ListStages) costs one GetStage per adopted stage, never one per kept stage;
+ * an orphan whose WHIP endpoint cannot be learnt is deleted rather than recorded without one.
  */
 import type { StageArn } from '@stagecast/protocol';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import type { StageProvider } from '../providers/provider.js';
+import type { ProviderStage, ProviderStageSummary, StageProvider } from '../providers/provider.js';
 import type { Store } from '../store/store.js';
 import type { EventBus } from './EventBus.js';
 
@@ -23,6 +25,8 @@ export interface ReconcileDeps {
 export interface ReconcileResult {
   adopted: StageArn[];
   dropped: StageArn[];
+  /** Orphans deleted at the provider because they could not be recorded whole. */
+  deleted: StageArn[];
   kept: number;
 }
 
@@ -31,11 +35,23 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileResult> {
   const local = d.store.listStages();
   const remoteArns = new Set(remote.map((s) => s.stageArn));
   const localArns = new Set(local.map((s) => s.arn));
-  const result: ReconcileResult = { adopted: [], dropped: [], kept: 0 };
+  const result: ReconcileResult = { adopted: [], dropped: [], deleted: [], kept: 0 };
   const now = d.now();
 
-  for (const r of remote) {
-    if (localArns.has(r.stageArn)) {
+  for (const summary of remote) {
+    if (localArns.has(summary.stageArn)) {
+      result.kept++;
+      continue;
+    }
+    const found = await withEndpoints(d, summary);
+    if (found === 'gone') continue;
+    if (found === 'deleted') {
+      result.deleted.push(summary.stageArn);
+      continue;
+    }
+    const r = found;
+    // The store may have changed while GetStage was on its way (a create recorded meanwhile).
+    if (d.store.getStage(r.stageArn)) {
       result.kept++;
       continue;
     }
@@ -72,6 +88,22 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileResult> {
     d.bus.publish({ type: 'stage_deleted', data: { stageArn: l.arn, timestamp: new Date(now).toISOString() } });
     result.dropped.push(l.arn);
   }
-  d.log.info({ adopted: result.adopted.length, dropped: result.dropped.length, kept: result.kept }, 'stages.reconciled');
+  d.log.info({ adopted: result.adopted.length, dropped: result.dropped.length, deleted: result.deleted.length, kept: result.kept }, 'stages.reconciled');
   return result;
+}
+
+/** The stage with its WHIP endpoint; 'gone' when it vanished meanwhile; 'deleted' when it had none to record. */
+async function withEndpoints(d: ReconcileDeps, s: ProviderStageSummary): Promise<ProviderStage | 'gone' | 'deleted'> {
+  if (s.whipUrl) return { ...s, whipUrl: s.whipUrl };
+  let full: ProviderStage | undefined;
+  if (d.provider.getStage) {
+    full = await d.provider.getStage(s.stageArn);
+    if (!full) return 'gone';
+    if (full.whipUrl) return full;
+  }
+  d.log.error({ stageArn: s.stageArn }, 'stage.orphan_without_whip_endpoint');
+  await d.provider.deleteStage(s.stageArn);
+  d.store.addScalingEvent({ at: d.now(), action: 'delete', stageArn: s.stageArn, reason: 'orphan at the provider without a WHIP endpoint' });
+  d.metrics?.scalingActions.inc({ action: 'delete' });
+  return 'deleted';
 }

@@ -32,10 +32,20 @@ export const LegReportSchema = z.object({
   stageArn: StageArnSchema,
   state: z.enum(['connecting', 'connected', 'failed', 'closed']),
 });
+/** The broadcaster's stream as the Media Server measures it (for the dashboard). */
+export const PublisherReportSchema = z.object({
+  bitrateBps: z.number().nonnegative(),
+  width: z.number().int().nonnegative().optional(),
+  height: z.number().int().nonnegative().optional(),
+  frameRate: z.number().nonnegative().optional(),
+  profile: z.string().max(64).optional(),
+});
+export type PublisherReport = z.infer<typeof PublisherReportSchema>;
 export const HeartbeatRequestSchema = z.object({
   serverId: ServerIdSchema,
   publisherOnline: z.boolean().optional(),
   legs: z.array(LegReportSchema).max(10_000).optional(),
+  publisher: PublisherReportSchema.optional(),
 });
 export type HeartbeatRequest = z.input<typeof HeartbeatRequestSchema>;
 export const HeartbeatResponseSchema = z.object({ ok: z.literal(true), heartbeatIntervalMs: z.number().int().positive() });
@@ -55,7 +65,8 @@ export type StagesResponse = z.infer<typeof StagesResponseSchema>;
 export const TokenRequestSchema = z.object({ stageArn: StageArnSchema, serverId: ServerIdSchema.optional() });
 export type TokenRequest = z.input<typeof TokenRequestSchema>;
 export const TokenResponseSchema = z.object({
-  token: z.string().min(1),
+  /** Bearer token for `whipUrl`. Empty: send no Authorization (a STAGE_PROVIDER=whip destination without a token). */
+  token: z.string(),
   whipUrl: z.string().url(),
   participantId: ParticipantIdSchema,
   expiresAt: IsoDate,
@@ -71,6 +82,8 @@ export const MediaServerInfoSchema = z.object({
   lastHeartbeat: IsoDate,
   publisherOnline: z.boolean(),
   stages: z.array(LegReportSchema),
+  /** From the latest heartbeat, when the Media Server sends it. */
+  publisher: PublisherReportSchema.optional(),
 });
 export type MediaServerInfo = z.infer<typeof MediaServerInfoSchema>;
 export const ServersResponseSchema = z.object({ servers: z.array(MediaServerInfoSchema) });
@@ -89,6 +102,8 @@ export const ViewerJoinRequestSchema = z
 export const PlaybackSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('whep'), url: z.string().url() }),
   z.object({ type: z.literal('ivs') }),
+  /** STAGE_PROVIDER=whip: the stage is a WHIP destination; viewers watch there, not through Stagecast. */
+  z.object({ type: z.literal('external') }),
 ]);
 export type Playback = z.infer<typeof PlaybackSchema>;
 export const ViewerJoinResponseSchema = z.object({
