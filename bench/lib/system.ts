@@ -1,0 +1,101 @@
+/**
+ * The whole system as real processes, for the Media Server bench: stage server, API Server (local provider, a pool
+ * of one-seat stages so every viewer has a stage of its own) and Media Server, all on 127.0.0.1, each in its own
+ * data directory. e2e/helpers/apps.ts starts them; every child is SIGKILLed if the bench dies.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startApp, type App } from '../../e2e/helpers/apps.js';
+import { freePort } from '../../e2e/helpers/ports.js';
+import { waitFor } from '../../e2e/helpers/wait.js';
+import { json } from './env.js';
+import { track } from './ipc.js';
+
+export const SECRETS = {
+  API_SECRET_KEY: 'bench-api-key-0123456789',
+  MEDIA_SERVER_SECRET: 'bench-media-secret-0123456789',
+  STAGE_SERVER_SECRET: 'bench-stage-secret-0123456789',
+} as const;
+export const INGEST_TOKEN = 'bench-ingest-token-0123456789';
+
+export interface System {
+  stage: App;
+  api: App;
+  media?: App;
+  startMedia(): Promise<App>;
+  activeStages(): Promise<Array<{ stageArn: string; stageId: string; viewers: number }>>;
+  join(): Promise<{ stageArn: string; stageId: string; token: string; playback: { url: string } }>;
+  publishToken(stageArn: string): Promise<{ token: string; whipUrl: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startSystem(o: { minStages: number; maxStages: number }): Promise<System> {
+  const dir = mkdtempSync(join(tmpdir(), 'sc-bench-system-'));
+  const apiPort = await freePort();
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const apps: App[] = [];
+  try {
+    const stage = await startApp('stage-server', { ...SECRETS, DATA_DIR: join(dir, 'stage'), API_SERVER_URL: apiUrl, RTC_BIND_ADDRESS: '127.0.0.1' });
+    track(stage.child);
+    apps.push(stage);
+    const mediaPort = await freePort();
+    const api = await startApp('api-server', {
+      ...SECRETS,
+      PORT: String(apiPort),
+      DATA_DIR: join(dir, 'api'),
+      STAGE_SERVER_URL: stage.url,
+      MEDIA_SERVER_URL: `http://127.0.0.1:${mediaPort}`,
+      STAGE_CAPACITY: '1',
+      MIN_STAGES: String(o.minStages),
+      MAX_STAGES: String(o.maxStages),
+      SCALE_DOWN_COOLDOWN: '3600',
+      VIEWER_HEARTBEAT_INTERVAL_MS: '3600000',
+    });
+    track(api.child);
+    apps.push(api);
+    const key = { 'x-api-key': SECRETS.API_SECRET_KEY };
+    const sys: System = {
+      stage,
+      api,
+      async startMedia() {
+        const media = await startApp('media-server', {
+          ...SECRETS,
+          PORT: String(mediaPort),
+          API_SERVER_URL: apiUrl,
+          INGEST_TOKEN,
+          RTC_BIND_ADDRESS: '127.0.0.1',
+          SERVER_ID: 'bench-media',
+        });
+        track(media.child);
+        apps.push(media);
+        sys.media = media;
+        return media;
+      },
+      async activeStages() {
+        const r = await json<{ stages: Array<{ stageArn: string; stageId: string; state: string; viewers: number }> }>(`${apiUrl}/api/stages`, { headers: key });
+        return r.body.stages.filter((s) => s.state === 'active');
+      },
+      async join() {
+        const r = await json(`${apiUrl}/api/viewers/join`, { method: 'POST', headers: key, body: '{}' });
+        if (r.status !== 201) throw new Error(`join: ${r.status} ${JSON.stringify(r.body)}`);
+        return r.body;
+      },
+      async publishToken(stageArn) {
+        const r = await json(`${apiUrl}/api/media/token`, { method: 'POST', headers: { authorization: `Bearer ${SECRETS.MEDIA_SERVER_SECRET}` }, body: JSON.stringify({ stageArn }) });
+        if (r.status !== 200) throw new Error(`publish token: ${r.status} ${JSON.stringify(r.body)}`);
+        return r.body;
+      },
+      async stop() {
+        for (const a of [...apps].reverse()) await a.stop().catch(() => undefined);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+    await waitFor(async () => (await sys.activeStages()).length >= o.minStages, `${o.minStages} stages active`, 60_000, 200);
+    return sys;
+  } catch (e) {
+    for (const a of apps.reverse()) await a.stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}

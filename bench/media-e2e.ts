@@ -1,0 +1,232 @@
+/**
+ * End to end through the Media Server (issue 4): one synthetic broadcaster publishes by WHIP into the Media Server,
+ * which forwards into N local stages (the real stage server, stages made by the real API Server's pool), with one
+ * WHEP sink per stage. All real processes on 127.0.0.1. Per N (a fresh system each time):
+ *   - baseline: the broadcaster publishes straight into one stage (no Media Server), for the ADDED latency;
+ *   - steady window: Media Server CPU (/proc, every thread: SRTP, ICE, RTCP it handles) per packet per stage,
+ *     broadcaster → viewer latency p50/p99, loss;
+ *   - new stages while live: `stage.created` (API Server log time) → first complete keyframe at a viewer of it.
+ * usage: node --import tsx bench/media-e2e.ts [--stages=10,50,100] [--seconds=15] [--new-stages=5] [--per-worker=100]
+ */
+import { join } from 'node:path';
+import type { MediaServerStats, StageServerStatsResponse } from '@stagecast/protocol';
+import type { App } from '../e2e/helpers/apps.js';
+import { waitFor } from '../e2e/helpers/wait.js';
+import { arg, json, list, measureFor, writeResult } from './lib/env.js';
+import { spawnWorker, type Worker } from './lib/ipc.js';
+import { cpuMs, machineTicks } from './lib/proc.js';
+import { round, SinkPool, table, type WindowResult } from './lib/sink-pool.js';
+import { INGEST_TOKEN, startSystem, type System } from './lib/system.js';
+
+const SOURCE_WORKER = join(import.meta.dirname, 'lib', 'source-worker.ts');
+const stageCounts = list('stages', '10,50,100');
+const seconds = Number(arg('seconds', '15'));
+const newStages = Number(arg('new-stages', '5'));
+const perWorker = Number(arg('per-worker', '100'));
+
+interface Row {
+  stages: number;
+  legs: number;
+  seconds: number;
+  packetsIn: number;
+  legPacketsOut: number;
+  mediaCores: number;
+  usPerPacketPerStage: number;
+  stageServerCores: number;
+  window: WindowResult;
+  baseline: WindowResult;
+  addedLatencyP50Ms: number;
+  addedLatencyP99Ms: number;
+  newStage: { stageFirstKeyframeP50Ms: number; stageFirstKeyframeMaxMs: number; firstFrameP50Ms: number; firstFrameMaxMs: number; legConnectedP50Ms: number; samples: Array<{ stageFirstKeyframeMs: number; firstFrameMs: number; legConnectedMs: number; viewerConnectMs: number; keyframeAgeMs: number; lostAtStage: number }> };
+  sinksWorkersCores: number;
+  machineBusyPct: number;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN;
+};
+
+async function msStats(media: App): Promise<MediaServerStats> {
+  return (await json<MediaServerStats>(`${media.url}/`)).body;
+}
+
+/** pino's `time` (ISO with ms here; epoch ms with pino's default). */
+const logTime = (l: Record<string, unknown>) => (typeof l.time === 'number' ? l.time : Date.parse(String(l.time)));
+
+async function runOnce(n: number): Promise<Row> {
+  const sys: System = await startSystem({ minStages: n, maxStages: n + 2 * newStages + 4 });
+  const workers: Worker[] = [];
+  const pool = new SinkPool(perWorker);
+  try {
+    // ---- Baseline: broadcaster → stage → viewer, no Media Server (the stage hop alone). ----
+    const first = await sys.join();
+    const direct = await spawnWorker(SOURCE_WORKER);
+    workers.push(direct);
+    const pt = await sys.publishToken(first.stageArn);
+    await direct.call('publish', { url: pt.whipUrl, token: pt.token });
+    await pool.join([{ url: first.playback.url, token: first.token }]);
+    await waitFor(() => pool.allReceiving(300), 'baseline viewer receives media', 20_000);
+    await measureFor(2000); // warm-up (JIT) before the window
+    await pool.windowStart();
+    await measureFor(Math.min(seconds, 10) * 1000);
+    const baseline = await pool.windowEnd();
+    await direct.call('unpublish');
+    await direct.stop();
+    console.error(`N=${n}: baseline broadcaster → stage → viewer p50 ${baseline.latencyP50Ms} ms, p99 ${baseline.latencyP99Ms} ms`);
+
+    // ---- The Media Server, the broadcaster, one viewer per stage. ----
+    const media = await sys.startMedia();
+    const src = await spawnWorker(SOURCE_WORKER);
+    workers.push(src);
+    await src.call('publish', { url: `${media.url}/whip`, token: INGEST_TOKEN });
+    const joins = [];
+    for (let i = 1; i < n; i++) joins.push(await sys.join());
+    const t0 = performance.now();
+    await pool.join(joins.map((j) => ({ url: j.playback.url, token: j.token })));
+    console.error(`N=${n}: ${joins.length} viewers joined in ${Math.round(performance.now() - t0)} ms`);
+    // Every stage full → the pool made a spare; every active stage has its leg.
+    await waitFor(
+      async () => {
+        const [st, active] = await Promise.all([msStats(media), sys.activeStages()]);
+        return st.stages.connected === active.length && active.length > n;
+      },
+      'a connected leg into every stage',
+      120_000,
+      250,
+    );
+    await waitFor(() => pool.allReceiving(300), `all ${n} viewers receive media`, 60_000, 200);
+
+    // ---- Steady window. ----
+    const pid = media.child.pid!;
+    const st0 = await msStats(media);
+    const c0 = cpuMs(pid);
+    const sc0 = cpuMs(sys.stage.child.pid!);
+    const sk0 = pool.cpuMs();
+    const m0 = machineTicks();
+    const w0 = performance.now();
+    await pool.windowStart();
+    await measureFor(seconds * 1000);
+    const window = await pool.windowEnd();
+    const dt = (performance.now() - w0) / 1000;
+    const cpu = cpuMs(pid) - c0;
+    const stageCpu = cpuMs(sys.stage.child.pid!) - sc0;
+    const sinksCpu = pool.cpuMs() - sk0;
+    const m1 = machineTicks();
+    const st1 = await msStats(media);
+    const legs = st1.stages.connected;
+    const packetsIn = st1.publisher.packetsReceived - st0.publisher.packetsReceived;
+    const sent = (s: MediaServerStats) => s.legs.reduce((k, l) => k + l.packetsSent, 0);
+
+    // ---- Stages created while live: stage.created → first complete keyframe at a viewer of that stage. ----
+    const seen = new Set(sys.api.logs.filter((l) => l.msg === 'stage.created').map((l) => String(l.stageArn)));
+    const samples: Row['newStage']['samples'] = [];
+    for (let k = 0; k < newStages; k++) {
+      await measureFor(200 + Math.random() * 1800); // a random point of the broadcaster's 2-s GOP
+      await sys.join(); // takes the spare: the pool creates a new stage now
+      const created = await sys.api.waitForLog((l) => l.msg === 'stage.created' && !seen.has(String(l.stageArn)), 'a new stage', 30_000);
+      seen.add(String(created.stageArn));
+      const v = await sys.join(); // the new stage (the only one with a seat); this makes the next spare
+      if (v.stageArn !== created.stageArn) throw new Error(`joined ${v.stageArn}, expected the new ${String(created.stageArn)}`);
+      seen.add(String((await sys.api.waitForLog((l) => l.msg === 'stage.created' && !seen.has(String(l.stageArn)), 'the next spare', 30_000)).stageArn));
+      // The stage's own first keyframe (its router's counter), polled every 10 ms, while the viewer joins.
+      const stageKeyframe = waitFor(
+        async () => {
+          const { body } = await json<StageServerStatsResponse>(`${sys.stage.url}/stats`);
+          return (body.stages.find((s) => s.stageArn === created.stageArn)?.keyframesReceived ?? 0) > 0 && Date.now();
+        },
+        'a keyframe at the new stage',
+        10_000,
+        10,
+      );
+      const [r] = await pool.join([{ url: v.playback.url, token: v.token }], { probe: true });
+      const stageKeyframeAt = await stageKeyframe;
+      const lostAtStage = (await json<StageServerStatsResponse>(`${sys.stage.url}/stats`)).body.stages.find((s) => s.stageArn === created.stageArn)?.packetsLost ?? NaN;
+      const legUp = await sys.stage.waitForLog((l) => l.msg === 'publisher.connected' && l.stageId === v.stageId, 'the leg connected at the new stage', 10_000);
+      samples.push({
+        stageFirstKeyframeMs: round(stageKeyframeAt - logTime(created), 1),
+        firstFrameMs: round((r!.firstKeyframeEpochMs ?? NaN) - logTime(created), 1),
+        legConnectedMs: round(logTime(legUp) - logTime(created), 1),
+        viewerConnectMs: round(r!.connectMs ?? NaN, 1),
+        keyframeAgeMs: round(r!.firstKeyframeAgeMs ?? NaN, 1),
+        lostAtStage,
+      });
+    }
+    const ff = samples.map((s) => s.firstFrameMs);
+    return {
+      stages: n,
+      legs,
+      seconds: round(dt, 1),
+      packetsIn,
+      legPacketsOut: sent(st1) - sent(st0),
+      mediaCores: round(cpu / 1000 / dt, 3),
+      usPerPacketPerStage: round((cpu * 1000) / Math.max(1, packetsIn * legs), 2),
+      stageServerCores: round(stageCpu / 1000 / dt, 3),
+      window,
+      baseline,
+      addedLatencyP50Ms: round(window.latencyP50Ms - baseline.latencyP50Ms, 3),
+      addedLatencyP99Ms: round(window.latencyP99Ms - baseline.latencyP99Ms, 3),
+      newStage: {
+        stageFirstKeyframeP50Ms: median(samples.map((s) => s.stageFirstKeyframeMs)),
+        stageFirstKeyframeMaxMs: Math.max(...samples.map((s) => s.stageFirstKeyframeMs)),
+        firstFrameP50Ms: median(ff), firstFrameMaxMs: Math.max(...ff), legConnectedP50Ms: median(samples.map((s) => s.legConnectedMs)), samples },
+      sinksWorkersCores: round(sinksCpu / 1000 / dt, 2),
+      machineBusyPct: round((100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total), 1),
+    };
+  } finally {
+    await pool.close().catch(() => undefined);
+    for (const w of workers) await w.stop().catch(() => undefined);
+    await sys.stop();
+  }
+}
+
+const result: Record<string, unknown> = { bench: 'media-e2e', node: process.version, seconds, newStages, startedAt: new Date().toISOString() };
+const rows: Row[] = [];
+try {
+  for (const n of stageCounts) {
+    const row = await runOnce(n);
+    rows.push(row);
+    console.error(
+      `N=${n}: ${row.usPerPacketPerStage} µs/pkt/stage (${row.legs} legs), e2e p50 ${row.window.latencyP50Ms} p99 ${row.window.latencyP99Ms} ms, lost ${row.window.lost}, new stage: keyframe at the stage p50 ${row.newStage.stageFirstKeyframeP50Ms} ms, at a viewer p50 ${row.newStage.firstFrameP50Ms} ms`,
+    );
+  }
+  result.rows = rows;
+  result.ok = true;
+  console.log(
+    table(
+      ['stages', 'legs', 'µs/pkt/stage', 'MS cores', 'pkts in', 'lost', 'e2e p50', 'e2e p99', 'direct p50', 'direct p99', 'added p50', 'added p99', 'new: stage KF p50', 'max', 'viewer 1st frame p50', 'max', 'leg up p50', 'stage srv cores', 'sinks cores', 'machine %'],
+      rows.map((r) => [
+        r.stages,
+        r.legs,
+        r.usPerPacketPerStage,
+        r.mediaCores,
+        r.packetsIn,
+        r.window.lost,
+        r.window.latencyP50Ms,
+        r.window.latencyP99Ms,
+        r.baseline.latencyP50Ms,
+        r.baseline.latencyP99Ms,
+        r.addedLatencyP50Ms,
+        r.addedLatencyP99Ms,
+        r.newStage.stageFirstKeyframeP50Ms,
+        r.newStage.stageFirstKeyframeMaxMs,
+        r.newStage.firstFrameP50Ms,
+        r.newStage.firstFrameMaxMs,
+        r.newStage.legConnectedP50Ms,
+        r.stageServerCores,
+        r.sinksWorkersCores,
+        r.machineBusyPct,
+      ]),
+    ),
+  );
+} catch (err) {
+  result.ok = false;
+  result.rows = rows;
+  result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  console.error(result.error);
+  process.exitCode = 1;
+} finally {
+  result.finishedAt = new Date().toISOString();
+  console.log(JSON.stringify(result));
+  console.error(`written ${writeResult('media-e2e', result)}`);
+}
