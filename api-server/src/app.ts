@@ -1,9 +1,11 @@
 /** Builds the Fastify app from the services: routes, error mapping, metrics. No listening here. */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { ERROR_CODES, isStagecastError, type ErrorBody, type ErrorCode } from '@stagecast/protocol';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { healthRoutes } from './routes/health.js';
 import { mediaRoutes } from './routes/media.js';
 import { operatorRoutes } from './routes/operator.js';
+import { pageRoutes } from './routes/pages.js';
 import { publicRoutes } from './routes/public.js';
 import { stageServerRoutes } from './routes/stageServer.js';
 import { viewerRoutes } from './routes/viewers.js';
@@ -69,6 +71,8 @@ export function buildApp(s: Services): FastifyInstance {
   void app.register(async (scope) => viewerRoutes(scope, s));
   void app.register(async (scope) => operatorRoutes(scope, s));
   void app.register(async (scope) => stageServerRoutes(scope, s));
+  void app.register(async (scope) => dashboardRoutes(scope, s));
+  void app.register(async (scope) => pageRoutes(scope, s));
   if (s.config.enableMediaServer) void app.register(async (scope) => mediaRoutes(scope, s));
   attachMediaServerSocket(app, {
     bus: s.bus,

@@ -13,7 +13,7 @@ import type { Logger } from './logger.js';
 import type { IngestEndpoint, IngestEndpointFactory, LegConnector } from './media/ports.js';
 import { rtcIngestEndpoint, rtcLegConnector } from './media/rtc.js';
 import { WHIP_PATH } from './routes/whip.js';
-import { APIClientService } from './services/APIClientService.js';
+import { APIClientService, publisherReport } from './services/APIClientService.js';
 import { IngestAuth } from './services/IngestAuth.js';
 import { IngestService } from './services/IngestService.js';
 import { IvsPolicy } from './services/IvsPolicy.js';
@@ -137,7 +137,7 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       log.info({ port: server.port, host: config.host, serverId: config.serverId }, 'server.listening');
       router.startTimer(1000);
       ingest.start();
-      api.setHeartbeatSource(() => stageManager.heartbeatPayload());
+      api.setHeartbeatSource(() => ({ ...stageManager.heartbeatPayload(), publisher: publisherReport(stats()) }));
       // When PORT=0, the API Server must learn the real port.
       api.setAdvertisedPort(server.port);
       try {

@@ -9,7 +9,15 @@ import { authHook, iso, parse } from './common.js';
 const IdParams = z.object({ id: ViewerIdSchema });
 
 export async function viewerRoutes(app: FastifyInstance, s: Services): Promise<void> {
-  app.addHook('onRequest', authHook((h) => checkApiKey(h, s.config.apiSecretKey), 'x-api-key'));
+  // The API key, or the narrower VIEWER_API_KEY that can only join/heartbeat/leave (safe in /watch links).
+  const viewerKey = s.config.viewerApiKey;
+  app.addHook(
+    'onRequest',
+    authHook((h) => {
+      const v = checkApiKey(h, s.config.apiSecretKey);
+      return v === 'wrong' && viewerKey ? checkApiKey(h, viewerKey) : v;
+    }, 'x-api-key'),
+  );
 
   app.post('/api/viewers/join', async (req, reply): Promise<ViewerJoinResponse> => {
     const body = parse(ViewerJoinRequestSchema, req.body ?? {});

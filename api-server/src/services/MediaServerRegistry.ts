@@ -1,5 +1,5 @@
 /** Media Servers: register, heartbeat, and offline after 3 missed heartbeats — each change announced. */
-import { NotFound, type ServerId } from '@stagecast/protocol';
+import { NotFound, type PublisherReport, type ServerId } from '@stagecast/protocol';
 import type { Logger } from '../logger.js';
 import type { LegRecord, MediaServerRecord, Store } from '../store/store.js';
 import type { EventBus } from './EventBus.js';
@@ -8,6 +8,8 @@ export class MediaServerRegistry {
   private readonly log: Logger;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  /** The broadcaster's stream per server, from the latest heartbeat (in memory: it is live data, not history). */
+  private readonly publishers = new Map<ServerId, PublisherReport>();
 
   constructor(
     private readonly d: { store: Store; bus: EventBus; log: Logger; heartbeatIntervalMs: number; now?: () => number },
@@ -41,18 +43,21 @@ export class MediaServerRegistry {
       publisherOnline: false,
       legs: [],
     };
+    this.publishers.delete(r.serverId);
     const prev = this.d.store.upsertMediaServer(rec);
     this.log.info({ serverId: r.serverId, ip: r.ipAddress, port: r.port, reregistered: !!prev }, 'media_server.registered');
     if (!prev || prev.state === 'offline') this.announce('media_server_online', r.serverId, now);
     return rec;
   }
 
-  heartbeat(h: { serverId: ServerId; publisherOnline?: boolean; legs?: LegRecord[] }): MediaServerRecord {
+  heartbeat(h: { serverId: ServerId; publisherOnline?: boolean; legs?: LegRecord[]; publisher?: PublisherReport }): MediaServerRecord {
     const now = this.now();
     const prev = this.d.store.getMediaServer(h.serverId);
     if (!prev) throw new NotFound('unknown media server: register again');
     const rec = this.d.store.updateMediaServerHeartbeat(h.serverId, now, h.publisherOnline, h.legs);
     if (!rec) throw new NotFound('unknown media server: register again');
+    if (h.publisher && h.publisherOnline !== false) this.publishers.set(h.serverId, h.publisher);
+    else this.publishers.delete(h.serverId);
     if (prev.state === 'offline') {
       this.log.info({ serverId: h.serverId }, 'media_server.online');
       this.announce('media_server_online', h.serverId, now);
@@ -64,10 +69,16 @@ export class MediaServerRegistry {
     return this.d.store.listMediaServers();
   }
 
+  /** The broadcaster's stream as server `id` last reported it; none while it is offline or silent. */
+  publisher(id: ServerId): PublisherReport | undefined {
+    return this.publishers.get(id);
+  }
+
   sweep(): MediaServerRecord[] {
     const now = this.now();
     const gone = this.d.store.markStaleMediaServersOffline(now - 3 * this.d.heartbeatIntervalMs);
     for (const s of gone) {
+      this.publishers.delete(s.id);
       this.log.warn({ serverId: s.id, lastHeartbeat: new Date(s.lastHeartbeat).toISOString() }, 'media_server.offline');
       this.announce('media_server_offline', s.id, now);
     }

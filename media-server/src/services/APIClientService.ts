@@ -17,6 +17,8 @@ import {
   TokenResponseSchema,
   WS_CLOSE,
   type HeartbeatRequest,
+  type MediaServerStats,
+  type PublisherReport,
   type StageArn,
   type StageSummary,
   type TokenResponse,
@@ -28,6 +30,21 @@ export type LegState = 'connecting' | 'connected' | 'failed' | 'closed';
 export interface HeartbeatPayload {
   publisherOnline: boolean;
   legs: { stageArn: StageArn; state: LegState }[];
+  /** The broadcaster's measured stream, for the API Server's dashboard. */
+  publisher?: PublisherReport;
+}
+
+/** The heartbeat's view of the broadcaster, from the Media Server's stats: nothing while no one publishes. */
+export function publisherReport(s: Pick<MediaServerStats, 'publisher' | 'stream'>): PublisherReport | undefined {
+  if (!s.publisher.online) return undefined;
+  const st = s.stream;
+  return {
+    bitrateBps: s.publisher.bitrateBps,
+    ...(st?.width !== undefined ? { width: st.width } : {}),
+    ...(st?.height !== undefined ? { height: st.height } : {}),
+    ...(st?.frameRate !== undefined ? { frameRate: st.frameRate } : {}),
+    ...(st?.profile !== undefined ? { profile: st.profile.slice(0, 64) } : {}),
+  };
 }
 
 export interface StageEvent {
@@ -189,7 +206,7 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
 
   /** One heartbeat. A 404 means the API Server forgot us (restart with a new store): register again. */
   async heartbeat(payload: HeartbeatPayload = this.heartbeatSource()): Promise<void> {
-    const body: HeartbeatRequest = { serverId: this.o.serverId, publisherOnline: payload.publisherOnline, legs: payload.legs };
+    const body: HeartbeatRequest = { serverId: this.o.serverId, publisherOnline: payload.publisherOnline, legs: payload.legs, ...(payload.publisher ? { publisher: payload.publisher } : {}) };
     try {
       const res = await this.request(API_ROUTES.heartbeat, 'POST', HeartbeatResponseSchema, body);
       if (this.o.heartbeatIntervalMs === undefined) this.hbInterval = res.heartbeatIntervalMs;

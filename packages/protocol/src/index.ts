@@ -8,3 +8,4 @@ export * from './headers.js';
 export * from './stage-server-stats.js';
 export * from './dashboard.js';
 export * from './media-server.js';
+export * from './overview.js';

@@ -1,0 +1,16 @@
+/** GET /api/dashboard (x-api-key): everything the /dashboard page shows, in one poll. */
+import { z } from 'zod';
+import { MediaServerInfoSchema } from './api.js';
+import { ScalingEventSchema, StageInfoSchema } from './dashboard.js';
+
+export const DashboardResponseSchema = z.object({
+  at: z.string().datetime({ offset: true }),
+  stages: z.array(StageInfoSchema),
+  servers: z.array(MediaServerInfoSchema),
+  /** The broadcaster as the online Media Servers report it. */
+  broadcaster: z.object({ online: z.boolean(), bitrateBps: z.number().nonnegative(), serverId: z.string().nullable() }),
+  totals: z.object({ viewers: z.number().int().nonnegative(), connected: z.number().int().nonnegative(), capacity: z.number().int().nonnegative() }),
+  events: z.array(ScalingEventSchema),
+});
+export type DashboardResponse = z.infer<typeof DashboardResponseSchema>;
+

@@ -1,0 +1,129 @@
+/**
+ * /dashboard (x-api-key): polls GET /api/dashboard every second and shows the stages, Media Servers, the
+ * broadcaster and the scaling events, with sparklines of viewers, stages and bitrate over the last two minutes.
+ */
+import './style.css';
+import type { DashboardResponse } from '@stagecast/protocol';
+import { $, ApiError, api, askKey, forgetKey, takeKey } from './lib/api.js';
+import { Sparkline } from './lib/spark.js';
+import { kbps } from './lib/stats.js';
+
+const KEY = 'stagecast.apiKey';
+const POLL_MS = 1000;
+const charts = {
+  viewers: new Sparkline($<HTMLCanvasElement>('#c-viewers')),
+  stages: new Sparkline($<HTMLCanvasElement>('#c-stages'), 120, '#3fb950'),
+  bitrate: new Sparkline($<HTMLCanvasElement>('#c-bitrate'), 120, '#d29922'),
+};
+
+function td(text: string, cls?: string): HTMLTableCellElement {
+  const c = document.createElement('td');
+  c.textContent = text;
+  if (cls) c.className = cls;
+  return c;
+}
+function pill(text: string, tone: 'ok' | 'warn' | 'bad' | ''): HTMLTableCellElement {
+  const c = document.createElement('td');
+  const s = document.createElement('span');
+  s.className = `pill ${tone}`;
+  s.textContent = text;
+  c.append(s);
+  return c;
+}
+function row(cells: HTMLTableCellElement[], attrs: Record<string, string> = {}): HTMLTableRowElement {
+  const r = document.createElement('tr');
+  for (const [k, v] of Object.entries(attrs)) r.dataset[k] = v;
+  r.append(...cells);
+  return r;
+}
+const ago = (iso: string, now: number) => {
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  return s < 90 ? `${s} s ago` : `${Math.round(s / 60)} min ago`;
+};
+const time = (iso: string) => new Date(iso).toLocaleTimeString();
+
+function render(d: DashboardResponse): void {
+  const now = Date.parse(d.at);
+  // The worst leg state per stage, across online Media Servers.
+  const legs = new Map<string, string>();
+  for (const m of d.servers) if (m.state === 'online') for (const l of m.stages) legs.set(l.stageArn, l.state);
+
+  $('#t-viewers').textContent = `${d.totals.viewers} viewers`;
+  $('#t-capacity').textContent = `of ${d.totals.capacity} seats · ${d.totals.connected} connected`;
+  $('#t-stages').textContent = `${d.stages.length} stages`;
+  const b = $('#b-state');
+  b.textContent = d.broadcaster.online ? 'online' : 'offline';
+  b.className = `pill ${d.broadcaster.online ? 'ok' : 'bad'}`;
+  $('#b-bitrate').textContent = d.broadcaster.online ? kbps(d.broadcaster.bitrateBps) : '';
+  document.body.dataset.broadcaster = d.broadcaster.online ? 'online' : 'offline';
+  charts.viewers.push(d.totals.viewers);
+  charts.stages.push(d.stages.length);
+  charts.bitrate.push(d.broadcaster.bitrateBps);
+
+  $('#stages tbody').replaceChildren(
+    ...d.stages.map((s) => {
+      const meter = document.createElement('td');
+      const bar = document.createElement('div');
+      bar.className = 'meter';
+      bar.title = `${s.viewers} / ${s.capacity}`;
+      const fill = document.createElement('span');
+      fill.style.width = `${Math.min(100, (100 * s.viewers) / s.capacity)}%`;
+      bar.append(fill);
+      const label = document.createElement('span');
+      label.textContent = `${s.viewers} / ${s.capacity}`;
+      meter.append(label, bar);
+      const leg = legs.get(s.stageArn) ?? 'none';
+      return row(
+        [td(s.stageId), pill(s.state, s.state === 'active' ? 'ok' : 'warn'), meter, td(String(s.connected)), pill(leg, leg === 'connected' ? 'ok' : leg === 'connecting' ? 'warn' : 'bad'), td(time(s.createdAt))],
+        { stage: s.stageId, viewers: String(s.viewers) },
+      );
+    }),
+  );
+  $('#servers tbody').replaceChildren(
+    ...d.servers.map((m) => {
+      const p = m.publisher;
+      const stream = p ? [p.width && p.height ? `${p.width}×${p.height}` : '', p.frameRate ? `${Math.round(p.frameRate)} fps` : '', kbps(p.bitrateBps)].filter(Boolean).join(' · ') : '–';
+      const up = m.stages.filter((l) => l.state === 'connected').length;
+      return row(
+        [td(m.serverId), pill(m.state, m.state === 'online' ? 'ok' : 'bad'), td(ago(m.lastHeartbeat, now)), pill(m.publisherOnline ? 'online' : 'offline', m.publisherOnline ? 'ok' : ''), td(stream), td(`${up} / ${m.stages.length}`)],
+        { server: m.serverId },
+      );
+    }),
+  );
+  $('#events tbody').replaceChildren(
+    ...d.events.map((e) => row([td(time(e.at)), td(e.action), td(e.stageArn ? (e.stageArn.split('/').pop() ?? e.stageArn) : '–'), td(e.reason)])),
+  );
+  $('#updated').textContent = `Updated ${time(d.at)}`;
+}
+
+async function main(): Promise<void> {
+  let key = takeKey(KEY);
+  if (!key) {
+    key = await askKey($('#auth'), 'API key (x-api-key)');
+    sessionStorage.setItem(KEY, key);
+  }
+  const k = key;
+  let timer: number | undefined;
+  const tick = async () => {
+    try {
+      render(await api<DashboardResponse>('/api/dashboard', k));
+      $('#error').textContent = '';
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+        forgetKey(KEY);
+        $('#error').textContent = 'The API key was not accepted; reload the page to enter it again.';
+        return;
+      }
+      $('#error').textContent = `Cannot reach the API Server: ${(err as Error).message}`;
+    }
+    timer = window.setTimeout(() => void tick(), POLL_MS);
+  };
+  // Poll only while someone looks at the page.
+  document.addEventListener('visibilitychange', () => {
+    clearTimeout(timer);
+    if (!document.hidden) void tick();
+  });
+  void tick();
+}
+
+void main();

@@ -1,0 +1,48 @@
+/** A sparkline on a canvas: the last N values, scaled to their max, redrawn on each push. No chart library. */
+export class Sparkline {
+  private readonly values: number[] = [];
+
+  constructor(
+    private readonly canvas: HTMLCanvasElement,
+    private readonly max = 120,
+    private readonly color = '#4ea1ff',
+  ) {}
+
+  push(v: number): void {
+    this.values.push(v);
+    if (this.values.length > this.max) this.values.shift();
+    this.draw();
+  }
+
+  private draw(): void {
+    const c = this.canvas;
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.max(1, Math.round(c.clientWidth * dpr));
+    const h = Math.max(1, Math.round(c.clientHeight * dpr));
+    if (c.width !== w || c.height !== h) {
+      c.width = w;
+      c.height = h;
+    }
+    const g = c.getContext('2d');
+    if (!g) return;
+    g.clearRect(0, 0, w, h);
+    const n = this.values.length;
+    if (n < 2) return;
+    const top = Math.max(1, ...this.values);
+    const x = (i: number) => (i / (this.max - 1)) * w;
+    const y = (v: number) => h - 2 * dpr - (v / top) * (h - 4 * dpr);
+    const off = this.max - n;
+    g.beginPath();
+    this.values.forEach((v, i) => (i ? g.lineTo(x(i + off), y(v)) : g.moveTo(x(i + off), y(v))));
+    g.strokeStyle = this.color;
+    g.lineWidth = 1.5 * dpr;
+    g.stroke();
+    g.lineTo(x(n - 1 + off), h);
+    g.lineTo(x(off), h);
+    g.closePath();
+    g.globalAlpha = 0.15;
+    g.fillStyle = this.color;
+    g.fill();
+    g.globalAlpha = 1;
+  }
+}
