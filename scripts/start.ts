@@ -1,12 +1,13 @@
 /**
  * `npm start` at the root: the whole local system on one machine with embedded defaults
  * (SQLite, the local stage server). Generates and persists development secrets when none are set,
- * starts every app as its own process, waits until all are healthy, prints what a person needs,
- * and stops them all cleanly on Ctrl-C / SIGTERM.
+ * builds the web pages when they are missing or older than their sources, starts every app as its own process,
+ * waits until all are healthy, prints what a person needs (the three pages, OBS's WHIP URL and token), and stops
+ * them all cleanly on Ctrl-C / SIGTERM.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
@@ -19,7 +20,7 @@ mkdirSync(dataDir, { recursive: true });
 /** Secrets: the environment wins; otherwise generated once and kept in DATA_DIR (mode 0600). */
 function devSecrets(): Record<string, string> {
   const file = join(dataDir, 'dev-secrets.json');
-  const names = ['API_SECRET_KEY', 'MEDIA_SERVER_SECRET', 'STAGE_SERVER_SECRET', 'INGEST_TOKEN'] as const;
+  const names = ['API_SECRET_KEY', 'MEDIA_SERVER_SECRET', 'STAGE_SERVER_SECRET', 'INGEST_TOKEN', 'VIEWER_API_KEY'] as const;
   let saved: Record<string, string> = {};
   if (existsSync(file)) saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
   let changed = false;
@@ -36,7 +37,33 @@ function devSecrets(): Record<string, string> {
   return out;
 }
 
+/** Newest modification time under `p` (files and folders), skipping node_modules and dist. */
+function newest(p: string): number {
+  if (!existsSync(p)) return 0;
+  const st = statSync(p);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let t = st.mtimeMs;
+  for (const name of readdirSync(p)) if (name !== 'node_modules' && name !== 'dist') t = Math.max(t, newest(join(p, name)));
+  return t;
+}
+
+/** Builds web/dist with Vite when it is missing or older than web/'s sources (a fresh clone, or edited pages). */
+function buildWebIfNeeded(): string {
+  const web = join(root, 'web');
+  const dist = resolve(root, env.WEB_DIST_DIR ?? join('web', 'dist'));
+  if (env.WEB_DIST_DIR) return dist; // someone else's build: serve it as it is
+  const built = existsSync(join(dist, 'watch.html')) ? statSync(join(dist, 'watch.html')).mtimeMs : 0;
+  if (built && built >= newest(web)) return dist;
+  console.log(built ? 'web pages changed: rebuilding web/dist …' : 'building the web pages into web/dist …');
+  const vite = [join(web, 'node_modules', 'vite', 'bin', 'vite.js'), join(root, 'node_modules', 'vite', 'bin', 'vite.js')].find(existsSync);
+  if (!vite) throw new Error('vite is not installed: run `npm ci` at the root first');
+  const r = spawnSync(process.execPath, [vite, 'build', '--logLevel', 'warn'], { cwd: web, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`building the web pages failed (exit ${r.status ?? r.signal})`);
+  return dist;
+}
+
 const secrets = devSecrets();
+const webDist = buildWebIfNeeded();
 const host = env.PUBLIC_HOST ?? '127.0.0.1';
 const ports = {
   api: Number(env.API_PORT ?? 3000),
@@ -62,7 +89,7 @@ const common = {
 };
 const allApps: App[] = [
   { name: 'stage-server', dir: 'stage-server', port: ports.stage, env: { PUBLIC_URL: url(ports.stage) } },
-  { name: 'api-server', dir: 'api-server', port: ports.api, env: { STAGE_PROVIDER: env.STAGE_PROVIDER ?? 'local' } },
+  { name: 'api-server', dir: 'api-server', port: ports.api, env: { STAGE_PROVIDER: env.STAGE_PROVIDER ?? 'local', WEB_DIST_DIR: webDist } },
   { name: 'media-server', dir: 'media-server', port: ports.media, env: { PUBLIC_URL: url(ports.media) } },
 ];
 // Apps not yet built in this checkout are left out (the Media Server lands after the stage server).
@@ -149,13 +176,28 @@ for (const app of apps) {
   await waitHealthy(app);
 }
 
+const api = url(ports.api);
+const has = (name: string) => apps.some((a) => a.name === name);
+const frag = (k: string) => `#key=${encodeURIComponent(k)}`;
 console.log(`
 Stagecast is running (${apps.map((a) => a.name).join(', ')}). Data and generated secrets: ${dataDir}
-  API Server:    ${url(ports.api)}   (x-api-key: ${secrets.API_SECRET_KEY})
-  Media Server:  ${url(ports.media)}/   (stats)
-  Stage server:  ${url(ports.stage)}/stats
-  OBS (Settings → Stream → Service: WHIP):
-    Server:       ${url(ports.media)}/whip
-    Bearer Token: ${secrets.INGEST_TOKEN}
+
+  Broadcast:  ${api}/broadcast${frag(secrets.API_SECRET_KEY)}
+  Watch:      ${api}/watch${frag(secrets.VIEWER_API_KEY)}
+  Dashboard:  ${api}/dashboard${frag(secrets.API_SECRET_KEY)}
+  (the key after # stays in the browser: it is never sent in a request line or logged)
+
+  API Server:   ${api}   x-api-key: ${secrets.API_SECRET_KEY}   viewer key: ${secrets.VIEWER_API_KEY}
+${has('media-server') ? `  Media Server: ${url(ports.media)}/   (stats)\n` : ''}  Stage server: ${url(ports.stage)}/stats
+${
+  has('media-server')
+    ? `
+  OBS 30+ (Settings → Stream → Service: WHIP):
+    Server:        ${url(ports.media)}/whip
+    Bearer Token:  ${secrets.INGEST_TOKEN}
+  (Settings → Output → Advanced: H.264 (x264 or hardware), profile baseline, keyframe interval 1–2 s, no B-frames)
+`
+    : ''
+}
 Ctrl-C stops everything.
 `);
