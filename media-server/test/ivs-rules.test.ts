@@ -290,3 +290,15 @@ test('IvsPolicy.watch: a leg whose WHIP URL is on live-video.net makes auto enfo
   assert.equal(p.refresh(), false);
   await local.stop();
 });
+
+test('config: IVS_RULES defaults to auto with a 30 s refusal hold; a bad mode or hold is named', async () => {
+  const { ConfigError, parseConfig } = await import('../src/config.js');
+  const c = parseConfig({ MEDIA_SERVER_SECRET: 'secret-123456' });
+  assert.equal(c.ivsRules, 'auto');
+  assert.equal(c.ivsRefusalHoldMs, 30_000);
+  assert.equal(parseConfig({ MEDIA_SERVER_SECRET: 'secret-123456', IVS_RULES: 'enforce', IVS_REFUSAL_HOLD_S: '5' }).ivsRefusalHoldMs, 5000);
+  assert.throws(
+    () => parseConfig({ MEDIA_SERVER_SECRET: 'secret-123456', IVS_RULES: 'strict', IVS_REFUSAL_HOLD_S: '0' }),
+    (e: unknown) => e instanceof ConfigError && e.message.includes('IVS_RULES') && e.message.includes('IVS_REFUSAL_HOLD_S'),
+  );
+});
