@@ -18,9 +18,12 @@ export class TrackHandle {
   constructor(
     readonly kind: MediaKind,
     readonly track: Track,
+    /** Called once the track can send (node-datachannel takes one onOpen callback per track: this is it). */
+    onOpen?: () => void,
   ) {
     track.onOpen(() => {
       this.open = true;
+      onOpen?.();
     });
     track.onClosed(() => {
       this.open = false;

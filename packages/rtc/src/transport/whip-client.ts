@@ -78,7 +78,13 @@ export class WHIPClient extends EventEmitter<WHIPClientEvents> {
     const v = new nodeDataChannel.Video('0', 'SendOnly');
     v.addH264Codec(H264_PT, H264_FMTP);
     v.addSSRC(videoSsrc, cname, msid, 'video');
-    const video = new TrackHandle('video', this.peer.addTrack(v));
+    // 'connected' means media can flow: the peer is connected AND its tracks are open. The tracks open a few ms
+    // after the peer's 'connected'; a packet sent in between is dropped (a replayed keyframe cache above all).
+    let peerConnected = false;
+    const ready = (): void => {
+      if (peerConnected && video.open && (!audio || audio.open)) this.setState('connected');
+    };
+    const video: TrackHandle = new TrackHandle('video', this.peer.addTrack(v), () => ready());
     let audio: TrackHandle | undefined;
     let audioSsrc = 0;
     if (o.audio !== false) {
@@ -86,7 +92,7 @@ export class WHIPClient extends EventEmitter<WHIPClientEvents> {
       const a = new nodeDataChannel.Audio('1', 'SendOnly');
       a.addOpusCodec(OPUS_PT);
       a.addSSRC(audioSsrc, cname, msid, 'audio');
-      audio = new TrackHandle('audio', this.peer.addTrack(a));
+      audio = new TrackHandle('audio', this.peer.addTrack(a), () => ready());
     }
     this.sinkPort = new TrackSinkPort(
       o.id ?? 'whip-client',
@@ -98,8 +104,10 @@ export class WHIPClient extends EventEmitter<WHIPClientEvents> {
     receiveFrom(video, this.handlers);
     if (audio) receiveFrom(audio, this.handlers);
     this.peer.on('state', (s: PeerState) => {
-      if (s === 'connected') this.setState('connected');
-      else if (s === 'failed') this.setState('failed');
+      if (s === 'connected') {
+        peerConnected = true;
+        ready();
+      } else if (s === 'failed') this.setState('failed');
     });
     this.peer.on('closed', () => this.setState(this.stopped ? 'closed' : 'failed'));
   }
@@ -147,9 +155,23 @@ export class WHIPClient extends EventEmitter<WHIPClientEvents> {
     }
   }
 
-  /** Resolves true once media can flow. */
+  /** Resolves true once media can flow (state 'connected'); false when it fails, closes or times out. */
   connected(timeoutMs = 10_000): Promise<boolean> {
-    return this.peer.connected(timeoutMs);
+    if (this.stateValue === 'connected') return Promise.resolve(true);
+    if (this.stateValue === 'failed' || this.stateValue === 'closed') return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const onState = (s: WHIPClientState): void => {
+        if (s === 'connected') done(true);
+        else if (s === 'failed' || s === 'closed') done(false);
+      };
+      const done = (v: boolean): void => {
+        clearTimeout(t);
+        this.off('state', onState);
+        resolve(v);
+      };
+      const t = setTimeout(() => done(false), timeoutMs);
+      this.on('state', onState);
+    });
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
