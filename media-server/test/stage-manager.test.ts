@@ -157,7 +157,7 @@ test('a leg due for rotation is replaced make-before-break: the old leg keeps fo
       const second = await waitFor(() => conn.conns.find((c) => c !== first), { what: 'the replacement leg' });
       for (const p of pub.videoFrame(false)) session.deliver('video', p);
       assert.equal(first.stopped, false, 'old leg still up while the new one connects');
-      assert.equal(router.sinkCount, 2);
+      assert.equal(router.sinkCount, 1, 'the new leg joins the router only once it is connected');
       const before = first.sinkPort.of('video').length;
       for (const p of pub.videoFrame(false)) session.deliver('video', p);
       assert.ok(first.sinkPort.of('video').length > before, 'no gap: the old leg forwards during the overlap');
@@ -174,6 +174,31 @@ test('a leg due for rotation is replaced make-before-break: the old leg keeps fo
     },
     { maxAgeMs: 300 },
   );
+});
+
+test('a leg joins the router only once connected, and its first video is the cached keyframe (a replay before the tracks open would be lost)', async () => {
+  await withManager(async ({ sm, api, conn, router }) => {
+    sm.initialize();
+    const session = new FakeIngestSession();
+    sm.onPublisherConnected(session);
+    const pub = publisher(3);
+    for (const p of pub.videoFrame(true)) session.deliver('video', p);
+    for (const p of pub.videoFrame(false)) session.deliver('video', p);
+
+    conn.mode = 'manual';
+    api.created(A);
+    const leg = await waitFor(() => conn.live(A)[0], { what: 'the WHIP 201 of the leg' });
+    for (const p of pub.videoFrame(false)) session.deliver('video', p);
+    assert.equal(router.sinkCount, 0, 'no sink while ICE/DTLS is still connecting');
+    assert.equal(leg.sinkPort.rtp.length, 0, 'nothing is sent into a leg that cannot send yet');
+
+    leg.setState('connected');
+    await waitFor(() => sm.legFor(A)?.state === 'connected', { what: 'leg connected' });
+    assert.equal(router.sinkCount, 1);
+    const video = leg.sinkPort.of('video');
+    assert.ok(video.length > 0, 'the cached keyframe is replayed at once, without waiting for the next one');
+    assert.equal(video[0]!.bytes[12]! & 0x1f, 24, 'the first packet is the STAP-A carrying SPS + PPS');
+  });
 });
 
 test('a leg is rotated before its token expires (renewal with a fresh token)', async () => {

@@ -1,6 +1,6 @@
 /**
  * One WHIP leg into one stage: fetch a PUBLISH token, start a WHIP client into the stage's whipUrl,
- * attach its SinkPort to the Router and feed the router's Sink the RTCP the stage sends back. On failure
+ * attach its SinkPort to the Router once it is connected and feed the router's Sink the RTCP the stage sends back. On failure
  * it retries with jittered exponential backoff and a FRESH token. When its token nears expiry or the leg
  * nears the provider's participant age limit (IVS: 24 h) it emits 'rotate-due'; the StageManager then
  * brings up a replacement leg and closes this one once the new one is connected (make-before-break).
@@ -161,11 +161,12 @@ export class StageLeg extends EventEmitter<StageLegEvents> {
       this.conn = conn;
       this.participantId = t.participantId;
       this.tokenExpiresAt = Date.parse(t.expiresAt);
-      const sink = this.d.router.addSink(conn.sinkPort);
-      this.sink = sink;
       const c = conn;
+      // The sink joins the router only once media can flow (onConnState): the router replays its keyframe cache
+      // to a new sink at once, and a replay sent before the tracks are open is lost — the stage would then wait
+      // for the next keyframe request (and OBS ignores those) instead of getting a picture at once.
       c.on('rtcp', (packet) => {
-        if (this.conn === c) sink.handleRtcp(packet);
+        if (this.conn === c) this.sink?.handleRtcp(packet);
       });
       c.on('state', (s) => this.onConnState(c, s));
       this.connectTimer = setTimeout(() => {
@@ -186,6 +187,7 @@ export class StageLeg extends EventEmitter<StageLegEvents> {
       if (this.st === 'connected') return;
       clearTimeout(this.connectTimer);
       this.streak = 0;
+      this.sink ??= this.d.router.addSink(c.sinkPort);
       this.connectedAt = this.now();
       this.setState('connected');
       this.scheduleRotation();
