@@ -10,7 +10,7 @@
  * API
  *   const b = await Broadcaster.publish({ url, token })   // POST → 201 → connected → media flowing; throws PublishError
  *   const r = await Broadcaster.attempt({ url, token })   // { status, body, broadcaster? }: for 409/401/422 cases
- *   b.connected(ms) · b.startMedia() · b.stopMedia() · b.framesSent · b.keyframesSent · b.location
+ *   b.connected(ms) (peer connected, tracks open) · b.startMedia() · b.stopMedia() · b.framesSent · b.keyframesSent · b.location
  *   await b.stop()                                        // DELETE (returns its status) + close; idempotent
  *   b.crash()                                             // closes the peer WITHOUT a DELETE (a vanished OBS)
  * Call shutdownRtc() from @stagecast/rtc in the test file's after() once all peers are done.
@@ -60,6 +60,8 @@ export class Broadcaster {
   keyframesSent = 0;
   /** ms epoch of the 201. */
   publishedAt = NaN;
+  /** Resolves when both tracks can send (a few ms after the peer's 'connected'): a packet sent earlier is lost. */
+  readonly tracksOpen: Promise<void>;
   private timer: NodeJS.Timeout | undefined;
   private stopped: Promise<number | undefined> | undefined;
 
@@ -89,8 +91,12 @@ export class Broadcaster {
     const a = new nodeDataChannel.Audio('1', 'SendOnly');
     a.addOpusCodec(111);
     a.addSSRC(audioSsrc, 'obs', 'obs-stream', 'audio');
-    this.video = new TrackHandle('video', this.peer.addTrack(v));
-    this.audio = new TrackHandle('audio', this.peer.addTrack(a));
+    let opened = 0;
+    let onTracksOpen!: () => void;
+    this.tracksOpen = new Promise<void>((r) => (onTracksOpen = r));
+    const open = () => ++opened === 2 && onTracksOpen();
+    this.video = new TrackHandle('video', this.peer.addTrack(v), open);
+    this.audio = new TrackHandle('audio', this.peer.addTrack(a), open);
   }
 
   /** POSTs the offer; on 201 applies the answer. Never throws for an HTTP status: the caller reads it. */
@@ -141,8 +147,15 @@ export class Broadcaster {
     return this.peer.state;
   }
 
-  connected(timeoutMs = 10_000): Promise<boolean> {
-    return this.peer.connected(timeoutMs);
+  /** True once connected with both tracks open (media can flow). */
+  async connected(timeoutMs = 10_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    if (!(await this.peer.connected(timeoutMs))) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now()))));
+    const ok = await Promise.race([this.tracksOpen.then(() => true as const), timeout]);
+    clearTimeout(timer);
+    return ok;
   }
 
   /** Sends frames at `fps` until stopMedia()/stop(); the first frame is a keyframe. */
