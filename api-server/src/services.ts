@@ -64,11 +64,11 @@ export function createProvider(config: Config, log: Logger, tokens: TokenService
       const ivsConfig = config.ivs!;
       const client = createIvsClient(ivsConfig.region);
       // One 5 TPS budget for every stage call (CreateStage, DeleteStage, GetStage, ListStages, ListParticipants).
-      const pacer = new Pacer(IVS_STAGE_TPS, plog);
+      const pacer = new Pacer(IVS_STAGE_TPS, plog, undefined, 1);
       const ivs = new IvsStageProvider(client, { poolId: config.stagePoolId, pacer });
       const issuer = ivsConfig.selfSigned
         ? new IvsSelfSignedTokenIssuer({ ...ivsConfig.selfSigned, eventsUrl: ivsConfig.eventsUrl })
-        : new IvsApiTokenIssuer(client, new Pacer(IVS_TOKEN_TPS, plog));
+        : new IvsApiTokenIssuer(client, new Pacer(IVS_TOKEN_TPS, plog, undefined, 1));
       return { provider: new PacedProvider(ivs, plog, undefined, pacer), issuer, ivs };
     }
   }

@@ -61,8 +61,10 @@ export class Pacer {
     readonly ratePerSecond: number,
     private readonly log: Logger,
     private readonly retry: RetryOptions = DEFAULT_RETRY,
+    /** Calls allowed back to back; 1 keeps every 1 s window at or under the rate (what IVS's TPS quotas mean). */
+    burst?: number,
   ) {
-    this.bucket = new TokenBucket(ratePerSecond);
+    this.bucket = new TokenBucket(ratePerSecond, burst);
   }
 
   /** Stops retrying (shutdown): calls in flight fail at their next attempt. */

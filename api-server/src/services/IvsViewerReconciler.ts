@@ -13,7 +13,6 @@ import type { StageArn, ViewerId } from '@stagecast/protocol';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { IvsStageProvider } from '../providers/ivs.js';
-import { TokenBucket } from '../providers/pacing.js';
 import type { Store } from '../store/store.js';
 
 export interface StageDrift {
@@ -44,8 +43,9 @@ function viewerIdOf(p: { userId?: string | undefined; participantId?: string | u
 
 export class IvsViewerReconciler {
   private readonly log: Logger;
-  private readonly budget: TokenBucket;
+  private readonly gapMs: number;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private running: Promise<StageDrift[]> | undefined;
   /** Viewers we marked connected, per stage, so that one IVS no longer lists is marked disconnected. */
   private marked = new Map<StageArn, Set<ViewerId>>();
@@ -53,7 +53,7 @@ export class IvsViewerReconciler {
 
   constructor(private readonly d: IvsViewerReconcilerDeps) {
     this.log = d.log.child({ component: 'ivs-viewers' });
-    this.budget = new TokenBucket(d.callsPerSecond, 1);
+    this.gapMs = Math.ceil(1000 / d.callsPerSecond);
     if (d.metrics) {
       const registers = [d.metrics.registry];
       this.gauges = {
@@ -66,11 +66,14 @@ export class IvsViewerReconciler {
   }
 
   start(): void {
+    this.stopped = false;
     if (this.timer || this.d.intervalMs <= 0) return;
     this.timer = setInterval(() => void this.runOnce().catch(() => undefined), this.d.intervalMs);
   }
 
+  /** Stops the timer; a pass in flight ends at its next call. */
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -83,6 +86,7 @@ export class IvsViewerReconciler {
         return r;
       })
       .catch((err: Error) => {
+        if (this.stopped) throw err;
         this.gauges?.runs.inc({ result: 'failed' });
         this.log.error({ err: err.message }, 'ivs.viewer_reconcile_failed');
         throw err;
@@ -94,7 +98,14 @@ export class IvsViewerReconciler {
   }
 
   private async pass(): Promise<StageDrift[]> {
-    const spend = () => this.budget.acquire();
+    // Calls are sequential and each waits gapMs after the previous one returned, so however long the shared
+    // pacer held a call, no two of ours are closer than gapMs: never more than callsPerSecond in any second.
+    let first = true;
+    const spend = async () => {
+      if (!first) await new Promise((r) => setTimeout(r, this.gapMs));
+      first = false;
+      if (this.stopped) throw new Error('viewer reconciliation stopped');
+    };
     const stages = this.d.store.listStages().filter((s) => s.state === 'active');
     if (!stages.length) return [];
     // One ListStages sweep gives every stage's active session (100 per page) instead of one GetStage each.
