@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { runScenario } from './helpers/scenario.js';
 
 test('IVS-shaped stage behind a 307 chain with the Bearer checked at every hop: Chromium decodes the broadcast at 640x480; High profile + B-frames are refused with a 422 on reconnect and never reach the stage', async (t) => {
-  const { result: r, output } = await runScenario('e2e/scenarios/ivs-stage.ts', 120_000);
+  const { result: r, output } = await runScenario('e2e/scenarios/ivs-stage.ts', 180_000);
   assert.equal(r.ok, true, `${r.error}\n${output.slice(-3000)}`);
   // The redirect chain: one POST per hop, each carrying the offer and an issued token, each answered 307.
   assert.deepEqual(r.chainPosts.filter((h: any) => h.status === 307).map((h: any) => h.hop).slice(0, 3), [0, 1, 2]);

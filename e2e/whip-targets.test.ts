@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { runScenario } from './helpers/scenario.js';
 
 test('the whip provider forwards one Chromium broadcast to two independent WHIP servers at once (one behind a 307), each decoding 640x480 frames', async (t) => {
-  const { result: r, output } = await runScenario('e2e/scenarios/whip-targets.ts', 120_000);
+  const { result: r, output } = await runScenario('e2e/scenarios/whip-targets.ts', 180_000);
   assert.equal(r.ok, true, `${r.error}\n${output.slice(-3000)}`);
   assert.equal(r.stagesAtApi.length, 2, 'one stage per WHIP_TARGETS entry');
   assert.ok(r.stagesAtApi.every((a: string) => a.startsWith('arn:stagecast:ivs:whip:')), JSON.stringify(r.stagesAtApi));
