@@ -112,7 +112,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     config: {
       viewerTokenTtlSeconds: config.viewerTokenTtlSeconds,
       viewerHeartbeatIntervalMs: config.viewerHeartbeatIntervalMs,
-      ...(provider.fixedPool && config.stageProvider === 'whip' ? { joinRefusal: WHIP_JOIN_REFUSAL } : {}),
+      ...(!opts.provider && config.stageProvider === 'whip' ? { joinRefusal: WHIP_JOIN_REFUSAL } : {}),
     },
   });
   const registry = new MediaServerRegistry({ store, bus, log, heartbeatIntervalMs: config.heartbeatIntervalMs });

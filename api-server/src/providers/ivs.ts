@@ -30,7 +30,8 @@ export const IVS_TOKEN_TPS = 50;
 const MAX_PAGES = 200;
 
 export function createIvsClient(region: string): IVSRealTimeClient {
-  return new IVSRealTimeClient({ region, maxAttempts: 1 });
+  // No SDK retries (our Pacer retries inside the budget); bounded waits so a hung call cannot stall the pool.
+  return new IVSRealTimeClient({ region, maxAttempts: 1, requestHandler: { connectionTimeout: 5_000, requestTimeout: 15_000 } });
 }
 
 /** A final IVS failure (validation, access denied, quota of resources): not retried, reported as is. */
