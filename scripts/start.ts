@@ -18,13 +18,14 @@ const dataDir = resolve(root, env.DATA_DIR ?? 'data');
 mkdirSync(dataDir, { recursive: true });
 
 /** Secrets: the environment wins; otherwise generated once and kept in DATA_DIR (mode 0600). */
-function devSecrets(): Record<string, string> {
+const SECRET_NAMES = ['API_SECRET_KEY', 'MEDIA_SERVER_SECRET', 'STAGE_SERVER_SECRET', 'INGEST_TOKEN', 'VIEWER_API_KEY'] as const;
+function devSecrets(): Record<(typeof SECRET_NAMES)[number], string> {
   const file = join(dataDir, 'dev-secrets.json');
-  const names = ['API_SECRET_KEY', 'MEDIA_SERVER_SECRET', 'STAGE_SERVER_SECRET', 'INGEST_TOKEN', 'VIEWER_API_KEY'] as const;
+  const names = SECRET_NAMES;
   let saved: Record<string, string> = {};
   if (existsSync(file)) saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
   let changed = false;
-  const out: Record<string, string> = {};
+  const out = {} as Record<(typeof SECRET_NAMES)[number], string>;
   for (const n of names) {
     const v = env[n] ?? saved[n];
     if (v) out[n] = v;

@@ -94,6 +94,7 @@ function render(d: DashboardResponse): void {
     ...d.events.map((e) => row([td(time(e.at)), td(e.action), td(e.stageArn ? (e.stageArn.split('/').pop() ?? e.stageArn) : '–'), td(e.reason)])),
   );
   $('#updated').textContent = `Updated ${time(d.at)}`;
+  document.body.dataset.polls = String(Number(document.body.dataset.polls ?? 0) + 1);
 }
 
 async function main(): Promise<void> {

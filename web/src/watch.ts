@@ -79,8 +79,10 @@ async function start(key: string, gen: number): Promise<void> {
   const playing: Playing = {
     viewer,
     async stop(keepalive = false) {
-      for (const s of stops.splice(0)) await s(keepalive);
-      await api(`/api/viewers/${encodeURIComponent(viewer.viewerId)}`, key, { method: 'DELETE', keepalive }).catch(() => undefined);
+      // Every request is sent before any is awaited: on pagehide there is no later.
+      const pending: Promise<unknown>[] = stops.splice(0).map(async (s) => s(keepalive));
+      pending.push(api(`/api/viewers/${encodeURIComponent(viewer.viewerId)}`, key, { method: 'DELETE', keepalive }).catch(() => undefined));
+      await Promise.allSettled(pending);
     },
   };
   current = playing;
