@@ -25,7 +25,7 @@ function runScenario(file: string, timeoutMs: number): Promise<{ result: any; ou
   });
 }
 
-test('npm start runs the system; /broadcast goes live, two /watch pages play it from two stages, /dashboard shows it all; Ctrl-C stops everything', async (t) => {
+test('npm start runs the system; /broadcast goes live, two /watch pages play it from two stages, /dashboard shows it all; a viewer whose seat is gone joins again by itself; Ctrl-C stops everything', async (t) => {
   const { result, output } = await runScenario('e2e/scenarios/web-pages.ts', 240_000);
   assert.equal(result.ok, true, `${result.error}\n${result.output ?? ''}\n${output.slice(-2000)}`);
   assert.deepEqual(result.pageStatus, [200, 200, 200], 'the API Server serves the three pages');
@@ -48,7 +48,9 @@ test('npm start runs the system; /broadcast goes live, two /watch pages play it 
   assert.ok(result.dashboard.events >= 2, 'scaling events listed');
   assert.deepEqual(result.pageErrors, [], 'no uncaught errors in the pages');
   assert.ok(result.leaveMs < 8000);
+  assert.equal(result.rejoin.reconnects, '1', 'the watch page joined again by itself once its seat was gone');
+  assert.ok(result.rejoin.after.frames > result.rejoin.before.frames, 'and plays on');
   assert.equal(result.exitCode, 0, 'Ctrl-C: npm start exits 0');
   assert.equal(result.portsFreed, true, 'all three apps stopped');
-  t.diagnostic(`npm start ready in ${result.startupMs} ms; stopped in ${result.stopMs} ms; a closed viewer left in ${result.leaveMs} ms; broadcast ${JSON.stringify(result.broadcast)}; screenshots in test-artifacts/: ${result.screenshots.join(', ')}`);
+  t.diagnostic(`npm start ready in ${result.startupMs} ms; stopped in ${result.stopMs} ms; a closed viewer left in ${result.leaveMs} ms; a viewer whose seat was taken played again after ${result.rejoin.ms} ms; broadcast ${JSON.stringify(result.broadcast)}; screenshots in test-artifacts/: ${result.screenshots.join(', ')}`);
 });

@@ -65,6 +65,7 @@ try {
       RTC_BIND_ADDRESS: '127.0.0.2',
       STAGE_CAPACITY: '1',
       HEARTBEAT_INTERVAL_MS: '1000',
+      VIEWER_HEARTBEAT_INTERVAL_MS: '1000',
       LOG_LEVEL: 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -156,6 +157,15 @@ try {
     return body.stages.reduce((n, s) => n + s.viewers, 0) === 1;
   }, 'the closed viewer left', 8000);
   result.leaveMs = Date.now() - closedAt;
+
+  // The seat of a playing viewer is taken away (as when its stage is deleted): its next heartbeat gets 404 and
+  // the page joins again by itself and plays on.
+  const oldViewer = await bodyData(w1, 'viewer');
+  const del = await fetch(`${api}/api/viewers/${oldViewer}`, { method: 'DELETE', headers: { 'x-api-key': apiKey } });
+  if (del.status !== 204) throw new Error(`DELETE viewer: ${del.status}`);
+  const kickedAt = Date.now();
+  await waitFor(async () => (await bodyData(w1, 'viewer')) !== oldViewer && (await bodyData(w1, 'state')) === 'playing', 'watch 1 joined again and plays', 20_000);
+  result.rejoin = { ms: Date.now() - kickedAt, reconnects: await w1.textContent('#reconnects'), ...(await advances(w1, 'watch 1 after rejoin')) };
 
   // Stop: the page DELETEs its WHIP session.
   await bc.click('#stop');

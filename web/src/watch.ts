@@ -74,6 +74,7 @@ async function start(key: string, gen: number): Promise<void> {
   }
   $('#stage').textContent = viewer.stageId;
   document.body.dataset.stage = viewer.stageId;
+  document.body.dataset.viewer = viewer.viewerId;
 
   const stops: ((keepalive: boolean) => Promise<void> | void)[] = [];
   const playing: Playing = {
