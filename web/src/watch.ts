@@ -65,6 +65,12 @@ async function start(key: string, gen: number): Promise<void> {
       errorEl.textContent = 'The viewer key was not accepted; reload the page to enter it again.';
       return;
     }
+    if (err instanceof ApiError && err.status === 409) {
+      // STAGE_PROVIDER=whip: the stages are external WHIP destinations; nobody watches through Stagecast.
+      setState('not available', 'bad');
+      errorEl.textContent = err.message;
+      return;
+    }
     errorEl.textContent = (err as Error).message;
     return rejoin(key, err instanceof ApiError ? err.code : 'network');
   }
