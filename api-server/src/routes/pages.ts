@@ -38,6 +38,7 @@ const CSP = [
   "connect-src 'self' http: https: ws: wss:",
   "img-src 'self' data:",
   "media-src 'self' blob:",
+  "worker-src 'self' blob:",
   "style-src 'self'",
   "frame-ancestors 'none'",
   "base-uri 'none'",
