@@ -28,17 +28,19 @@ export class Sparkline {
     g.clearRect(0, 0, w, h);
     const n = this.values.length;
     if (n < 2) return;
-    const top = Math.max(1, ...this.values);
-    const x = (i: number) => (i / (this.max - 1)) * w;
+    // Headroom above the peak, so a steady value reads as a line, not a filled block.
+    const top = Math.max(1, ...this.values) * 1.25;
+    // A young history fills the width from the left; once a minute's worth exists it scrolls.
+    const span = Math.max(n, Math.min(this.max, 60));
+    const x = (i: number) => (i / (span - 1)) * w;
     const y = (v: number) => h - 2 * dpr - (v / top) * (h - 4 * dpr);
-    const off = this.max - n;
     g.beginPath();
-    this.values.forEach((v, i) => (i ? g.lineTo(x(i + off), y(v)) : g.moveTo(x(i + off), y(v))));
+    this.values.forEach((v, i) => (i ? g.lineTo(x(i), y(v)) : g.moveTo(x(i), y(v))));
     g.strokeStyle = this.color;
     g.lineWidth = 1.5 * dpr;
     g.stroke();
-    g.lineTo(x(n - 1 + off), h);
-    g.lineTo(x(off), h);
+    g.lineTo(x(n - 1), h);
+    g.lineTo(x(0), h);
     g.closePath();
     g.globalAlpha = 0.15;
     g.fillStyle = this.color;
