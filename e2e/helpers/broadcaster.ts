@@ -11,6 +11,7 @@
  *   const b = await Broadcaster.publish({ url, token })   // POST → 201 → connected → media flowing; throws PublishError
  *   const r = await Broadcaster.attempt({ url, token })   // { status, body, broadcaster? }: for 409/401/422 cases
  *   b.connected(ms) (peer connected, tracks open) · b.startMedia() · b.stopMedia() · b.framesSent · b.keyframesSent · b.location
+ *   b.sentTimes · b.maxSendGapMs(from, to)               // the sender's own pacing, to tell a stalled test from a stalled server
  *   await b.stop()                                        // DELETE (returns its status) + close; idempotent
  *   b.crash()                                             // closes the peer WITHOUT a DELETE (a vanished OBS)
  * Call shutdownRtc() from @stagecast/rtc in the test file's after() once all peers are done.
@@ -58,6 +59,8 @@ export class Broadcaster {
   offerSdp = '';
   framesSent = 0;
   keyframesSent = 0;
+  /** When each frame was sent (ms epoch): a stalled test process shows here, not only at the viewers. */
+  readonly sentTimes: number[] = [];
   /** ms epoch of the 201. */
   publishedAt = NaN;
   /** Resolves when both tracks can send (a few ms after the peer's 'connected'): a packet sent earlier is lost. */
@@ -168,8 +171,22 @@ export class Broadcaster {
       this.audio.send(this.gen.audioPacket());
       n++;
       this.framesSent++;
+      this.sentTimes.push(Date.now());
       if (key) this.keyframesSent++;
     }, Math.round(1000 / this.fps));
+  }
+
+  /** The longest stretch without a frame SENT inside [from, to] (edges included). */
+  maxSendGapMs(from: number, to: number): number {
+    let prev = from;
+    let max = 0;
+    for (const t of this.sentTimes) {
+      if (t <= from) continue;
+      if (t > to) break;
+      max = Math.max(max, t - prev);
+      prev = t;
+    }
+    return Math.max(max, to - prev);
   }
 
   stopMedia(): void {

@@ -1,6 +1,6 @@
 /**
- * A WHEP viewer on node-datachannel for e2e tests and benchmarks: a recvonly H.264 + Opus offer with every
- * candidate, POSTed to a stage's WHEP URL with the viewer token. It reassembles nothing; it counts what a player
+ * A WHEP viewer on node-datachannel for e2e tests and benchmarks: a recvonly H.264 + Opus offer (without candidates
+ * unless asked: see play()), POSTed to a stage's WHEP URL with the viewer token. It reassembles nothing; it counts what a player
  * would get: complete video frames (RTP marker bit), keyframes (a frame carrying SPS or the start of an IDR),
  * their arrival times, the SSRCs seen, and every peer-connection state change.
  *
@@ -15,7 +15,7 @@
  * Call shutdownRtc() from @stagecast/rtc in the test file's after() once all peers are done.
  */
 import nodeDataChannel from 'node-datachannel';
-import { H264PayloadInfo, isH264KeyframeStart, parseRtpHeader, Peer, RtpInfo, type PeerState } from '@stagecast/rtc';
+import { H264PayloadInfo, isH264KeyframeStart, parseRtpHeader, Peer, RtpInfo, TrackHandle, withoutCandidates, type PeerState } from '@stagecast/rtc';
 import { waitFor } from './wait.js';
 
 export interface ViewerOptions {
@@ -25,10 +25,14 @@ export interface ViewerOptions {
   /** ICE binds here (default 127.0.0.1). */
   bindAddress?: string;
   name?: string;
+  /** Send our candidates in the offer (default: none, see play()). */
+  withCandidates?: boolean;
 }
 
 export class WhepViewer {
   readonly peer: Peer;
+  readonly video: TrackHandle;
+  readonly audio: TrackHandle;
   location: string | undefined;
   status = 0;
   frames = 0;
@@ -58,10 +62,15 @@ export class WhepViewer {
     const a = new nodeDataChannel.Audio('1', 'RecvOnly');
     a.addOpusCodec(111);
     const isRtp = (b: Buffer) => b.length >= 12 && !(b[1]! >= 192 && b[1]! <= 223);
-    this.peer.addTrack(v).onMessage((b) => {
+    // Through TrackHandle, which registers onClosed: node-datachannel 0.33 only drops a Track from its registry in
+    // that callback, and cleanup() (shutdownRtc) then touches every registered Track — one that was garbage-collected
+    // meanwhile crashes the process (SIGSEGV in TrackWrapper::CloseAll).
+    this.video = new TrackHandle('video', this.peer.addTrack(v));
+    this.audio = new TrackHandle('audio', this.peer.addTrack(a));
+    this.video.track.onMessage((b) => {
       if (isRtp(b)) this.onVideo(b);
     });
-    this.peer.addTrack(a).onMessage((b) => {
+    this.audio.track.onMessage((b) => {
       if (isRtp(b)) this.audioPackets++;
     });
   }
@@ -74,7 +83,9 @@ export class WhepViewer {
       const res = await fetch(o.url, {
         method: 'POST',
         headers: { 'content-type': 'application/sdp', authorization: `Bearer ${o.token}` },
-        body: v.peer.localSdp(),
+        // No candidates, as OBS and our WHIPClient do: the stage learns our address from our own checks. With them,
+        // the stage's checks can reach libjuice before it has the answer, and ICE then fails at once now and then.
+        body: o.withCandidates ? v.peer.localSdp() : withoutCandidates(v.peer.localSdp()),
         signal: AbortSignal.timeout(10_000),
       });
       const body = await res.text();
@@ -83,8 +94,12 @@ export class WhepViewer {
       v.answeredAt = Date.now();
       const loc = res.headers.get('location');
       v.location = loc ? new URL(loc, o.url).toString() : undefined;
-      v.peer.pc.setRemoteDescription(body, 'answer');
-      if (!(await v.peer.connected(connectTimeoutMs))) throw new Error(`WHEP viewer did not connect within ${connectTimeoutMs} ms (state ${v.peer.state})`);
+      try {
+        v.peer.pc.setRemoteDescription(body, 'answer');
+      } catch (err) {
+        throw new Error(`applying the WHEP answer failed (viewer states ${JSON.stringify(v.states)}, gathering ${v.peer.closed ? 'closed' : v.peer.pc.gatheringState()}): ${(err as Error).message}`);
+      }
+      if (!(await v.peer.connected(connectTimeoutMs))) throw new Error(`WHEP viewer did not connect within ${connectTimeoutMs} ms (states ${JSON.stringify(v.states)})`);
       return v;
     } catch (err) {
       await v.stop();
