@@ -6,8 +6,9 @@
  *   C  sinks workers: up to --per-worker WHEP sinks each.
  * Reports, per N: µs of A's CPU per forwarded packet per sink, loss, latency p50/p99 (minus a direct source → sink
  * baseline = the added part), keyframe delivery to the last sink, first-frame time of sinks joining mid-GOP.
- * usage: node --import tsx bench/fanout-net.ts [--sinks=1,10,50,100,200] [--seconds=15] [--per-worker=100]
+ * usage: node --import tsx bench/fanout-net.ts [--sinks=1,10,50,100,200] [--seconds=15] [--per-worker=50]
  *        [--probes=5] [--baseline=1] [--soak=0 (seconds at N=100; e.g. --soak=300)]
+ *        [--perf-at=N (perf record the stage server during N's window; 0 = the ingest-only window)]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,16 +20,19 @@ import { arg, heapFromMetrics, json, list, measureFor, writeResult } from './lib
 import { spawnWorker, track, type Worker } from './lib/ipc.js';
 import { cpuMs, machineTicks, rssMB } from './lib/proc.js';
 import { round, SinkPool, slope, table, type WindowResult } from './lib/sink-pool.js';
+import { perfAvailable, perfRecord } from './lib/perf.js';
 import { startTokenStub } from './lib/token-stub.js';
 
 const SOURCE_WORKER = join(import.meta.dirname, 'lib', 'source-worker.ts');
 const soakSeconds = Number(arg('soak', '0'));
 const sinkCounts = list('sinks', soakSeconds > 0 ? '100' : '1,10,50,100,200');
 const seconds = Number(arg('seconds', '15'));
-const perWorker = Number(arg('per-worker', '100'));
+const perWorker = Number(arg('per-worker', '50'));
 const probes = Number(arg('probes', '5'));
 const withBaseline = arg('baseline', '1') !== '0';
 const SECRET = 'bench-stage-secret-0123456789';
+const perfAt = arg('perf-at', '') === '' ? undefined : Number(arg('perf-at', ''));
+if (perfAt !== undefined && !perfAvailable()) throw new Error('--perf-at needs Linux perf');
 
 interface Row {
   sinks: number;
@@ -59,15 +63,21 @@ async function stageStats(stage: App): Promise<{ in: number; out: number }> {
 }
 
 /** One measuring window: A's CPU and packets from its /stats, the sinks' window, the machine's load. */
-async function measure(stage: App, pool: SinkPool | undefined, ms: number) {
+async function measure(stage: App, pool: SinkPool | undefined, ms: number, profile?: string) {
   const cpu0 = cpuMs(stage.child.pid!);
   const s0 = await stageStats(stage);
   const m0 = machineTicks();
   const sinksCpu0 = pool?.cpuMs() ?? 0;
   const t0 = performance.now();
   await pool?.windowStart();
+  const perf = profile ? perfRecord(stage.child.pid!, ms / 1000) : undefined;
   await measureFor(ms);
   const window = pool ? await pool.windowEnd() : undefined;
+  if (perf) {
+    const text = await perf;
+    const file = writeResult(`fanout-net-perf-${profile}`, { text });
+    console.error(`perf profile of the stage server (${profile}) in ${file}\n${text}`);
+  }
   const dt = (performance.now() - t0) / 1000;
   const cpu = cpuMs(stage.child.pid!) - cpu0;
   const s1 = await stageStats(stage);
@@ -111,8 +121,16 @@ try {
   }
 
   // ---- The stage server (process A), one stage, the source publishing into it. ----
-  stage = await startApp('stage-server', { STAGE_SERVER_SECRET: SECRET, DATA_DIR: join(dataDir, 'stage'), API_SERVER_URL: stub.url, RTC_BIND_ADDRESS: '127.0.0.1' });
-  track(stage.child);
+  const server = await startApp('stage-server', {
+    STAGE_SERVER_SECRET: SECRET,
+    DATA_DIR: join(dataDir, 'stage'),
+    API_SERVER_URL: stub.url,
+    RTC_BIND_ADDRESS: '127.0.0.1',
+    // JIT-compiled JavaScript gets symbols in perf's samples.
+    ...(perfAt !== undefined ? { NODE_OPTIONS: '--perf-basic-prof-only-functions' } : {}),
+  });
+  stage = server;
+  track(server.child);
   const created = await json(`${stage.url}/admin/stages`, { method: 'POST', headers: { authorization: `Bearer ${SECRET}` }, body: JSON.stringify({ name: 'bench' }) });
   const st = CreateStageResponseSchema.parse(created.body).stage;
   // The server with its stage but no publisher: what A costs doing nothing (timers, native threads).
@@ -129,11 +147,23 @@ try {
   pools.push(pool);
   const rows: Row[] = [];
   // N = 0 first: the ingest alone (decrypt, parse, cache), subtracted for the marginal per-sink cost.
-  const idle = await measure(stage, undefined, Math.min(seconds, 10) * 1000);
+  const idle = await measure(stage, undefined, Math.min(seconds, 10) * 1000, perfAt === 0 ? 'ingest' : undefined);
   const idleCoresPerPacket = idle.cpu / Math.max(1, idle.packetsIn);
   result.ingestOnly = { cpuCores: round(idle.cpu / 1000 / idle.dt, 4), packetsIn: idle.packetsIn, usPerPacket: round((idle.cpu * 1000) / Math.max(1, idle.packetsIn), 2) };
 
+  result.rows = rows;
   for (const n of sinkCounts) {
+    try {
+      await step(n);
+    } catch (err) {
+      // A machine that cannot host N sinks (joins time out) ends the ramp; the rows so far are kept.
+      result.stoppedAt = { sinks: n, error: err instanceof Error ? err.message : String(err) };
+      console.error(`N=${n}: stopped: ${String(err)}`);
+      break;
+    }
+  }
+
+  async function step(n: number): Promise<void> {
     const add = n - pool.size;
     if (add > 0) {
       const targets = await Promise.all(Array.from({ length: add }, async () => ({ url: st.whepUrl, token: await stub.token(st.stageArn, 'subscribe') })));
@@ -142,7 +172,7 @@ try {
       console.error(`N=${n}: ${add} sinks joined in ${Math.round(performance.now() - t0)} ms`);
     }
     await waitFor(() => pool.allReceiving(300), `all ${n} sinks receive media`, 60_000, 200);
-    const m = await measure(stage, pool, seconds * 1000);
+    const m = await measure(server, pool, seconds * 1000, perfAt === n ? `n${n}` : undefined);
     const w = m.window!;
     const row: Row = {
       sinks: n,
@@ -169,12 +199,11 @@ try {
     }
     if (probes > 0) row.firstFrameMs = { p50: median(ff), max: Math.max(...ff), samples: ff, keyframeAgeMs: ages };
     rows.push(row);
-    console.error(`N=${n}: ${row.usPerPacketPerSink} µs/pkt/sink, p99 ${w.latencyP99Ms} ms, lost ${w.lost}, first frame p50 ${row.firstFrameMs?.p50} ms`);
+    console.error(`N=${n}: ${row.usPerPacketPerSink} µs/pkt/sink, p99 ${w.latencyP99Ms} ms, lost ${w.lost}, first frame p50 ${row.firstFrameMs?.p50} ms, sinks workers ${row.sinksWorkersCores} cores, machine ${row.machineBusyPct} %`);
   }
-  result.rows = rows;
 
   // ---- Soak (opt-in): memory of A at the largest N, sampled every 10 s. ----
-  if (soakSeconds > 0) {
+  if (soakSeconds > 0 && !result.stoppedAt) {
     const samples: Array<{ t: number; rssMB: number; heapMB: number }> = [];
     const t0 = performance.now();
     await pool.windowStart();

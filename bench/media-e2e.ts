@@ -6,7 +6,7 @@
  *   - steady window: Media Server CPU (/proc, every thread: SRTP, ICE, RTCP it handles) per packet per stage,
  *     broadcaster → viewer latency p50/p99, loss;
  *   - new stages while live: `stage.created` (API Server log time) → first complete keyframe at a viewer of it.
- * usage: node --import tsx bench/media-e2e.ts [--stages=10,50,100] [--seconds=15] [--new-stages=5] [--per-worker=100]
+ * usage: node --import tsx bench/media-e2e.ts [--stages=10,50,100] [--seconds=15] [--new-stages=5] [--per-worker=50]
  */
 import { join } from 'node:path';
 import type { MediaServerStats, StageServerStatsResponse } from '@stagecast/protocol';
@@ -22,7 +22,7 @@ const SOURCE_WORKER = join(import.meta.dirname, 'lib', 'source-worker.ts');
 const stageCounts = list('stages', '10,50,100');
 const seconds = Number(arg('seconds', '15'));
 const newStages = Number(arg('new-stages', '5'));
-const perWorker = Number(arg('per-worker', '100'));
+const perWorker = Number(arg('per-worker', '50'));
 
 interface Row {
   stages: number;
@@ -86,15 +86,19 @@ async function runOnce(n: number): Promise<Row> {
     await pool.join(joins.map((j) => ({ url: j.playback.url, token: j.token })));
     console.error(`N=${n}: ${joins.length} viewers joined in ${Math.round(performance.now() - t0)} ms`);
     // Every stage full → the pool made a spare; every active stage has its leg.
+    let legState = '';
     await waitFor(
       async () => {
         const [st, active] = await Promise.all([msStats(media), sys.activeStages()]);
+        legState = `${st.stages.connected} legs connected, ${st.stages.expected} expected, ${active.length} active stages, ${st.errors.legFailures} leg failures`;
         return st.stages.connected === active.length && active.length > n;
       },
       'a connected leg into every stage',
-      120_000,
+      180_000,
       250,
-    );
+    ).catch((e: Error) => {
+      throw new Error(`${e.message} (${legState})`);
+    });
     await waitFor(() => pool.allReceiving(300), `all ${n} viewers receive media`, 60_000, 200);
 
     // ---- Steady window. ----

@@ -12,7 +12,7 @@ export const list = (name: string, dflt: string): number[] => arg(name, dflt).sp
 export const measureFor = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function json<T = any>(url: string, init: RequestInit = {}): Promise<{ status: number; body: T }> {
-  const r = await fetch(url, { ...init, headers: { 'content-type': 'application/json', ...(init.headers as Record<string, string>) }, signal: AbortSignal.timeout(15_000) });
+  const r = await fetch(url, { ...init, headers: { 'content-type': 'application/json', ...(init.headers as Record<string, string>) }, signal: AbortSignal.timeout(60_000) });
   return { status: r.status, body: (await r.json().catch(() => null)) as T };
 }
 

@@ -7,16 +7,24 @@
 import { parseRtpHeader, RtpInfo } from '@stagecast/rtc';
 import { monoMs, readStamp } from './stamp.js';
 
-/** Latency histogram: 10 µs bins up to 200 ms, then one overflow bin. */
+/** Latency histogram: 10 µs bins up to 100 ms, 1 ms bins up to 10 s, then one overflow bin. */
 export class Histogram {
-  static readonly BIN_MS = 0.01;
-  static readonly BINS = 20_000;
+  static readonly FINE = 10_000;
+  static readonly BINS = Histogram.FINE + 9_900;
   readonly bins = new Uint32Array(Histogram.BINS + 1);
   count = 0;
   maxMs = 0;
+  static binOf(ms: number): number {
+    if (ms <= 0) return 0;
+    if (ms < 100) return Math.floor(ms * 100);
+    return Math.min(Histogram.BINS, Histogram.FINE + Math.floor(ms - 100));
+  }
+  /** Upper edge of a bin, ms. */
+  static edgeOf(bin: number): number {
+    return bin < Histogram.FINE ? (bin + 1) / 100 : 100 + (bin - Histogram.FINE + 1);
+  }
   add(ms: number): void {
-    const b = ms <= 0 ? 0 : Math.min(Histogram.BINS, Math.floor(ms / Histogram.BIN_MS));
-    this.bins[b]!++;
+    this.bins[Histogram.binOf(ms)]!++;
     this.count++;
     if (ms > this.maxMs) this.maxMs = ms;
   }
@@ -42,7 +50,7 @@ export function percentile(sparse: Array<[number, number]>, p: number): number {
   let seen = 0;
   for (const [bin, c] of sorted) {
     seen += c;
-    if (seen >= want) return Math.round((bin + 1) * Histogram.BIN_MS * 1000) / 1000;
+    if (seen >= want) return Math.round(Histogram.edgeOf(bin) * 1000) / 1000;
   }
   return NaN;
 }

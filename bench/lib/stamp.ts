@@ -9,8 +9,26 @@
 export const STAMP_MAGIC = 0x53434231;
 export const STAMP_BYTES = 16;
 
-// performance.now() is cheap and monotonic; anchor it once to CLOCK_MONOTONIC so values compare across processes.
-const OFFSET_MS = Number(process.hrtime.bigint()) / 1e6 - performance.now();
+/**
+ * performance.now() is cheap and reads the same clock as process.hrtime (uv_hrtime) from another origin: anchor it
+ * once to CLOCK_MONOTONIC so values compare across processes. Best of 200 bracketed readings, so a process that is
+ * descheduled between two reads (a busy machine) does not shift its clock by milliseconds.
+ */
+function anchor(): number {
+  let best = Infinity;
+  let offset = 0;
+  for (let i = 0; i < 200; i++) {
+    const a = performance.now();
+    const h = Number(process.hrtime.bigint()) / 1e6;
+    const b = performance.now();
+    if (b - a < best) {
+      best = b - a;
+      offset = h - (a + b) / 2;
+    }
+  }
+  return offset;
+}
+const OFFSET_MS = anchor();
 
 /** Milliseconds of CLOCK_MONOTONIC (comparable between processes on this machine). */
 export const monoMs = (): number => performance.now() + OFFSET_MS;
