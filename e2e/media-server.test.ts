@@ -119,7 +119,7 @@ describe('Media Server end to end: real API Server, stage server and Media Serve
       assert.equal(ms.stream?.width, 640);
       assert.equal(ms.stream?.height, 480);
       for (const l of ms.legs) assert.ok(l.packetsSent > 0 && l.keyframesSent >= 1, `leg ${l.legId} into ${l.stageArn} forwards`);
-      t.diagnostic(`viewers' first frame after their WHEP 201: ${viewers.map(({ v }) => `${v.o.name} ${v.firstFrameAt - v.answeredAt} ms`).join(', ')}`);
+      t.diagnostic(`viewers' first frame / first keyframe after their WHEP 201: ${viewers.map(({ v }) => `${v.o.name} ${v.firstFrameAt - v.answeredAt} / ${v.firstKeyframeAt - v.answeredAt} ms`).join(', ')}`);
     }),
   );
 
