@@ -46,6 +46,10 @@ export class FakeSession extends EventEmitter {
   onRtcp(fn: (p: Uint8Array) => void) {
     this.rtcp = fn;
   }
+  /** A fake session can be written to at once. */
+  onWritable(fn: () => void) {
+    fn();
+  }
   bytesReceived() {
     return 0;
   }

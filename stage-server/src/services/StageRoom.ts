@@ -59,7 +59,8 @@ interface Publisher {
 interface Viewer {
   session: PlaybackSession;
   participantId?: ParticipantId;
-  sink: RouterSink;
+  /** Set once the viewer's tracks are open. */
+  sink?: RouterSink;
   joined: boolean;
 }
 
@@ -220,15 +221,20 @@ export class StageRoom implements Room {
   }
 
   private addViewer(session: PlaybackSession): void {
-    // A viewer is a sink from the start: it stays connected before any publisher and gets media when it arrives.
-    const sink = this.router.addSink(session.sinkPort);
     if (this.pendingViewers > 0) {
       this.pendingViewers--;
       this.reservationsTaken.add(session.id);
     }
-    const v: Viewer = { session, sink, joined: false };
+    const v: Viewer = { session, joined: false };
     this.viewers.set(session.id, v);
-    session.onRtcp((packet) => sink.handleRtcp(packet));
+    // A viewer becomes a sink as soon as its tracks can carry packets, publisher or not: it then gets the cached
+    // keyframe at once, and media whenever a publisher arrives. Added any earlier, the replay would be lost.
+    session.onWritable(() => {
+      if (this.viewers.get(session.id) !== v || this.closed) return;
+      const sink = this.router.addSink(session.sinkPort);
+      v.sink = sink;
+      session.onRtcp((packet) => sink.handleRtcp(packet));
+    });
     session.on('connected', () => {
       if (v.joined || !v.participantId || !this.viewers.has(session.id)) return;
       v.joined = true;
@@ -242,10 +248,12 @@ export class StageRoom implements Room {
     const v = this.viewers.get(id);
     if (!v) return;
     this.viewers.delete(id);
-    const st = v.sink.stats();
-    this.gone.packetsSent += st.packetsSent;
-    this.gone.bytesSent += st.bytesSent;
-    v.sink.close();
+    if (v.sink) {
+      const st = v.sink.stats();
+      this.gone.packetsSent += st.packetsSent;
+      this.gone.bytesSent += st.bytesSent;
+      v.sink.close();
+    }
     if (v.joined && v.participantId) this.o.reporter.left(this.stageArn, v.participantId);
     this.log.info({ participantId: v.participantId, reason }, 'viewer.disconnected');
   }
@@ -255,6 +263,7 @@ export class StageRoom implements Room {
     let packetsSent = this.gone.packetsSent;
     let bytesSent = this.gone.bytesSent;
     for (const v of this.viewers.values()) {
+      if (!v.sink) continue;
       const st = v.sink.stats();
       packetsSent += st.packetsSent;
       bytesSent += st.bytesSent;

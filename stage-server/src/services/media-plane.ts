@@ -46,6 +46,8 @@ export interface IngestSession extends SessionBase {
 /** A viewer's WHEP session. */
 export interface PlaybackSession extends SessionBase {
   readonly sinkPort: SinkPort;
+  /** Calls `fn` once the session's sending tracks are open (a packet written earlier is lost). */
+  onWritable(fn: () => void): void;
   /** RTCP from the viewer (PLI, NACK, RR), for the router's Sink. */
   onRtcp(fn: (packet: Uint8Array) => void): void;
 }

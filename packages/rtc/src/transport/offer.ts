@@ -48,6 +48,7 @@ export function addLocalTrack(
   s: AcceptedSection,
   direction: 'RecvOnly' | 'SendOnly',
   ssrc?: { ssrc: number; cname: string; msid: string },
+  onOpen?: () => void,
 ): TrackHandle {
   const desc = s.kind === 'video' ? new nodeDataChannel.Video(s.mid, direction) : new nodeDataChannel.Audio(s.mid, direction);
   const fmtp = fmtpString(s.codec);
@@ -61,7 +62,7 @@ export function addLocalTrack(
     else audio.addOpusCodec(s.codec.payloadType);
   }
   if (ssrc) desc.addSSRC(ssrc.ssrc, ssrc.cname, ssrc.msid, s.kind);
-  return new TrackHandle(s.kind, peer.addTrack(desc));
+  return new TrackHandle(s.kind, peer.addTrack(desc), onOpen);
 }
 
 /** The publisher's StreamParams for an accepted section (SSRC from the SDP, or 0 to learn it from packets). */

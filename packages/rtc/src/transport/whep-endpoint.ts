@@ -9,11 +9,32 @@ import { receiveFrom, TrackSinkPort, type ReceiveHandlers, type TrackHandle } fr
 export class WhepSession extends MediaSessionBase {
   sinkPort!: SinkPort;
   private readonly handlers: ReceiveHandlers = { rtp: undefined, rtcp: undefined };
+  private writable = false;
+  private writableWaiters: Array<() => void> = [];
 
   /** @internal */
   attach(tracks: { audio?: TrackHandle; video?: TrackHandle }, port: TrackSinkPort): void {
     this.sinkPort = port;
     for (const t of [tracks.audio, tracks.video]) if (t) receiveFrom(t, this.handlers);
+  }
+
+  /**
+   * Calls `fn` once every sending track is open (at once if they are). The tracks open a few ms after the peer
+   * connects, and a packet written before that is dropped: a router sink added earlier would lose the keyframe
+   * cache it replays on joining, and the viewer would wait for the publisher's next keyframe (OBS ignores PLI).
+   */
+  onWritable(fn: () => void): void {
+    if (this.writable) fn();
+    else this.writableWaiters.push(fn);
+  }
+
+  /** @internal */
+  markWritable(): void {
+    if (this.writable || this.closed) return;
+    this.writable = true;
+    const waiters = this.writableWaiters;
+    this.writableWaiters = [];
+    for (const fn of waiters) fn();
   }
 
   /** RTCP from the viewer (PLI, NACK, RR), for the router's Sink. */
@@ -29,6 +50,7 @@ export class WhepSession extends MediaSessionBase {
 
   protected override onClose(): void {
     this.handlers.rtcp = undefined;
+    this.writableWaiters = [];
   }
 }
 
@@ -43,7 +65,9 @@ export class WhepEndpoint extends SignallingEndpoint<WhepSession> {
         const params: { audio?: ReturnType<typeof sinkParams>; video?: ReturnType<typeof sinkParams> } = {};
         for (const s of sections) {
           const ssrc = newSsrc();
-          tracks[s.kind] = addLocalTrack(peer, s, 'SendOnly', { ssrc, cname: `stagecast-${session.id.slice(0, 8)}`, msid: 'stagecast' });
+          tracks[s.kind] = addLocalTrack(peer, s, 'SendOnly', { ssrc, cname: `stagecast-${session.id.slice(0, 8)}`, msid: 'stagecast' }, () => {
+            if (Object.values(tracks).every((t) => t.open)) session.markWritable();
+          });
           params[s.kind] = sinkParams(s, ssrc);
         }
         session.attach(tracks, new TrackSinkPort(session.id, tracks, params.audio, params.video));
