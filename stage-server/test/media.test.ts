@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import nodeDataChannel from 'node-datachannel';
-import { Peer, WHIPClient, WhipHttpError } from '@stagecast/rtc';
+import { Peer, TrackHandle, WHIPClient, WhipHttpError } from '@stagecast/rtc';
 import { CreateStageResponseSchema, type LocalStage } from '@stagecast/protocol';
 import type { StageServer } from '../src/app.js';
 import { createRtcPlane } from '../src/services/rtc-plane.js';
@@ -22,8 +22,11 @@ async function whepViewer(url: string, token: string) {
   a.addOpusCodec(111);
   const counts = { audio: 0, video: 0 };
   const isRtp = (b: Buffer) => b.length >= 12 && !(b[1]! >= 192 && b[1]! <= 223);
-  peer.addTrack(v).onMessage((b) => void (isRtp(b) && counts.video++));
-  peer.addTrack(a).onMessage((b) => void (isRtp(b) && counts.audio++));
+  // Held for the viewer's lifetime, through TrackHandle (which registers onClosed): a collected Track goes silent,
+  // and node-datachannel's cleanup() crashes on a collected Track that never had an onClosed callback.
+  const tracks = [new TrackHandle('video', peer.addTrack(v)), new TrackHandle('audio', peer.addTrack(a))];
+  tracks[0]!.track.onMessage((b) => void (isRtp(b) && counts.video++));
+  tracks[1]!.track.onMessage((b) => void (isRtp(b) && counts.audio++));
   peer.pc.setLocalDescription('offer');
   await peer.gathered(5000);
   const res = await fetch(url, {
@@ -46,6 +49,7 @@ async function whepViewer(url: string, token: string) {
     body,
     counts,
     peer,
+    tracks,
     async stop() {
       if (location) await fetch(location, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
       peer.close();

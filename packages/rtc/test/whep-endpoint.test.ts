@@ -61,7 +61,7 @@ describe('WHEP endpoint and interop', () => {
     const a = new nodeDataChannel.Audio('1', 'RecvOnly');
     a.addOpusCodec(109);
     const video = new TrackHandle('video', peer.addTrack(v));
-    peer.addTrack(a);
+    const audio = new TrackHandle('audio', peer.addTrack(a)); // held: see TrackHandle
     const got = { video: 0, ssrc: 0, pt: 0 };
     video.track.onMessage((buf) => {
       const h = parseRtpHeader(buf);
@@ -78,7 +78,7 @@ describe('WHEP endpoint and interop', () => {
     assert.equal(res.status, 201);
     const answer = await res.text();
     peer.pc.setRemoteDescription(answer, 'answer');
-    return { peer, got, answer: parseSdp(answer), location: res.headers.get('location')! };
+    return { peer, got, tracks: [video, audio], answer: parseSdp(answer), location: res.headers.get('location')! };
   }
 
   test('a viewer that connects before any publisher stays connected and gets media, with its own SSRC and payload type, as soon as it arrives', async () => {
