@@ -4,29 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ROOT } from './helpers/apps.js';
-import { createNetns } from './helpers/netns.js';
-
-function runScenario(file: string, timeoutMs: number): Promise<{ result: any; output: string }> {
-  const ns = createNetns();
-  return new Promise((resolve, reject) => {
-    const child = ns.spawn(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, env: { ...process.env, NODE_ENV: 'test' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      ns.destroy();
-      const line = output.split('\n').find((l) => l.startsWith('RESULT '));
-      if (!line) return reject(new Error(`scenario printed no result:\n${output.slice(-3000)}`));
-      resolve({ result: JSON.parse(line.slice(7)), output });
-    });
-  });
-}
+import { runScenario } from './helpers/scenario.js';
 
 test('npm start runs the system; /broadcast goes live, two /watch pages play it from two stages, /dashboard shows it all; a viewer whose seat is gone joins again by itself; Ctrl-C stops everything', async (t) => {
-  const { result, output } = await runScenario('e2e/scenarios/web-pages.ts', 240_000);
+  const { result, output } = await runScenario('e2e/scenarios/web-pages.ts', 240_000, { signal: 'SIGINT' });
   assert.equal(result.ok, true, `${result.error}\n${result.output ?? ''}\n${output.slice(-2000)}`);
   assert.deepEqual(result.pageStatus, [200, 200, 200], 'the API Server serves the three pages');
   assert.equal(result.keyLeftAddressBar, true, 'the #key fragment is removed from the address bar');

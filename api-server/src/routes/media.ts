@@ -6,7 +6,6 @@ import {
   TokenRequestSchema,
   type HeartbeatRequest,
   type IngestTokenResponse,
-  type MediaServerInfo,
   type RegisterResponse,
   type StagesResponse,
   type TokenResponse,
@@ -14,6 +13,7 @@ import {
 import { checkApiKey, checkMediaServerSecret } from '../auth.js';
 import type { Services } from '../services.js';
 import { authHook, iso, parse } from './common.js';
+import { mediaServerView } from './views.js';
 
 export async function mediaRoutes(app: FastifyInstance, s: Services): Promise<void> {
   await app.register(async (scope) => {
@@ -49,18 +49,7 @@ export async function mediaRoutes(app: FastifyInstance, s: Services): Promise<vo
     scope.addHook('onRequest', authHook((h) => checkApiKey(h, s.config.apiSecretKey), 'x-api-key'));
 
     scope.get('/api/media/servers', async () => ({
-      servers: s.registry.list().map(
-        (m): MediaServerInfo => ({
-          serverId: m.id,
-          ipAddress: m.ip,
-          port: m.port,
-          state: m.state,
-          registeredAt: iso(m.registeredAt),
-          lastHeartbeat: iso(m.lastHeartbeat),
-          publisherOnline: m.publisherOnline,
-          stages: m.legs,
-        }),
-      ),
+      servers: s.registry.list().map((m) => mediaServerView(m)),
     }));
 
     scope.post('/api/media/ingest-token', async (): Promise<IngestTokenResponse> => {

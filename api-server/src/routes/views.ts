@@ -1,0 +1,39 @@
+/** How store records look on the wire: one mapping per record, shared by the routes that return them. */
+import type { MediaServerInfo, PublisherReport, ScalingEvent, StageInfo } from '@stagecast/protocol';
+import type { MediaServerRecord, ScalingEventRecord, StageWithCounts } from '../store/store.js';
+import { iso } from './common.js';
+
+export const stageView = (st: StageWithCounts): StageInfo => ({
+  stageArn: st.arn,
+  stageId: st.id,
+  name: st.name,
+  state: st.state,
+  capacity: st.capacity,
+  viewers: st.viewers,
+  connected: st.connected,
+  whipUrl: st.whipUrl,
+  playback: st.playback,
+  createdAt: iso(st.createdAt),
+  emptySince: st.emptySince === null ? null : iso(st.emptySince),
+});
+
+export const mediaServerView = (m: MediaServerRecord, publisher?: PublisherReport): MediaServerInfo => ({
+  serverId: m.id,
+  ipAddress: m.ip,
+  port: m.port,
+  state: m.state,
+  registeredAt: iso(m.registeredAt),
+  lastHeartbeat: iso(m.lastHeartbeat),
+  publisherOnline: m.publisherOnline,
+  stages: m.legs,
+  ...(publisher ? { publisher } : {}),
+});
+
+export const scalingEventView = (e: ScalingEventRecord): ScalingEvent => ({
+  id: e.id,
+  at: iso(e.at),
+  action: e.action,
+  stageArn: e.stageArn,
+  reason: e.reason,
+  ...(e.detail !== undefined ? { detail: e.detail } : {}),
+});
