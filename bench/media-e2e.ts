@@ -85,13 +85,13 @@ async function runOnce(n: number): Promise<Row> {
     const t0 = performance.now();
     await pool.join(joins.map((j) => ({ url: j.playback.url, token: j.token })));
     console.error(`N=${n}: ${joins.length} viewers joined in ${Math.round(performance.now() - t0)} ms`);
-    // Every stage full → the pool made a spare; every active stage has its leg.
+    // Every active stage (the N, and the spare the pool may have made once they were full) has its leg.
     let legState = '';
     await waitFor(
       async () => {
         const [st, active] = await Promise.all([msStats(media), sys.activeStages()]);
         legState = `${st.stages.connected} legs connected, ${st.stages.expected} expected, ${active.length} active stages, ${st.errors.legFailures} leg failures`;
-        return st.stages.connected === active.length && active.length > n;
+        return st.stages.connected === active.length && active.length >= n;
       },
       'a connected leg into every stage',
       180_000,
@@ -127,17 +127,24 @@ async function runOnce(n: number): Promise<Row> {
     const samples: Row['newStage']['samples'] = [];
     for (let k = 0; k < newStages; k++) {
       await measureFor(200 + Math.random() * 1800); // a random point of the broadcaster's 2-s GOP
-      await sys.join(); // takes the spare: the pool creates a new stage now
-      const created = await sys.api.waitForLog((l) => l.msg === 'stage.created' && !seen.has(String(l.stageArn)), 'a new stage', 30_000);
-      seen.add(String(created.stageArn));
-      const v = await sys.join(); // the new stage (the only one with a seat); this makes the next spare
-      if (v.stageArn !== created.stageArn) throw new Error(`joined ${v.stageArn}, expected the new ${String(created.stageArn)}`);
-      seen.add(String((await sys.api.waitForLog((l) => l.msg === 'stage.created' && !seen.has(String(l.stageArn)), 'the next spare', 30_000)).stageArn));
+      // A join takes the spare if there is one (the pool then creates a new stage), or waits for the stage the pool
+      // creates for it. Either way the stage measured is one created now, while live.
+      const fresh = () => sys.api.logs.filter((l) => l.msg === 'stage.created' && !seen.has(String(l.stageArn)));
+      let v = await sys.join();
+      let created = fresh().find((l) => l.stageArn === v.stageArn);
+      if (!created) {
+        created = await sys.api.waitForLog((l) => l.msg === 'stage.created' && !seen.has(String(l.stageArn)), 'a new stage', 30_000);
+        v = await sys.join(); // the new stage: the only one with a seat
+        if (v.stageArn !== created.stageArn) throw new Error(`joined ${v.stageArn}, expected the new ${String(created.stageArn)}`);
+      }
+      for (const l of fresh()) seen.add(String(l.stageArn));
+      const createdArn = String(created.stageArn);
+      const createdAt = logTime(created);
       // The stage's own first keyframe (its router's counter), polled every 10 ms, while the viewer joins.
       const stageKeyframe = waitFor(
         async () => {
           const { body } = await json<StageServerStatsResponse>(`${sys.stage.url}/stats`);
-          return (body.stages.find((s) => s.stageArn === created.stageArn)?.keyframesReceived ?? 0) > 0 && Date.now();
+          return (body.stages.find((s) => s.stageArn === createdArn)?.keyframesReceived ?? 0) > 0 && Date.now();
         },
         'a keyframe at the new stage',
         10_000,
@@ -145,12 +152,12 @@ async function runOnce(n: number): Promise<Row> {
       );
       const [r] = await pool.join([{ url: v.playback.url, token: v.token }], { probe: true });
       const stageKeyframeAt = await stageKeyframe;
-      const lostAtStage = (await json<StageServerStatsResponse>(`${sys.stage.url}/stats`)).body.stages.find((s) => s.stageArn === created.stageArn)?.packetsLost ?? NaN;
+      const lostAtStage = (await json<StageServerStatsResponse>(`${sys.stage.url}/stats`)).body.stages.find((s) => s.stageArn === createdArn)?.packetsLost ?? NaN;
       const legUp = await sys.stage.waitForLog((l) => l.msg === 'publisher.connected' && l.stageId === v.stageId, 'the leg connected at the new stage', 10_000);
       samples.push({
-        stageFirstKeyframeMs: round(stageKeyframeAt - logTime(created), 1),
-        firstFrameMs: round((r!.firstKeyframeEpochMs ?? NaN) - logTime(created), 1),
-        legConnectedMs: round(logTime(legUp) - logTime(created), 1),
+        stageFirstKeyframeMs: round(stageKeyframeAt - createdAt, 1),
+        firstFrameMs: round((r!.firstKeyframeEpochMs ?? NaN) - createdAt, 1),
+        legConnectedMs: round(logTime(legUp) - createdAt, 1),
         viewerConnectMs: round(r!.connectMs ?? NaN, 1),
         keyframeAgeMs: round(r!.firstKeyframeAgeMs ?? NaN, 1),
         lostAtStage,

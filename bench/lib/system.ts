@@ -77,9 +77,13 @@ export async function startSystem(o: { minStages: number; maxStages: number }): 
         return r.body.stages.filter((s) => s.state === 'active');
       },
       async join() {
-        const r = await json(`${apiUrl}/api/viewers/join`, { method: 'POST', headers: key, body: '{}' });
-        if (r.status !== 201) throw new Error(`join: ${r.status} ${JSON.stringify(r.body)}`);
-        return r.body;
+        // A 503 (no seat came in time) is retried, as a client honouring Retry-After would; bounded.
+        for (let attempt = 1; ; attempt++) {
+          const r = await json(`${apiUrl}/api/viewers/join`, { method: 'POST', headers: key, body: '{}' });
+          if (r.status === 201) return r.body;
+          if (r.status !== 503 || attempt >= 6) throw new Error(`join: ${r.status} ${JSON.stringify(r.body)} (attempt ${attempt})`);
+          console.error(`join: 503 (${JSON.stringify(r.body)}), retrying`);
+        }
       },
       async publishToken(stageArn) {
         const r = await json(`${apiUrl}/api/media/token`, { method: 'POST', headers: { authorization: `Bearer ${SECRETS.MEDIA_SERVER_SECRET}` }, body: JSON.stringify({ stageArn }) });
