@@ -37,7 +37,7 @@ interface Row {
   baseline: WindowResult;
   addedLatencyP50Ms: number;
   addedLatencyP99Ms: number;
-  newStage: { stageFirstKeyframeP50Ms: number; stageFirstKeyframeMaxMs: number; firstFrameP50Ms: number; firstFrameMaxMs: number; legConnectedP50Ms: number; samples: Array<{ stageFirstKeyframeMs: number; firstFrameMs: number; legConnectedMs: number; viewerConnectMs: number; keyframeAgeMs: number; lostAtStage: number }> };
+  newStage: { stageFirstKeyframeP50Ms: number; stageFirstKeyframeMaxMs: number; firstFrameP50Ms: number; firstFrameMaxMs: number; legConnectedP50Ms: number; error?: string; samples: Array<{ stageFirstKeyframeMs: number; firstFrameMs: number; legConnectedMs: number; viewerConnectMs: number; keyframeAgeMs: number; lostAtStage: number }> };
   sinksWorkersCores: number;
   machineBusyPct: number;
 }
@@ -125,6 +125,8 @@ async function runOnce(n: number): Promise<Row> {
     // ---- Stages created while live: stage.created → first complete keyframe at a viewer of that stage. ----
     const seen = new Set(sys.api.logs.filter((l) => l.msg === 'stage.created').map((l) => String(l.stageArn)));
     const samples: Row['newStage']['samples'] = [];
+    let newStageError: string | undefined;
+    try {
     for (let k = 0; k < newStages; k++) {
       await measureFor(200 + Math.random() * 1800); // a random point of the broadcaster's 2-s GOP
       // A join takes the spare if there is one (the pool then creates a new stage), or waits for the stage the pool
@@ -163,6 +165,12 @@ async function runOnce(n: number): Promise<Row> {
         lostAtStage,
       });
     }
+    } catch (err) {
+      // Keep the steady window's row; say why the new-stage part stopped, with the API Server's scaling logs.
+      const scaling = sys.api.logs.filter((l) => l.component === 'scaling' || Number(l.level) >= 40).slice(-6);
+      newStageError = `${err instanceof Error ? err.message : String(err)}; last scaling/warn logs: ${JSON.stringify(scaling)}`;
+      console.error(`N=${n}: new stages: ${newStageError}`);
+    }
     const ff = samples.map((s) => s.firstFrameMs);
     return {
       stages: n,
@@ -180,7 +188,7 @@ async function runOnce(n: number): Promise<Row> {
       newStage: {
         stageFirstKeyframeP50Ms: median(samples.map((s) => s.stageFirstKeyframeMs)),
         stageFirstKeyframeMaxMs: Math.max(...samples.map((s) => s.stageFirstKeyframeMs)),
-        firstFrameP50Ms: median(ff), firstFrameMaxMs: Math.max(...ff), legConnectedP50Ms: median(samples.map((s) => s.legConnectedMs)), samples },
+        firstFrameP50Ms: median(ff), firstFrameMaxMs: Math.max(...ff), legConnectedP50Ms: median(samples.map((s) => s.legConnectedMs)), samples, ...(newStageError ? { error: newStageError } : {}) },
       sinksWorkersCores: round(sinksCpu / 1000 / dt, 2),
       machineBusyPct: round((100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total), 1),
     };
