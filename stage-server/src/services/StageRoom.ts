@@ -193,8 +193,19 @@ export class StageRoom implements Room {
 
   private wirePublisher(p: Publisher): void {
     const s = p.session;
+    // The source is set by whichever comes first, the first packet or 'connected': node-datachannel delivers them on
+    // different threads, and packets can beat the state change. Set only at 'connected', the first packets were
+    // dropped — a Media Server leg's keyframe-cache replay among them, so a new stage waited ~1 s for the next one.
+    let sourceSet = false;
+    const ensureSource = () => {
+      if (sourceSet) return;
+      sourceSet = true;
+      this.router.setSource(s.sourcePort, s.params);
+    };
     s.onRtp((kind, packet) => {
-      if (this.publisher === p) this.router.pushRtp(kind, packet);
+      if (this.publisher !== p) return;
+      ensureSource();
+      this.router.pushRtp(kind, packet);
     });
     s.onRtcp((packet) => {
       if (this.publisher === p) this.router.pushRtcp(packet);
@@ -202,7 +213,7 @@ export class StageRoom implements Room {
     s.on('connected', () => {
       if (this.publisher !== p) return;
       p.state = 'connected';
-      this.router.setSource(s.sourcePort, s.params);
+      ensureSource();
       this.o.reporter.joined(this.stageArn, p.participantId, 'publisher');
       this.log.info({ participantId: p.participantId }, 'publisher.connected');
     });
