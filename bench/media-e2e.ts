@@ -134,11 +134,7 @@ async function runOnce(n: number): Promise<Row> {
       const fresh = () => sys.api.logs.filter((l) => l.msg === 'stage.created' && !seen.has(String(l.stageArn)));
       let v = await sys.join();
       let created = fresh().find((l) => l.stageArn === v.stageArn);
-      if (!created) {
-        created = await sys.api.waitForLog((l) => l.msg === 'stage.created' && !seen.has(String(l.stageArn)), 'a new stage', 30_000);
-        v = await sys.join(); // the new stage: the only one with a seat
-        if (v.stageArn !== created.stageArn) throw new Error(`joined ${v.stageArn}, expected the new ${String(created.stageArn)}`);
-      }
+      created ??= await sys.api.waitForLog((l) => l.msg === 'stage.created' && !seen.has(String(l.stageArn)), 'a new stage', 30_000);
       for (const l of fresh()) seen.add(String(l.stageArn));
       const createdArn = String(created.stageArn);
       const createdAt = logTime(created);
@@ -152,6 +148,12 @@ async function runOnce(n: number): Promise<Row> {
         10_000,
         10,
       );
+      // Polling starts before the viewer's join, which may wait for a seat (503 + Retry-After): the stage's own first
+      // keyframe must not be timed by when a viewer got in.
+      if (v.stageArn !== createdArn) {
+        v = await sys.join(); // the new stage: the only one with a seat
+        if (v.stageArn !== createdArn) throw new Error(`joined ${v.stageArn}, expected the new ${createdArn}`);
+      }
       const [r] = await pool.join([{ url: v.playback.url, token: v.token }], { probe: true });
       const stageKeyframeAt = await stageKeyframe;
       const lostAtStage = (await json<StageServerStatsResponse>(`${sys.stage.url}/stats`)).body.stages.find((s) => s.stageArn === createdArn)?.packetsLost ?? NaN;
