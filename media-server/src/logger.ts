@@ -1,29 +1,9 @@
-/** pino JSON logs. Redaction at the logger, so no call site can leak a token or secret by mistake. */
-import pino, { type DestinationStream, type Logger } from 'pino';
+/** The Media Server's pino logger (redaction list shared by every app: @stagecast/service). */
+import { createServiceLogger, type Logger } from '@stagecast/service';
+import type { DestinationStream } from 'pino';
 
 export type { Logger };
 
-export const REDACT_PATHS = [
-  'authorization',
-  'token',
-  'secret',
-  '*.authorization',
-  '*.token',
-  '*.secret',
-  'req.headers.authorization',
-  'headers.authorization',
-  'headers["x-media-server-secret"]',
-  'headers["x-api-key"]',
-];
-
 export function createLogger(level: string, base: Record<string, unknown> = {}, destination?: DestinationStream): Logger {
-  return pino(
-    {
-      level,
-      base: { service: 'media-server', ...base },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    },
-    destination ?? pino.destination({ fd: 1, sync: false }),
-  );
+  return createServiceLogger('media-server', level, { base, ...(destination ? { destination } : {}) });
 }

@@ -1,23 +1,6 @@
-import pino, { type Logger } from 'pino';
+/** The stage server's pino logger (redaction list shared by every app: @stagecast/service). */
+import { createServiceLogger, type Logger } from '@stagecast/service';
 
-/** pino JSON to stdout, with secrets redacted at the logger so no call site can leak one. */
 export function createLogger(level: string): Logger {
-  return pino({
-    level,
-    base: { service: 'stage-server' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    redact: {
-      paths: [
-        'authorization',
-        'token',
-        'secret',
-        '*.authorization',
-        '*.token',
-        '*.secret',
-        'req.headers.authorization',
-        'headers.authorization',
-      ],
-      censor: '[redacted]',
-    },
-  });
+  return createServiceLogger('stage-server', level);
 }
