@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto';
 import nodeDataChannel from 'node-datachannel';
 import type { MediaKind, StreamParams } from '../core/types.js';
 import { OfferRejected } from './endpoint.js';
-import type { Peer } from './peer.js';
+import { withRtcpMuxOnly, type Peer } from './peer.js';
 import { iceUfragOf, pickH264, pickOpus, primarySsrc, streamParams, type Codec, type MediaSection, type SessionDescription } from './sdp.js';
 import { TrackHandle } from './track-io.js';
 
@@ -74,4 +74,19 @@ export const newSsrc = () => randomInt(1, 0xffffffff);
 /** Stream parameters of a sending Track of ours. No header extensions: the router strips them for this sink. */
 export function sinkParams(s: AcceptedSection, ssrc: number): StreamParams {
   return { kind: s.kind, ssrc, payloadType: s.codec.payloadType, clockRate: s.codec.clockRate, extensions: {}, rtcpFeedback: s.codec.rtcpFb.slice() };
+}
+
+/**
+ * The server side's answer to an accepted offer, once its tracks are added: apply the offer, answer, and wait for
+ * every candidate (the answer must hold them all: OBS does not trickle). An offer libdatachannel refuses → 400.
+ */
+export async function answerOffer(peer: Peer, offer: string, gatherTimeoutMs = 5000): Promise<string> {
+  try {
+    peer.pc.setRemoteDescription(offer, 'offer');
+    peer.pc.setLocalDescription('answer');
+  } catch (err) {
+    throw new OfferRejected(400, `offer not usable: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  await peer.gathered(gatherTimeoutMs);
+  return withRtcpMuxOnly(peer.localSdp());
 }

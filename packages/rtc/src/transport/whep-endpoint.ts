@@ -1,8 +1,8 @@
 /** WHEP (draft-ietf-wish-whep), server side: a viewer's session is a SinkPort for the router. */
 import type { SinkPort } from '../core/types.js';
-import { OfferRejected, SignallingEndpoint, type EndpointOptions } from './endpoint.js';
-import { Peer, withRtcpMuxOnly } from './peer.js';
-import { acceptOffer, addLocalTrack, newSsrc, sinkParams } from './offer.js';
+import { SignallingEndpoint, type EndpointOptions } from './endpoint.js';
+import { Peer } from './peer.js';
+import { acceptOffer, addLocalTrack, answerOffer, newSsrc, sinkParams } from './offer.js';
 import { MediaSessionBase, type SessionStats } from './session.js';
 import { receiveFrom, TrackSinkPort, type ReceiveHandlers, type TrackHandle } from './track-io.js';
 
@@ -71,14 +71,7 @@ export class WhepEndpoint extends SignallingEndpoint<WhepSession> {
           params[s.kind] = sinkParams(s, ssrc);
         }
         session.attach(tracks, new TrackSinkPort(session.id, tracks, params.audio, params.video));
-        try {
-          peer.pc.setRemoteDescription(offer, 'offer');
-          peer.pc.setLocalDescription('answer');
-        } catch (err) {
-          throw new OfferRejected(400, `offer not usable: ${err instanceof Error ? err.message : String(err)}`);
-        }
-        await peer.gathered(o.gatherTimeoutMs ?? 5000);
-        return { session, answer: withRtcpMuxOnly(peer.localSdp()) };
+        return { session, answer: await answerOffer(peer, offer, o.gatherTimeoutMs) };
       } catch (err) {
         session.close('offer refused');
         throw err;

@@ -1,8 +1,8 @@
 /** WHIP (RFC 9725), server side: a publisher's session delivers its RTP and RTCP, and takes RTCP back. */
 import type { MediaKind, SourcePort, StreamParams } from '../core/types.js';
-import { OfferRejected, SignallingEndpoint, type EndpointOptions } from './endpoint.js';
-import { Peer, withRtcpMuxOnly } from './peer.js';
-import { acceptOffer, addLocalTrack, sourceParams } from './offer.js';
+import { SignallingEndpoint, type EndpointOptions } from './endpoint.js';
+import { Peer } from './peer.js';
+import { acceptOffer, addLocalTrack, answerOffer, sourceParams } from './offer.js';
 import { MediaSessionBase, type SessionStats } from './session.js';
 import { receiveFrom, type ReceiveHandlers, type TrackHandle } from './track-io.js';
 
@@ -95,15 +95,9 @@ export class WhipEndpoint extends SignallingEndpoint<WhipSession> {
       const session = new WhipSession(peer, ufrag, sections[0]!.mid);
       try {
         for (const s of sections) session.attach(addLocalTrack(peer, s, 'RecvOnly'), sourceParams(s));
-        try {
-          peer.pc.setRemoteDescription(offer, 'offer');
-          peer.pc.setLocalDescription('answer');
-        } catch (err) {
-          throw new OfferRejected(400, `offer not usable: ${err instanceof Error ? err.message : String(err)}`);
-        }
-        await peer.gathered(o.gatherTimeoutMs ?? 5000);
+        const answer = await answerOffer(peer, offer, o.gatherTimeoutMs);
         session.watchMedia(o.mediaTimeoutMs ?? 0);
-        return { session, answer: withRtcpMuxOnly(peer.localSdp()) };
+        return { session, answer };
       } catch (err) {
         session.close('offer refused');
         throw err;
