@@ -5,11 +5,11 @@
  * reconnects (same stage sessions, continuous SSRC/sequence) and a deleted stage's session DELETEd.
  */
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { localStageArn, type StageArn } from '@stagecast/protocol';
-import { WhipEndpoint, WHIPClient, parseRtpHeader, RtpInfo, type HttpRequest, type WhipSession } from '@stagecast/rtc';
+import { WhipEndpoint, WHIPClient, parseRtpHeader, RtpInfo, toNodeHttp, type WhipSession } from '@stagecast/rtc';
 import { SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
 import { parseConfig } from '../src/config.js';
 import { createMediaServer } from '../src/system.js';
@@ -58,23 +58,13 @@ async function startStages() {
     }
     return ep;
   };
-  const server = createServer((req: IncomingMessage, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const id = /^\/stages\/([^/]+)\/whip/.exec(req.url ?? '')?.[1];
-      if (!id) {
-        res.writeHead(404).end();
-        return;
-      }
-      const hr: HttpRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks) };
-      void endpointFor(id)
-        .handle(hr)
-        .then((r) => {
-          res.writeHead(r.status, r.headers);
-          res.end(r.body);
-        });
-    });
+  const server = createServer((req, res) => {
+    const id = /^\/stages\/([^/]+)\/whip/.exec(req.url ?? '')?.[1];
+    if (!id) {
+      res.writeHead(404).end();
+      return;
+    }
+    toNodeHttp(endpointFor(id))(req, res);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -7,7 +7,7 @@
  * leg never moves. An offer naming only High profile is refused at POST.
  */
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import type { StageArn } from '@stagecast/protocol';
@@ -24,7 +24,7 @@ import {
   WhipEndpoint,
   WHIPClient,
   WhipHttpError,
-  type HttpRequest,
+  toNodeHttp,
 } from '@stagecast/rtc';
 import { CraftedH264Stream, SPS_CB_640x480_CRAFTED, SPS_HIGH_640x480, type SliceKind } from '../../e2e/helpers/h264.js';
 import { startRedirectChain } from '../../e2e/helpers/redirect-chain.js';
@@ -76,17 +76,7 @@ async function startStage() {
       });
     },
   });
-  const server = createServer((req: IncomingMessage, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const hr: HttpRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks) };
-      void endpoint.handle(hr).then((r) => {
-        res.writeHead(r.status, r.headers);
-        res.end(r.body);
-      });
-    });
-  });
+  const server = createServer(toNodeHttp(endpoint));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
