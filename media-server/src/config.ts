@@ -27,12 +27,6 @@ const EnvSchema = z.object({
   IVS_RULES: z.enum(['auto', 'enforce', 'warn', 'off']).default('auto'),
   IVS_REFUSAL_HOLD_S: int(30, 1).pipe(z.number().max(3600)),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  // AWS passthrough (issue 6, not used yet): read here so that config is the one place that knows them.
-  AWS_REGION: z.string().optional(),
-  AWS_ACCESS_KEY_ID: z.string().optional(),
-  AWS_SECRET_ACCESS_KEY: z.string().optional(),
-  AWS_SESSION_TOKEN: z.string().optional(),
-  AWS_PROFILE: z.string().optional(),
 });
 
 export interface Config {
@@ -60,7 +54,6 @@ export interface Config {
   ivsRules: 'auto' | 'enforce' | 'warn' | 'off';
   /** A refused broadcaster token's POSTs get the same 422 for this long (ms). */
   ivsRefusalHoldMs: number;
-  aws: { region?: string; accessKeyId?: string; secretAccessKey?: string; sessionToken?: string; profile?: string };
 }
 
 export class ConfigError extends Error {}
@@ -78,12 +71,6 @@ export function parseConfig(env: Record<string, string | undefined>, host = host
   }
   const e = r.data;
   const safeHost = host.replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 100) || 'media';
-  const aws: Config['aws'] = {};
-  if (e.AWS_REGION) aws.region = e.AWS_REGION;
-  if (e.AWS_ACCESS_KEY_ID) aws.accessKeyId = e.AWS_ACCESS_KEY_ID;
-  if (e.AWS_SECRET_ACCESS_KEY) aws.secretAccessKey = e.AWS_SECRET_ACCESS_KEY;
-  if (e.AWS_SESSION_TOKEN) aws.sessionToken = e.AWS_SESSION_TOKEN;
-  if (e.AWS_PROFILE) aws.profile = e.AWS_PROFILE;
   const c: Config = {
     port: e.PORT,
     host: e.HOST,
@@ -99,7 +86,6 @@ export function parseConfig(env: Record<string, string | undefined>, host = host
     logLevel: e.LOG_LEVEL,
     ivsRules: e.IVS_RULES,
     ivsRefusalHoldMs: e.IVS_REFUSAL_HOLD_S * 1000,
-    aws,
   };
   if (e.PUBLIC_URL) c.publicUrl = e.PUBLIC_URL.replace(/\/+$/, '');
   if (e.API_SECRET_KEY) c.apiSecretKey = e.API_SECRET_KEY;
