@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import nodeDataChannel from 'node-datachannel';
-import { Peer, TrackHandle, WHIPClient, WhipHttpError } from '@stagecast/rtc';
+import { Peer, TrackHandle, WHIPClient, WhipHttpError, withoutCandidates } from '@stagecast/rtc';
 import { CreateStageResponseSchema, type LocalStage } from '@stagecast/protocol';
 import type { StageServer } from '../src/app.js';
 import { createRtcPlane } from '../src/services/rtc-plane.js';
@@ -32,7 +32,9 @@ async function whepViewer(url: string, token: string) {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` },
-    body: peer.localSdp(),
+    // Without candidates, as OBS and our WHIPClient send: with them, the stage can start ICE and DTLS before we
+    // hold its answer, and libdatachannel then refuses the answer ("remote candidate without ICE transport").
+    body: withoutCandidates(peer.localSdp()),
   });
   const body = await res.text();
   if (res.status === 201) {
