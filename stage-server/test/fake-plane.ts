@@ -120,7 +120,7 @@ const zeroSink = (id: string): SinkStats => ({
   started: true,
 });
 
-export class FakeRouter implements MediaRouter {
+export class FakeRouter extends EventEmitter implements MediaRouter {
   source: SourcePort | undefined;
   sourceChanges = 0;
   readonly rtp: Array<[MediaKind, number]> = [];
@@ -135,6 +135,10 @@ export class FakeRouter implements MediaRouter {
   }
   pushRtp(kind: MediaKind, p: Uint8Array) {
     this.rtp.push([kind, p.length]);
+  }
+  /** A keyframe, as the real router reports one. */
+  keyframe() {
+    this.emit('keyframe', { at: Date.now() });
   }
   pushRtcp() {}
   addSink(port: SinkPort): RouterSink {

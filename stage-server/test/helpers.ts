@@ -41,9 +41,10 @@ export function testConfig(env: Record<string, string>): Config {
 export async function startInProcess(
   env: Record<string, string>,
   overrides?: StageServerOverrides,
+  logger: pino.Logger = pino({ level: 'silent' }),
 ): Promise<{ server: StageServer; base: string; config: Config }> {
   const config = testConfig(env);
-  const server = createStageServer(config, pino({ level: 'silent' }), overrides);
+  const server = createStageServer(config, logger, overrides);
   const port = await server.start();
   return { server, base: `http://127.0.0.1:${port}`, config };
 }

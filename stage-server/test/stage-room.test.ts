@@ -4,7 +4,9 @@
  * (The same room on the real WebRTC plane is covered by media.test.ts.)
  */
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
 import {
   CreateStageResponseSchema,
   StageServerStatsResponseSchema,
@@ -40,6 +42,17 @@ test('viewerFits: 0 means unlimited; pending answers count against the limit', (
 });
 
 describe('stage media routes on an in-memory media plane', () => {
+  /** The server's log records, as JSON objects. */
+  const logs: Array<Record<string, unknown>> = [];
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
   let api: FakeApi;
   let server: StageServer;
   let base: string;
@@ -53,6 +66,7 @@ describe('stage media routes on an in-memory media plane', () => {
     ({ server, base } = await startInProcess(
       { DATA_DIR: dir.path, API_SERVER_URL: api.url, MAX_VIEWERS_PER_STAGE: '2' },
       { plane, reporter: { flushDelayMs: 10 } },
+      logger,
     ));
   });
   after(async () => {
@@ -138,6 +152,27 @@ describe('stage media routes on an in-memory media plane', () => {
     assert.equal(router.source, undefined);
     const other = await post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'pub-B' }));
     assert.equal(other.status, 201);
+  });
+
+  test('a publisher session’s first keyframe is logged once (publisher.first_keyframe), and not for a replaced session', async () => {
+    const stage = await newStage();
+    const firsts = () => logs.filter((l) => l.msg === 'publisher.first_keyframe' && l.stageId === stage.stageId);
+    assert.equal((await post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'kf-A' }))).status, 201);
+    const s1 = plane.of('whip').at(-1)!;
+    s1.connect();
+    const router = plane.routers.get(stage.stageId)!;
+    router.keyframe();
+    router.keyframe();
+    await waitFor(() => firsts().length === 1, { what: 'first keyframe logged' });
+    assert.equal(firsts()[0]!.participantId, 'kf-A');
+    assert.equal(typeof firsts()[0]!.sinceConnectedMs, 'number');
+    // The same participant reconnects (OBS): the new session logs its own first keyframe, the old one nothing more.
+    assert.equal((await post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'kf-A' }))).status, 201);
+    plane.of('whip').at(-1)!.connect();
+    router.keyframe();
+    router.keyframe();
+    await waitFor(() => firsts().length === 2, { what: 'the new session’s first keyframe logged' });
+    assert.equal(firsts().length, 2);
   });
 
   test('two different publishers racing for an empty stage: exactly one gets 201, the other 409', async () => {

@@ -210,14 +210,27 @@ export class StageRoom implements Room {
     s.onRtcp((packet) => {
       if (this.publisher === p) this.router.pushRtcp(packet);
     });
+    // The first keyframe of this publisher session: from then on a viewer's first frame is a replay away. Logged
+    // with the time since 'connected', so a Media Server leg's keyframe-cache replay shows here (a few ms) and a
+    // stage that waits for the broadcaster's next keyframe shows too (up to a GOP).
+    let connectedAt = NaN;
+    const onKeyframe = (): void => {
+      this.router.off('keyframe', onKeyframe);
+      if (this.publisher !== p) return;
+      const sinceConnectedMs = connectedAt === connectedAt ? Date.now() - connectedAt : undefined;
+      this.log.info({ participantId: p.participantId, sinceConnectedMs }, 'publisher.first_keyframe');
+    };
+    this.router.on('keyframe', onKeyframe);
     s.on('connected', () => {
       if (this.publisher !== p) return;
       p.state = 'connected';
+      connectedAt = Date.now();
       ensureSource();
       this.o.reporter.joined(this.stageArn, p.participantId, 'publisher');
       this.log.info({ participantId: p.participantId }, 'publisher.connected');
     });
     s.on('closed', (reason) => {
+      this.router.off('keyframe', onKeyframe);
       if (this.publisher !== p) return;
       this.publisher = undefined;
       this.router.clearSource();

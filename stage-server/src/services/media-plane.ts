@@ -21,6 +21,9 @@ export interface MediaRouter {
   pushRtcp(packet: Uint8Array): void;
   addSink(port: SinkPort): RouterSink;
   sourceStats(): SourceStats;
+  /** Every keyframe (IDR) from the publisher, `at` in ms of the router's clock. */
+  on(event: 'keyframe', fn: (e: { at: number }) => void): unknown;
+  off(event: 'keyframe', fn: (e: { at: number }) => void): unknown;
   close(): void;
 }
 
