@@ -37,7 +37,7 @@ interface Row {
   baseline: WindowResult;
   addedLatencyP50Ms: number;
   addedLatencyP99Ms: number;
-  newStage: { stageFirstKeyframeP50Ms: number; stageFirstKeyframeMaxMs: number; firstFrameP50Ms: number; firstFrameMaxMs: number; legConnectedP50Ms: number; error?: string; samples: Array<{ stageFirstKeyframeMs: number; firstFrameMs: number; legConnectedMs: number; viewerConnectMs: number; keyframeAgeMs: number; lostAtStage: number }> };
+  newStage: { stageFirstKeyframeP50Ms: number; stageFirstKeyframeMaxMs: number; firstFrameP50Ms: number; firstFrameMaxMs: number; legConnectedP50Ms: number; error?: string; samples: Array<{ stageFirstKeyframeMs: number; legConnectedMs: number; keyframeAfterLegUpMs: number; firstFrameMs: number; viewerConnectMs: number; keyframeAgeMs: number; lostAtStage: number }> };
   sinksWorkersCores: number;
   machineBusyPct: number;
 }
@@ -122,46 +122,44 @@ async function runOnce(n: number): Promise<Row> {
     const packetsIn = st1.publisher.packetsReceived - st0.publisher.packetsReceived;
     const sent = (s: MediaServerStats) => s.legs.reduce((k, l) => k + l.packetsSent, 0);
 
-    // ---- Stages created while live: stage.created → first complete keyframe at a viewer of that stage. ----
+    // ---- Stages created while live: stage.created → the leg connected → the first keyframe at that stage. ----
+    // Times come from the apps' own logs (API Server: stage.created; stage server: publisher.connected and
+    // publisher.first_keyframe), so they do not depend on when the bench looks. (An earlier version timed the first
+    // /stats poll showing a keyframe, and sometimes measured a spare stage created a second before the poll began.)
     const seen = new Set(sys.api.logs.filter((l) => l.msg === 'stage.created').map((l) => String(l.stageArn)));
     const samples: Row['newStage']['samples'] = [];
     let newStageError: string | undefined;
     try {
     for (let k = 0; k < newStages; k++) {
       await measureFor(200 + Math.random() * 1800); // a random point of the broadcaster's 2-s GOP
-      // A join takes the spare if there is one (the pool then creates a new stage), or waits for the stage the pool
-      // creates for it. Either way the stage measured is one created now, while live.
-      const fresh = () => sys.api.logs.filter((l) => l.msg === 'stage.created' && !seen.has(String(l.stageArn)));
+      // Every stage holds one viewer and the pool keeps a spare: this join takes the spare (or waits for a new
+      // stage), and the pool creates a stage now, while live. The first stage created after the join is measured.
+      const joinedAt = Date.now();
       let v = await sys.join();
-      let created = fresh().find((l) => l.stageArn === v.stageArn);
-      created ??= await sys.api.waitForLog((l) => l.msg === 'stage.created' && !seen.has(String(l.stageArn)), 'a new stage', 30_000);
-      for (const l of fresh()) seen.add(String(l.stageArn));
+      const created = await sys.api.waitForLog(
+        (l) => l.msg === 'stage.created' && !seen.has(String(l.stageArn)) && logTime(l) >= joinedAt - 5,
+        'a stage created for this join',
+        30_000,
+      );
+      for (const l of sys.api.logs) if (l.msg === 'stage.created') seen.add(String(l.stageArn));
       const createdArn = String(created.stageArn);
       const createdAt = logTime(created);
-      // The stage's own first keyframe (its router's counter), polled every 10 ms, while the viewer joins.
-      const stageKeyframe = waitFor(
-        async () => {
-          const { body } = await json<StageServerStatsResponse>(`${sys.stage.url}/stats`);
-          return (body.stages.find((s) => s.stageArn === createdArn)?.keyframesReceived ?? 0) > 0 && Date.now();
-        },
-        'a keyframe at the new stage',
-        10_000,
-        10,
-      );
-      // Polling starts before the viewer's join, which may wait for a seat (503 + Retry-After): the stage's own first
-      // keyframe must not be timed by when a viewer got in.
+      const ofStage = (msg: string) => (l: Record<string, unknown>) => l.msg === msg && l.stageArn === createdArn;
+      const legUp = await sys.stage.waitForLog(ofStage('publisher.connected'), 'the leg connected at the new stage', 10_000);
+      const keyframe = await sys.stage.waitForLog(ofStage('publisher.first_keyframe'), 'the first keyframe at the new stage', 10_000);
+      // A viewer on the new stage (the only one with a seat once the join above took the spare): its first frame,
+      // timed from its WHEP POST.
       if (v.stageArn !== createdArn) {
-        v = await sys.join(); // the new stage: the only one with a seat
+        v = await sys.join();
         if (v.stageArn !== createdArn) throw new Error(`joined ${v.stageArn}, expected the new ${createdArn}`);
       }
       const [r] = await pool.join([{ url: v.playback.url, token: v.token }], { probe: true });
-      const stageKeyframeAt = await stageKeyframe;
       const lostAtStage = (await json<StageServerStatsResponse>(`${sys.stage.url}/stats`)).body.stages.find((s) => s.stageArn === createdArn)?.packetsLost ?? NaN;
-      const legUp = await sys.stage.waitForLog((l) => l.msg === 'publisher.connected' && l.stageId === v.stageId, 'the leg connected at the new stage', 10_000);
       samples.push({
-        stageFirstKeyframeMs: round(stageKeyframeAt - createdAt, 1),
-        firstFrameMs: round((r!.firstKeyframeEpochMs ?? NaN) - createdAt, 1),
+        stageFirstKeyframeMs: round(logTime(keyframe) - createdAt, 1),
         legConnectedMs: round(logTime(legUp) - createdAt, 1),
+        keyframeAfterLegUpMs: Number(keyframe.sinceConnectedMs ?? NaN),
+        firstFrameMs: round(r!.firstKeyframeMs ?? NaN, 1),
         viewerConnectMs: round(r!.connectMs ?? NaN, 1),
         keyframeAgeMs: round(r!.firstKeyframeAgeMs ?? NaN, 1),
         lostAtStage,
@@ -208,14 +206,14 @@ try {
     const row = await runOnce(n);
     rows.push(row);
     console.error(
-      `N=${n}: ${row.usPerPacketPerStage} µs/pkt/stage (${row.legs} legs), e2e p50 ${row.window.latencyP50Ms} p99 ${row.window.latencyP99Ms} ms, lost ${row.window.lost}, new stage: keyframe at the stage p50 ${row.newStage.stageFirstKeyframeP50Ms} ms, at a viewer p50 ${row.newStage.firstFrameP50Ms} ms`,
+      `N=${n}: ${row.usPerPacketPerStage} µs/pkt/stage (${row.legs} legs), e2e p50 ${row.window.latencyP50Ms} p99 ${row.window.latencyP99Ms} ms, lost ${row.window.lost}, new stage: keyframe at the stage p50 ${row.newStage.stageFirstKeyframeP50Ms} ms after stage.created, its viewer's first frame p50 ${row.newStage.firstFrameP50Ms} ms after its POST`,
     );
   }
   result.rows = rows;
   result.ok = true;
   console.log(
     table(
-      ['stages', 'legs', 'µs/pkt/stage', 'MS cores', 'pkts in', 'lost', 'e2e p50', 'e2e p99', 'direct p50', 'direct p99', 'added p50', 'added p99', 'new: stage KF p50', 'max', 'viewer 1st frame p50', 'max', 'leg up p50', 'stage srv cores', 'sinks cores', 'machine %'],
+      ['stages', 'legs', 'µs/pkt/stage', 'MS cores', 'pkts in', 'lost', 'e2e p50', 'e2e p99', 'direct p50', 'direct p99', 'added p50', 'added p99', 'new stage: KF p50 ms', 'max', 'leg up p50', 'its viewer 1st frame p50', 'max', 'stage srv cores', 'sinks cores', 'machine %'],
       rows.map((r) => [
         r.stages,
         r.legs,
@@ -231,9 +229,9 @@ try {
         r.addedLatencyP99Ms,
         r.newStage.stageFirstKeyframeP50Ms,
         r.newStage.stageFirstKeyframeMaxMs,
+        r.newStage.legConnectedP50Ms,
         r.newStage.firstFrameP50Ms,
         r.newStage.firstFrameMaxMs,
-        r.newStage.legConnectedP50Ms,
         r.stageServerCores,
         r.sinksWorkersCores,
         r.machineBusyPct,
