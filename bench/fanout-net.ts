@@ -17,6 +17,7 @@ import { CreateStageResponseSchema, type StageServerStatsResponse } from '@stage
 import { startApp, type App } from '../e2e/helpers/apps.js';
 import { waitFor } from '../e2e/helpers/wait.js';
 import { arg, heapFromMetrics, json, list, measureFor, writeResult } from './lib/env.js';
+import { HeapInspector, inspectorUrl } from './lib/inspector.js';
 import { spawnWorker, track, type Worker } from './lib/ipc.js';
 import { cpuMs, machineTicks, rssMB } from './lib/proc.js';
 import { round, SinkPool, slope, table, type WindowResult } from './lib/sink-pool.js';
@@ -128,7 +129,8 @@ try {
     RTC_BIND_ADDRESS: '127.0.0.1',
     // JIT-compiled JavaScript gets symbols in perf's samples.
     ...(perfAt !== undefined ? { NODE_OPTIONS: '--perf-basic-prof-only-functions' } : {}),
-  });
+    // The soak reads the live heap (after a full GC) through the inspector, on loopback only.
+  }, soakSeconds > 0 ? ['--inspect=127.0.0.1:0'] : []);
   stage = server;
   track(server.child);
   const created = await json(`${stage.url}/admin/stages`, { method: 'POST', headers: { authorization: `Bearer ${SECRET}` }, body: JSON.stringify({ name: 'bench' }) });
@@ -204,17 +206,29 @@ try {
 
   // ---- Soak (opt-in): memory of A at the largest N, sampled every 10 s. ----
   if (soakSeconds > 0 && !result.stoppedAt) {
-    const samples: Array<{ t: number; rssMB: number; heapMB: number }> = [];
+    // Every 10 s: RSS and the heap as prom-client sees it (garbage included). Every 60 s (and at both ends): the live
+    // heap after a full GC, through the inspector — the one that tells a leak from garbage no major GC took yet.
+    const samples: Array<{ t: number; rssMB: number; heapMB: number; liveHeapMB?: number }> = [];
+    const inspector = await HeapInspector.connect(await inspectorUrl(stage.stderr));
+    await inspector.liveHeapMB(); // one full GC first, so the samples do not start with the warm-up's garbage
     const t0 = performance.now();
     await pool.windowStart();
     const cpu0 = cpuMs(stage.child.pid!);
-    while ((performance.now() - t0) / 1000 < soakSeconds) {
-      samples.push({ t: round((performance.now() - t0) / 1000, 1), rssMB: round(rssMB(stage.child.pid!), 2), heapMB: round(await heapFromMetrics(`${stage.url}/metrics`), 2) });
+    const sample = async (live: boolean) => {
+      const s: (typeof samples)[number] = { t: round((performance.now() - t0) / 1000, 1), rssMB: round(rssMB(stage!.child.pid!), 2), heapMB: round(await heapFromMetrics(`${stage!.url}/metrics`), 2) };
+      if (live) s.liveHeapMB = round(await inspector.liveHeapMB(), 3);
+      samples.push(s);
+    };
+    for (let i = 0; (performance.now() - t0) / 1000 < soakSeconds; i++) {
+      await sample(i % 6 === 0);
       await measureFor(10_000);
     }
-    samples.push({ t: round((performance.now() - t0) / 1000, 1), rssMB: round(rssMB(stage.child.pid!), 2), heapMB: round(await heapFromMetrics(`${stage.url}/metrics`), 2) });
+    await sample(true);
+    inspector.close();
     const w = await pool.windowEnd();
     const half = samples.filter((s) => s.t >= soakSeconds / 2);
+    const live = samples.filter((s) => s.liveHeapMB !== undefined);
+    const liveHalf = live.filter((s) => s.t >= soakSeconds / 2);
     result.soak = {
       sinks: pool.size,
       seconds: soakSeconds,
@@ -223,6 +237,10 @@ try {
       heapSlopeMBPerMin: round(slope(samples.map((s) => [s.t / 60, s.heapMB])), 3),
       rssSlopeSecondHalfMBPerMin: round(slope(half.map((s) => [s.t / 60, s.rssMB])), 3),
       heapSlopeSecondHalfMBPerMin: round(slope(half.map((s) => [s.t / 60, s.heapMB])), 3),
+      liveHeapFirstMB: live[0]?.liveHeapMB,
+      liveHeapLastMB: live.at(-1)?.liveHeapMB,
+      liveHeapSlopeMBPerMin: round(slope(live.map((s) => [s.t / 60, s.liveHeapMB!])), 4),
+      liveHeapSlopeSecondHalfMBPerMin: round(slope(liveHalf.map((s) => [s.t / 60, s.liveHeapMB!])), 4),
       lost: w.lost,
       lossPct: w.lossPct,
       latencyP50Ms: w.latencyP50Ms,
@@ -257,7 +275,7 @@ try {
   if (baseline) console.log(`baseline, source → receiver direct (1 SRTP hop): p50 ${baseline.latencyP50Ms} ms, p99 ${baseline.latencyP99Ms} ms; latency columns are ms, ingest alone ${JSON.stringify(result.ingestOnly)}, server idle (no publisher) ${result.serverIdleCores} cores`);
   if (result.soak) {
     const s = result.soak as Record<string, number>;
-    console.log(`soak ${s.seconds} s at N=${s.sinks}: RSS slope ${s.rssSlopeMBPerMin} MB/min (2nd half ${s.rssSlopeSecondHalfMBPerMin}), heap slope ${s.heapSlopeMBPerMin} MB/min (2nd half ${s.heapSlopeSecondHalfMBPerMin}), lost ${s.lost}, p99 ${s.latencyP99Ms} ms`);
+    console.log(`soak ${s.seconds} s at N=${s.sinks}: RSS slope ${s.rssSlopeMBPerMin} MB/min (2nd half ${s.rssSlopeSecondHalfMBPerMin}), heap slope ${s.heapSlopeMBPerMin} MB/min (2nd half ${s.heapSlopeSecondHalfMBPerMin}), live heap after GC ${s.liveHeapFirstMB} → ${s.liveHeapLastMB} MB (slope ${s.liveHeapSlopeMBPerMin} MB/min, 2nd half ${s.liveHeapSlopeSecondHalfMBPerMin}), lost ${s.lost}, p99 ${s.latencyP99Ms} ms`);
   }
   result.ok = true;
 } catch (err) {

@@ -14,13 +14,16 @@ export interface App {
   url: string;
   child: ChildProcess;
   logs: Record<string, unknown>[];
+  /** The last 4 kB of stderr. */
+  stderr(): string;
   waitForLog(pred: (l: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
   stop(): Promise<number | null>;
   kill9(): Promise<void>;
 }
 
-export async function startApp(name: 'api-server' | 'stage-server' | 'media-server', env: Record<string, string>): Promise<App> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, name, 'src', 'index.ts')], {
+/** `nodeArgs` go before the script (e.g. `--inspect=127.0.0.1:0` for a bench that reads the heap after a full GC). */
+export async function startApp(name: 'api-server' | 'stage-server' | 'media-server', env: Record<string, string>, nodeArgs: readonly string[] = []): Promise<App> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, name, 'src', 'index.ts')], {
     cwd: join(ROOT, name),
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -62,6 +65,7 @@ export async function startApp(name: 'api-server' | 'stage-server' | 'media-serv
     url: `http://127.0.0.1:${port}`,
     child,
     logs,
+    stderr: () => stderr,
     waitForLog,
     async stop() {
       if (child.exitCode !== null) return child.exitCode;
