@@ -136,12 +136,27 @@ test('WHIP ingest: 401 without or with a bad token; INGEST_TOKEN and an API Serv
     assert.equal(other.status, 409);
     assert.equal(((await other.json()) as { error: { code: string } }).error.code, 'CONFLICT');
 
-    // OBS reconnects with a new POST and the same token: the new session replaces the old one.
+    // OBS reconnects with a new POST and the same token: the new session replaces the old one, make-before-break —
+    // the old one stays the router's source until the new one's first packet.
+    const oldSession = [...endpoint().sessions.values()][0]!;
     const again = await post(url, INGEST_TOKEN);
     assert.equal(again.status, 201);
     assert.notEqual(again.headers.get('location'), loc1);
-    assert.equal(endpoint().sessions.size, 1, 'the old session is closed');
+    assert.equal(endpoint().sessions.size, 2, 'the old session lives until the new one delivers');
+    assert.equal(oldSession.closed, false);
+    assert.equal(ms.stageManager.publisherOnline, true);
+    const pub = new SyntheticPublisher({ videoSsrc: 1, audioSsrc: 2, videoSeq: 1, audioSeq: 1, videoTs: 0, audioTs: 0, packetsPerFrame: 2, payloadBytes: 200 });
+    const before = ms.router.sourceStats().packetsReceived;
+    const frame = pub.videoFrame(true);
+    for (const p of frame) oldSession.deliver('video', p);
+    assert.equal(ms.router.sourceStats().packetsReceived, before + frame.length, 'the old session still feeds the router');
+    const newSession = [...endpoint().sessions.values()].find((x) => x !== oldSession)!;
+    newSession.deliver('audio', pub.audioPacket());
+    assert.equal(oldSession.closed, true, 'closed at the new session’s first packet');
+    assert.equal(endpoint().sessions.size, 1);
     assert.equal(ms.ingest.stats().replacements, 1);
+    assert.equal(ms.router.sourceStats().packetsReceived, before + frame.length + 1, 'that first packet reached the router');
+    assert.equal(ms.stageManager.publisherOnline, true);
 
     // DELETE ends it; then anyone with a valid token may publish.
     const del = await fetch(again.headers.get('location')!, { method: 'DELETE', headers: { authorization: `Bearer ${INGEST_TOKEN}` } });
@@ -150,6 +165,34 @@ test('WHIP ingest: 401 without or with a bad token; INGEST_TOKEN and an API Serv
     assert.equal((await post(url, await jwt())).status, 201);
     const opts = await fetch(`${url}/whip`, { method: 'OPTIONS' });
     assert.equal(opts.status, 204);
+  });
+});
+
+test('a same-token replacement that dies before it delivers anything leaves the old session live and feeding', async () => {
+  await withServer(async ({ ms, url, endpoint }) => {
+    assert.equal((await post(url, INGEST_TOKEN)).status, 201);
+    const oldSession = [...endpoint().sessions.values()][0]!;
+    assert.equal((await post(url, INGEST_TOKEN)).status, 201);
+    const newSession = [...endpoint().sessions.values()].find((x) => x !== oldSession)!;
+    newSession.close('ICE failed');
+    assert.equal(oldSession.closed, false);
+    assert.equal(ms.ingest.stats().live, true);
+    assert.equal(ms.ingest.stats().sessionId, oldSession.id);
+    assert.equal(ms.stageManager.publisherOnline, true);
+    const pub = new SyntheticPublisher({ videoSsrc: 1, audioSsrc: 2, videoSeq: 1, audioSeq: 1, videoTs: 0, audioTs: 0, packetsPerFrame: 2, payloadBytes: 200 });
+    const before = ms.router.sourceStats().packetsReceived;
+    const frame = pub.videoFrame(true);
+    for (const p of frame) oldSession.deliver('video', p);
+    assert.equal(ms.router.sourceStats().packetsReceived, before + frame.length);
+    assert.equal(ms.ingest.stats().replacements, 0);
+    // And if the old one dies while a replacement is pending, the broadcaster is offline until the new one delivers.
+    assert.equal((await post(url, INGEST_TOKEN)).status, 201);
+    const third = [...endpoint().sessions.values()].find((x) => x !== oldSession)!;
+    oldSession.close('consent lost');
+    assert.equal(ms.stageManager.publisherOnline, false);
+    third.deliver('audio', pub.audioPacket());
+    assert.equal(ms.stageManager.publisherOnline, true);
+    assert.equal(ms.ingest.stats().sessionId, third.id);
   });
 });
 

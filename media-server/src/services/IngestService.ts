@@ -1,7 +1,9 @@
 /**
  * The broadcaster's slot: one at a time. A POST from anyone else while a broadcaster is live is a
  * Conflict (409); a POST that presents the SAME token replaces the live session (OBS reconnects with a
- * new POST, and its old session may not be dead yet). POSTs are serialized, so the session the endpoint
+ * new POST, and its old session may not be dead yet). The replacement is make-before-break: the old session
+ * stays the router's source until the new one's first RTP packet, then it is closed; a replacement that dies
+ * before delivering anything leaves the old one in place. POSTs are serialized, so the session the endpoint
  * hands over during a POST belongs to that POST's broadcaster.
  *
  * IVS rules (issue 6, see IvsRules.ts): with an IvsPolicy, every session is put behind an IvsGate. When the rules
@@ -15,6 +17,7 @@ import { checkIvsRules, type H264StreamReport } from '@stagecast/rtc';
 import type { Logger } from '../logger.js';
 import type { IngestSession } from '../media/ports.js';
 import type { IngestAuth, IngestPrincipal } from './IngestAuth.js';
+import { FirstRtpWatch } from './FirstRtpWatch.js';
 import { IvsGate } from './IvsGate.js';
 import type { IvsPolicy } from './IvsPolicy.js';
 import { checkOfferForIvs, isRefusing, refusalError, refusalMessage, type IvsRulesMode, type IvsRuleViolation } from './IvsRules.js';
@@ -26,9 +29,14 @@ export interface PublisherSink {
 
 interface Live {
   session: IngestSession;
-  /** What the publisher sink was given: the session, or its IvsGate. */
+  /** What the publisher sink is given: the session, or its IvsGate (behind a FirstRtpWatch while replacing). */
   forward: IngestSession;
   gate?: IvsGate;
+  /** Handed to the publisher sink (the router feeds from it). False while it replaces `previous`. */
+  switched: boolean;
+  /** The session this one replaces, still the router's source until this one's first packet. */
+  previous?: Live;
+  closed: boolean;
   principal: IngestPrincipal;
   since: number;
   /** Warning codes already logged for this session. */
@@ -154,26 +162,65 @@ export class IngestService {
       return;
     }
     this.sessions++;
-    const old = this.live;
+    // A replacement of a replacement: the one that never delivered is dropped, the one feeding the router stays.
+    let old = this.live;
+    if (old && !old.switched) {
+      const pending = old;
+      old = pending.previous;
+      pending.previous = undefined;
+      pending.session.close('replaced before it delivered');
+    }
     const ivs = this.d.ivs;
     const gate = ivs?.inspecting ? new IvsGate(session, ivs, (g, v) => this.onViolation(g, v)) : undefined;
-    const forward = gate ?? session;
-    this.live = { session, forward, principal, since: this.now(), warned: new Set(), ...(gate ? { gate } : {}) };
-    session.on('closed', () => this.onClosed(session));
-    // The router switches to the new source first; then the old session goes (no gap for the legs).
-    this.d.publisher.onPublisherConnected(forward);
-    if (old) {
-      this.replacements++;
-      this.log.info({ oldSession: old.session.id, sessionId: session.id }, 'publisher.replaced');
-      old.session.close();
+    const inner = gate ?? session;
+    const live: Live = { session, forward: inner, principal, since: this.now(), warned: new Set(), switched: false, closed: false, ...(gate ? { gate } : {}) };
+    this.live = live;
+    session.on('closed', () => this.onClosed(live));
+    if (!old || old.closed) {
+      live.switched = true;
+      this.d.publisher.onPublisherConnected(inner);
+      if (old) this.replaced(old, live, 0);
+      return;
     }
+    // Make-before-break: the legs keep the old session's media until the new one delivers, then switch at once.
+    // (Switching at the POST froze every stage for the ~0.4 s the new session needed to connect.)
+    live.previous = old;
+    const postedAt = this.now();
+    live.forward = new FirstRtpWatch(inner, () => {
+      if (this.live !== live || live.closed) return;
+      live.switched = true;
+      live.previous = undefined;
+      this.d.publisher.onPublisherConnected(live.forward);
+      this.replaced(old, live, this.now() - postedAt);
+    });
   }
 
-  private onClosed(session: IngestSession): void {
+  private replaced(old: Live, live: Live, waitedMs: number): void {
+    this.replacements++;
+    this.log.info({ oldSession: old.session.id, sessionId: live.session.id, waitedMs }, 'publisher.replaced');
+    old.session.close('replaced by a new session of the same broadcaster');
+  }
+
+  private onClosed(entry: Live): void {
+    entry.closed = true;
     const live = this.live;
-    if (live?.session !== session) return;
+    if (live !== entry) {
+      // The session being replaced died first: the router has nothing to forward until the new one delivers.
+      if (live && live.previous === entry) {
+        live.previous = undefined;
+        this.d.publisher.onPublisherDisconnected(entry.forward);
+      }
+      return;
+    }
+    const previous = entry.previous;
+    if (!entry.switched && previous && !previous.closed) {
+      // The replacement died before it delivered anything: the old session still feeds the router and keeps the slot.
+      this.live = previous;
+      this.log.warn({ sessionId: entry.session.id, keptSession: previous.session.id }, 'publisher.replacement_failed');
+      return;
+    }
     this.live = undefined;
-    this.d.publisher.onPublisherDisconnected(live.forward);
+    if (entry.switched) this.d.publisher.onPublisherDisconnected(entry.forward);
   }
 
   // ---- IVS rules ----------------------------------------------------------------------------------
@@ -296,8 +343,13 @@ export class IngestService {
     const live = this.live;
     this.live = undefined;
     if (live) {
+      const previous = live.previous;
       live.session.close();
-      this.d.publisher.onPublisherDisconnected(live.forward);
+      if (previous) {
+        previous.session.close();
+        this.d.publisher.onPublisherDisconnected(previous.forward);
+      }
+      if (live.switched) this.d.publisher.onPublisherDisconnected(live.forward);
     }
   }
 }
