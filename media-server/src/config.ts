@@ -26,6 +26,7 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(10_000, 100),
   IVS_RULES: z.enum(['auto', 'enforce', 'warn', 'off']).default('auto'),
   IVS_REFUSAL_HOLD_S: int(30, 1).pipe(z.number().max(3600)),
+  INGEST_SILENCE_TAKEOVER_S: int(5, 1).pipe(z.number().max(3600)),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -54,6 +55,8 @@ export interface Config {
   ivsRules: 'auto' | 'enforce' | 'warn' | 'off';
   /** A refused broadcaster token's POSTs get the same 422 for this long (ms). */
   ivsRefusalHoldMs: number;
+  /** A broadcaster session silent this long (ms) no longer holds the slot against another token. */
+  ingestSilenceTakeoverMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -86,6 +89,7 @@ export function parseConfig(env: Record<string, string | undefined>, host = host
     logLevel: e.LOG_LEVEL,
     ivsRules: e.IVS_RULES,
     ivsRefusalHoldMs: e.IVS_REFUSAL_HOLD_S * 1000,
+    ingestSilenceTakeoverMs: e.INGEST_SILENCE_TAKEOVER_S * 1000,
   };
   if (e.PUBLIC_URL) c.publicUrl = e.PUBLIC_URL.replace(/\/+$/, '');
   if (e.API_SECRET_KEY) c.apiSecretKey = e.API_SECRET_KEY;

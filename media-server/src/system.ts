@@ -81,7 +81,7 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     ...(opts.jwksKeys ? { keys: opts.jwksKeys } : {}),
     jwksTimeoutMs: config.requestTimeoutMs,
   });
-  const ingest = new IngestService({ auth, publisher: stageManager, log, ivs, refusalHoldMs: config.ivsRefusalHoldMs, streamReport: () => router.h264Report() });
+  const ingest = new IngestService({ auth, publisher: stageManager, log, ivs, refusalHoldMs: config.ivsRefusalHoldMs, silenceTakeoverMs: config.ingestSilenceTakeoverMs, streamReport: () => router.h264Report() });
   const endpoint = (opts.ingestEndpoint ?? rtcIngestEndpoint)({
     basePath: WHIP_PATH,
     endpointUrl: () => (config.publicUrl ?? `http://127.0.0.1:${server.port}`) + WHIP_PATH,

@@ -3,7 +3,10 @@
  * Conflict (409); a POST that presents the SAME token replaces the live session (OBS reconnects with a
  * new POST, and its old session may not be dead yet). The replacement is make-before-break: the old session
  * stays the router's source until the new one's first RTP packet, then it is closed; a replacement that dies
- * before delivering anything leaves the old one in place. POSTs are serialized, so the session the endpoint
+ * before delivering anything leaves the old one in place. A session that has delivered no RTP for
+ * `silenceTakeoverMs` (INGEST_SILENCE_TAKEOVER_S) no longer holds the slot against a broadcaster with another token:
+ * a crashed browser or OBS whose connection has not timed out yet (consent freshness: ~30 s) does not lock its
+ * broadcaster out when it comes back with a freshly minted token. POSTs are serialized, so the session the endpoint
  * hands over during a POST belongs to that POST's broadcaster.
  *
  * IVS rules (issue 6, see IvsRules.ts): with an IvsPolicy, every session is put behind an IvsGate. When the rules
@@ -17,7 +20,7 @@ import { checkIvsRules, type H264StreamReport } from '@stagecast/rtc';
 import type { Logger } from '../logger.js';
 import type { IngestSession } from '../media/ports.js';
 import type { IngestAuth, IngestPrincipal } from './IngestAuth.js';
-import { FirstRtpWatch } from './FirstRtpWatch.js';
+import { RtpWatch } from './RtpWatch.js';
 import { IvsGate } from './IvsGate.js';
 import type { IvsPolicy } from './IvsPolicy.js';
 import { checkOfferForIvs, isRefusing, refusalError, refusalMessage, type IvsRulesMode, type IvsRuleViolation } from './IvsRules.js';
@@ -29,8 +32,8 @@ export interface PublisherSink {
 
 interface Live {
   session: IngestSession;
-  /** What the publisher sink is given: the session, or its IvsGate (behind a FirstRtpWatch while replacing). */
-  forward: IngestSession;
+  /** What the publisher sink is given: the session (or its IvsGate) behind an RtpWatch. */
+  forward: RtpWatch;
   gate?: IvsGate;
   /** Handed to the publisher sink (the router feeds from it). False while it replaces `previous`. */
   switched: boolean;
@@ -71,6 +74,8 @@ export interface IngestStats {
   auth?: 'static' | 'jwt';
   sessions: number;
   replacements: number;
+  /** Silent sessions ended for a broadcaster with another token. */
+  takeovers: number;
   conflicts: number;
   refused: number;
   ivs?: IvsIngestStats;
@@ -82,6 +87,7 @@ export class IngestService {
   private queue: Promise<unknown> = Promise.resolve();
   private sessions = 0;
   private replacements = 0;
+  private takeovers = 0;
   private conflicts = 0;
   private refused = 0;
   private stopped = false;
@@ -104,6 +110,8 @@ export class IngestService {
       refusalHoldMs?: number;
       /** The router's H.264 report of the live stream (bitrate, keyframe interval), for warnings. */
       streamReport?: () => H264StreamReport | undefined;
+      /** A live session silent this long (ms) may be taken over by another broadcaster. Default 5 s. */
+      silenceTakeoverMs?: number;
     },
   ) {
     this.log = d.log.child({ component: 'ingest' });
@@ -136,10 +144,18 @@ export class IngestService {
     const next = this.queue.then(async () => {
       if (this.stopped) throw new Conflict('the media server is stopping');
       this.checkIvsOffer(principal, offer);
-      if (this.live && this.live.principal.tokenHash !== principal.tokenHash) {
-        this.conflicts++;
-        this.log.warn({ liveSession: this.live.session.id }, 'publisher.conflict');
-        throw new Conflict('another broadcaster is live');
+      const live = this.live;
+      if (live && live.principal.tokenHash !== principal.tokenHash) {
+        const silentMs = this.silentMs(live);
+        if (silentMs < (this.d.silenceTakeoverMs ?? 5000)) {
+          this.conflicts++;
+          this.log.warn({ liveSession: live.session.id }, 'publisher.conflict');
+          throw new Conflict('another broadcaster is live');
+        }
+        // The live session has gone quiet (a crashed client whose connection has not timed out): it loses the slot.
+        this.takeovers++;
+        this.log.warn({ oldSession: live.session.id, silentMs: Math.round(silentMs) }, 'publisher.taken_over');
+        this.endLive('taken over: silent');
       }
       this.claim = principal;
       try {
@@ -173,26 +189,60 @@ export class IngestService {
     const ivs = this.d.ivs;
     const gate = ivs?.inspecting ? new IvsGate(session, ivs, (g, v) => this.onViolation(g, v)) : undefined;
     const inner = gate ?? session;
-    const live: Live = { session, forward: inner, principal, since: this.now(), warned: new Set(), switched: false, closed: false, ...(gate ? { gate } : {}) };
-    this.live = live;
-    session.on('closed', () => this.onClosed(live));
-    if (!old || old.closed) {
-      live.switched = true;
-      this.d.publisher.onPublisherConnected(inner);
-      if (old) this.replaced(old, live, 0);
-      return;
-    }
+    const postedAt = this.now();
+    const replacing = old && !old.closed ? old : undefined;
     // Make-before-break: the legs keep the old session's media until the new one delivers, then switch at once.
     // (Switching at the POST froze every stage for the ~0.4 s the new session needed to connect.)
-    live.previous = old;
-    const postedAt = this.now();
-    live.forward = new FirstRtpWatch(inner, () => {
-      if (this.live !== live || live.closed) return;
+    const onFirst = replacing
+      ? () => {
+          if (this.live !== live || live.closed || live.switched) return;
+          live.switched = true;
+          live.previous = undefined;
+          this.d.publisher.onPublisherConnected(live.forward);
+          this.replaced(replacing, live, this.now() - postedAt);
+        }
+      : undefined;
+    const live: Live = {
+      session,
+      forward: new RtpWatch(inner, onFirst, this.now),
+      principal,
+      since: postedAt,
+      warned: new Set(),
+      switched: false,
+      closed: false,
+      ...(gate ? { gate } : {}),
+      ...(replacing ? { previous: replacing } : {}),
+    };
+    this.live = live;
+    session.on('closed', () => this.onClosed(live));
+    if (!replacing) {
       live.switched = true;
-      live.previous = undefined;
       this.d.publisher.onPublisherConnected(live.forward);
-      this.replaced(old, live, this.now() - postedAt);
-    });
+      if (old) this.replaced(old, live, 0);
+    }
+  }
+
+  /** How long the session feeding the router (or about to) has been silent: since its last RTP, or since its POST. */
+  private silentMs(live: Live): number {
+    const now = this.now();
+    const quiet = (l: Live) => now - (l.forward.lastRtpAt === l.forward.lastRtpAt ? l.forward.lastRtpAt : l.since);
+    // A pending replacement holds the slot while the session it replaces still delivers.
+    return live.previous ? Math.min(quiet(live), quiet(live.previous)) : quiet(live);
+  }
+
+  /** Ends the live session (and the one it was replacing) now; the legs stay up. */
+  private endLive(reason: string): void {
+    const live = this.live;
+    if (!live) return;
+    this.live = undefined;
+    const previous = live.previous;
+    live.previous = undefined;
+    live.session.close(reason);
+    if (previous) {
+      previous.session.close(reason);
+      this.d.publisher.onPublisherDisconnected(previous.forward);
+    }
+    if (live.switched) this.d.publisher.onPublisherDisconnected(live.forward);
   }
 
   private replaced(old: Live, live: Live, waitedMs: number): void {
@@ -307,6 +357,7 @@ export class IngestService {
       live: this.live !== undefined,
       sessions: this.sessions,
       replacements: this.replacements,
+      takeovers: this.takeovers,
       conflicts: this.conflicts,
       refused: this.refused,
     };
@@ -340,16 +391,6 @@ export class IngestService {
     this.stopped = true;
     clearInterval(this.ivsTimer);
     this.ivsTimer = undefined;
-    const live = this.live;
-    this.live = undefined;
-    if (live) {
-      const previous = live.previous;
-      live.session.close();
-      if (previous) {
-        previous.session.close();
-        this.d.publisher.onPublisherDisconnected(previous.forward);
-      }
-      if (live.switched) this.d.publisher.onPublisherDisconnected(live.forward);
-    }
+    this.endLive('media server stopping');
   }
 }
