@@ -7,7 +7,7 @@
  * Reports, per N: µs of A's CPU per forwarded packet per sink, loss, latency p50/p99 (minus a direct source → sink
  * baseline = the added part), keyframe delivery to the last sink, first-frame time of sinks joining mid-GOP.
  * usage: node --import tsx bench/fanout-net.ts [--sinks=1,10,50,100,200] [--seconds=15] [--per-worker=50]
- *        [--probes=5] [--baseline=1] [--soak=0 (seconds at N=100; e.g. --soak=300)]
+ *        [--probes=5] [--baseline=1] [--soak=0 (seconds at N=100; e.g. --soak=300)] [--live-heap-every=0 (s)]
  *        [--perf-at=N (perf record the stage server during N's window; 0 = the ingest-only window)]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -26,6 +26,7 @@ import { startTokenStub } from './lib/token-stub.js';
 
 const SOURCE_WORKER = join(import.meta.dirname, 'lib', 'source-worker.ts');
 const soakSeconds = Number(arg('soak', '0'));
+const liveHeapEvery = Number(arg('live-heap-every', '0'));
 const sinkCounts = list('sinks', soakSeconds > 0 ? '100' : '1,10,50,100,200');
 const seconds = Number(arg('seconds', '15'));
 const perWorker = Number(arg('per-worker', '50'));
@@ -206,11 +207,13 @@ try {
 
   // ---- Soak (opt-in): memory of A at the largest N, sampled every 10 s. ----
   if (soakSeconds > 0 && !result.stoppedAt) {
-    // Every 10 s: RSS and the heap as prom-client sees it (garbage included). Every 60 s (and at both ends): the live
-    // heap after a full GC, through the inspector — the one that tells a leak from garbage no major GC took yet.
+    // Every 10 s: RSS and the heap as prom-client sees it (garbage included). At both ends (and every
+    // --live-heap-every seconds if set): the live heap after a full GC, through the inspector — the one that tells a
+    // leak from garbage no major GC took yet. A forced full GC stalls the server for a second or more under this load,
+    // so sampling it during the window shows in the soak's latency.
     const samples: Array<{ t: number; rssMB: number; heapMB: number; liveHeapMB?: number }> = [];
     const inspector = await HeapInspector.connect(await inspectorUrl(stage.stderr));
-    await inspector.liveHeapMB(); // one full GC first, so the samples do not start with the warm-up's garbage
+    const liveFirst = round(await inspector.liveHeapMB(), 3); // also clears the warm-up's garbage
     const t0 = performance.now();
     await pool.windowStart();
     const cpu0 = cpuMs(stage.child.pid!);
@@ -219,13 +222,16 @@ try {
       if (live) s.liveHeapMB = round(await inspector.liveHeapMB(), 3);
       samples.push(s);
     };
+    const every = Math.round(liveHeapEvery / 10);
     for (let i = 0; (performance.now() - t0) / 1000 < soakSeconds; i++) {
-      await sample(i % 6 === 0);
+      await sample(every > 0 && i > 0 && i % every === 0);
       await measureFor(10_000);
     }
-    await sample(true);
-    inspector.close();
+    await sample(false);
     const w = await pool.windowEnd();
+    samples[0]!.liveHeapMB = liveFirst;
+    samples.at(-1)!.liveHeapMB = round(await inspector.liveHeapMB(), 3);
+    inspector.close();
     const half = samples.filter((s) => s.t >= soakSeconds / 2);
     const live = samples.filter((s) => s.liveHeapMB !== undefined);
     const liveHalf = live.filter((s) => s.t >= soakSeconds / 2);
