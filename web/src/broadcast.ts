@@ -6,7 +6,7 @@ import './style.css';
 import type { IngestTokenResponse } from '@stagecast/protocol';
 import { $, ApiError, api, askKey, forgetKey, takeKey } from './lib/api.js';
 import { RateMeter, kbps } from './lib/stats.js';
-import { negotiate, preferBaselineH264, type Session } from './lib/whip.js';
+import { negotiate, preferBaselineH264, WhipError, type Session } from './lib/whip.js';
 
 const KEY = 'stagecast.apiKey';
 const preview = $<HTMLVideoElement>('#preview');
@@ -129,6 +129,10 @@ async function main(): Promise<void> {
       if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
         forgetKey(KEY);
         errorEl.textContent = 'The API key was not accepted; reload the page to enter it again.';
+      } else if (err instanceof WhipError && err.status === 409) {
+        // One broadcaster at a time. A session of ours that died (a crashed or closed tab) gives way after a few
+        // seconds without media (the Media Server's INGEST_SILENCE_TAKEOVER_S).
+        errorEl.textContent = 'Another broadcaster is live. If that was you in another tab or a session that just died, try again in a few seconds.';
       } else errorEl.textContent = (err as Error).message;
     });
   });
