@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the test suites with Node's own test runner (TypeScript through tsx).
 // usage: node scripts/test.mjs [--unit] [dir ...]   --unit leaves out e2e/ (real multi-process tests)
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 
@@ -38,9 +38,27 @@ if (files.length === 0) {
   console.error('no test files found under', roots.map((r) => relative(root, r)).join(', '));
   process.exit(1);
 }
-const r = spawnSync(
+// A file whose process never exits (a socket or timer left open) would hold the runner until CI's own limit: the
+// whole run gets RUN_TIMEOUT_MIN (default 30) minutes, then its process group is killed and the run fails, naming why.
+const limitMin = Number(process.env.RUN_TIMEOUT_MIN ?? 30);
+const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', ...files.map((f) => relative(process.cwd(), f))],
-  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
+  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' }, detached: true },
 );
-process.exit(r.status ?? 1);
+const killGroup = (sig) => {
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    /* already gone */
+  }
+};
+const watchdog = setTimeout(() => {
+  console.error(`\ntest run exceeded ${limitMin} min: a test file did not finish or its process did not exit (an open handle); killed`);
+  killGroup('SIGKILL');
+}, limitMin * 60_000);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => killGroup(sig));
+child.on('exit', (code, signal) => {
+  clearTimeout(watchdog);
+  process.exit(code ?? (signal ? 1 : 1));
+});

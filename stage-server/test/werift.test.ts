@@ -30,6 +30,7 @@ const codecs = {
 // Loopback only: never gather or pair on the machine's other addresses.
 const net = {
   iceUseIpv6: false,
+  bundlePolicy: 'max-bundle',
   iceInterfaceAddresses: { udp4: '127.0.0.1' },
   iceFilterCandidatePair: (pair: { remoteCandidate: { host: string } }) => pair.remoteCandidate.host.startsWith('127.'),
 };
