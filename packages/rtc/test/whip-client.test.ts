@@ -107,7 +107,7 @@ describe('WHIPClient', () => {
       [`${hop1.url}/found`, TOKEN, 302],
       [`${target.url}/whip`, undefined, 401],
       [`${target.url}/whip`, 'wrong', 403],
-      [`${hop1.url}/full`, TOKEN, 503],
+      [`${hop1.url}/full?key=stream-secret-in-the-url`, TOKEN, 503],
     ];
     for (const [url, token, status] of cases) {
       const client = new WHIPClient({ url, ...(token ? { token } : {}), bindAddress: '127.0.0.1' });
@@ -118,6 +118,9 @@ describe('WHIPClient', () => {
           assert.equal(err.retryAfter, 7);
           assert.equal(err.body, 'busy');
         }
+        // The message goes to logs and the stats page: the URL's path and query (a credential at some servers) stay out.
+        assert.ok(!err.message.includes('stream-secret') && !err.message.includes('/full') && !err.message.includes('/whip'), err.message);
+        assert.match(err.message, /from http:\/\/127\.0\.0\.1:\d+\/…/);
         return true;
       });
       assert.equal(client.state, 'failed');

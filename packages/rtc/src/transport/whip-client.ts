@@ -23,16 +23,30 @@ export function withoutCandidates(sdp: string): string {
   return sdp.replace(/a=(candidate:[^\r\n]*|end-of-candidates)\r?\n/g, '');
 }
 
+/**
+ * Where a WHIP URL points, fit for a log line or a stats page: its origin only. A WHIP URL's path or query may be
+ * the credential itself (Cloudflare's stream key, a MediaMTX ?token=, a WHIP_TARGETS entry).
+ */
+export function whipUrlForLog(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.pathname === '/' && !u.search ? u.origin : `${u.origin}/…`;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
 export class WhipHttpError extends Error {
   override readonly name = 'WhipHttpError';
   constructor(
     readonly status: number,
     readonly body: string,
+    /** The URL that answered, whole: never put it in a log (see whipUrlForLog). */
     readonly url: string,
     /** Seconds, from Retry-After on 503/429. */
     readonly retryAfter?: number,
   ) {
-    super(`WHIP ${status} from ${url}${body ? `: ${body.slice(0, 200)}` : ''}`);
+    super(`WHIP ${status} from ${whipUrlForLog(url)}${body ? `: ${body.slice(0, 200)}` : ''}`);
   }
 }
 
