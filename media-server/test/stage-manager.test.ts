@@ -204,7 +204,7 @@ test('a leg joins the router only once connected, and its first video is the cac
 test('a leg is rotated before its token expires (renewal with a fresh token)', async () => {
   await withManager(
     async ({ sm, api, conn }) => {
-      api.tokenTtlMs = 60_000 + 300; // renewBefore 60 s → due in 300 ms
+      api.tokenTtlMs = 1000; // renewBefore 400 ms → due 600 ms after the token was fetched
       sm.initialize();
       api.created(A);
       await waitFor(() => sm.stats().rotations === 1, { what: 'rotation for the token' });
@@ -212,6 +212,23 @@ test('a leg is rotated before its token expires (renewal with a fresh token)', a
       assert.equal(conn.live(A).length, 1);
       const rot = sm.stats().legs[0]!;
       assert.ok(rot.rotateAt, 'the next rotation is scheduled');
+    },
+    { renewBeforeMs: 400 },
+  );
+});
+
+test('a token that lives less than the renewal margin is renewed at half its life, not in a loop of new sessions', async () => {
+  await withManager(
+    async ({ sm, api, logs }) => {
+      api.tokenTtlMs = 800; // renewBefore 60 s ≥ the token's whole life
+      sm.initialize();
+      const t0 = Date.now();
+      api.created(A);
+      await waitFor(() => sm.stats().rotations === 1, { what: 'rotation for the short token', timeoutMs: 5000 });
+      assert.ok(Date.now() - t0 >= 350, `rotated after ${Date.now() - t0} ms: at half the token's life, not at once`);
+      const next = Date.parse(sm.stats().legs.find((l) => l.rotateAt)!.rotateAt!);
+      assert.ok(next - Date.now() >= 250, 'the new leg is due at half its own token’s life, not at once');
+      assert.equal(logs.count('stage.token_shorter_than_renewal_margin') >= 1, true);
     },
     { renewBeforeMs: 60_000 },
   );

@@ -105,6 +105,9 @@ export class StageLeg extends EventEmitter<StageLegEvents> {
   private lastError: string | undefined;
   private participantId: string | undefined;
   private tokenExpiresAt = NaN;
+  /** When the current token was fetched: its lifetime bounds how early it may be renewed. */
+  private tokenFetchedAt = NaN;
+  private warnedShortToken = false;
   private connectedAt = NaN;
   private rotateAt = NaN;
   private stopping: Promise<void> | undefined;
@@ -145,6 +148,7 @@ export class StageLeg extends EventEmitter<StageLegEvents> {
     this.log.info({ attempt: n }, 'stage.connecting');
     let conn: LegConnection | undefined;
     try {
+      const fetchedAt = this.now();
       const t = await this.d.getToken(this.stageArn);
       if (this.closedFlag) return;
       conn = await this.d.connect({
@@ -161,6 +165,7 @@ export class StageLeg extends EventEmitter<StageLegEvents> {
       this.conn = conn;
       this.participantId = t.participantId;
       this.tokenExpiresAt = Date.parse(t.expiresAt);
+      this.tokenFetchedAt = fetchedAt;
       const c = conn;
       // The sink joins the router only once media can flow (onConnState): the router replays its keyframe cache
       // to a new sink at once, and a replay sent before the tracks are open is lost — the stage would then wait
@@ -201,7 +206,19 @@ export class StageLeg extends EventEmitter<StageLegEvents> {
   /** Rotation is due at whichever comes first: token renewal or the participant age limit. */
   private scheduleRotation(): void {
     clearTimeout(this.rotateTimer);
-    const byToken = this.tokenExpiresAt === this.tokenExpiresAt ? this.tokenExpiresAt - this.d.timing.renewBeforeMs : Infinity;
+    // A token that lives no longer than the renewal margin (the API Server's PUBLISH_TOKEN_TTL_SECONDS at or below
+    // LEG_TOKEN_RENEW_BEFORE_S) would make every rotation due at once, a new WHIP session per stage in a loop:
+    // renew such a token at half its life instead, and say so once.
+    const lifeMs = this.tokenExpiresAt - this.tokenFetchedAt;
+    let renewBeforeMs = this.d.timing.renewBeforeMs;
+    if (lifeMs === lifeMs && renewBeforeMs > lifeMs / 2) {
+      renewBeforeMs = Math.max(0, lifeMs / 2);
+      if (!this.warnedShortToken) {
+        this.warnedShortToken = true;
+        this.log.warn({ tokenLifetimeMs: Math.round(lifeMs), renewBeforeMs: this.d.timing.renewBeforeMs }, 'stage.token_shorter_than_renewal_margin');
+      }
+    }
+    const byToken = this.tokenExpiresAt === this.tokenExpiresAt ? this.tokenExpiresAt - renewBeforeMs : Infinity;
     const byAge = this.connectedAt + this.d.timing.maxAgeMs;
     const at = Math.min(byToken, byAge);
     const reason: RotateReason = byToken <= byAge ? 'token-expiry' : 'max-age';
