@@ -27,7 +27,8 @@ function devSecrets(): Record<(typeof SECRET_NAMES)[number], string> {
   let changed = false;
   const out = {} as Record<(typeof SECRET_NAMES)[number], string>;
   for (const n of names) {
-    const v = env[n] ?? saved[n];
+    // Empty counts as unset, as in the apps: `API_SECRET_KEY=` in .env must not mint a new secret on every start.
+    const v = env[n] || saved[n];
     if (v) out[n] = v;
     else {
       out[n] = saved[n] = randomBytes(24).toString('base64url');
