@@ -15,7 +15,7 @@ const EnvSchema = z
     HOST: z.string().min(1).default('0.0.0.0'),
     API_SECRET_KEY: z.string().min(8, 'must be at least 8 characters'),
     MEDIA_SERVER_SECRET: z.string().min(8, 'must be at least 8 characters'),
-    STAGE_SERVER_SECRET: z.string().min(8, 'must be at least 8 characters').optional(),
+    STAGE_SERVER_SECRET: z.string().min(16, 'must be at least 16 characters (the stage server requires as much)').optional(),
     STAGE_SERVER_URL: z.string().url().default('http://127.0.0.1:3002'),
     ENABLE_MEDIA_SERVER: bool.default(true),
     MEDIA_SERVER_URL: z.string().url().default('http://127.0.0.1:3001'),
@@ -43,7 +43,6 @@ const EnvSchema = z
     RECONCILE_INTERVAL_S: int(300, 1),
     STAGE_POOL_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default('default'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    PUBLIC_URL: z.string().url().optional(),
     WEB_DIST_DIR: z.string().min(1).default(join(import.meta.dirname, '..', '..', 'web', 'dist')),
     VIEWER_API_KEY: z.string().min(8, 'must be at least 8 characters').optional(),
   })
@@ -103,7 +102,6 @@ export interface Config {
   viewerTokenTtlSeconds: number;
   publishTokenTtlSeconds: number;
   logLevel: string;
-  publicUrl?: string;
   /** WebSocket keep-alive ping. */
   wsPingIntervalMs: number;
   /** The built web pages (/broadcast, /watch, /dashboard). */
@@ -182,7 +180,6 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     viewerTokenTtlSeconds: e.VIEWER_TOKEN_TTL_SECONDS,
     publishTokenTtlSeconds: e.PUBLISH_TOKEN_TTL_SECONDS,
     logLevel: e.LOG_LEVEL,
-    ...(e.PUBLIC_URL ? { publicUrl: e.PUBLIC_URL.replace(/\/+$/, '') } : {}),
     wsPingIntervalMs: 30_000,
     webDistDir: resolve(e.WEB_DIST_DIR),
     ...(e.VIEWER_API_KEY ? { viewerApiKey: e.VIEWER_API_KEY } : {}),

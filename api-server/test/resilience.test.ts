@@ -28,6 +28,8 @@ test('config fails fast naming every bad variable', () => {
   assert.equal(c.scaling.scaleDownCooldownMs, 60_000);
   assert.equal(c.mediaServerUrl, 'http://127.0.0.1:3001');
   assert.equal(c.enableMediaServer, true);
+  // The stage server refuses a secret under 16 characters; the API Server must not accept one that it would refuse.
+  assert.throws(() => parseConfig({ API_SECRET_KEY: SECRETS.apiKey, MEDIA_SERVER_SECRET: SECRETS.media, STAGE_SERVER_SECRET: '0123456789ab' }), /STAGE_SERVER_SECRET/);
 });
 
 test('the token bucket paces calls to the provider rate', async () => {
