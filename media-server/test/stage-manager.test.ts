@@ -217,6 +217,23 @@ test('a leg is rotated before its token expires (renewal with a fresh token)', a
   );
 });
 
+test('stop() while a leg’s POST is still in flight waits for it and DELETEs the session it made (none is left at the stage)', async () => {
+  await withManager(async ({ sm, api, conn }) => {
+    const release = conn.holdNext();
+    sm.initialize();
+    api.created(A);
+    await waitFor(() => conn.calls.length === 1, { what: 'the POST in flight' });
+    let stopped = false;
+    const stopping = sm.stop().then(() => (stopped = true));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(stopped, false, 'stop() waits for the POST in flight');
+    release();
+    await stopping;
+    assert.equal(conn.conns.length, 1, 'the POST made a session');
+    assert.equal(conn.conns[0]!.stopped, true, 'and it was ended before stop() settled');
+  });
+});
+
 test('a token that lives less than the renewal margin is renewed at half its life, not in a loop of new sessions', async () => {
   await withManager(
     async ({ sm, api, logs }) => {

@@ -104,6 +104,7 @@ export class StageLeg extends EventEmitter<StageLegEvents> {
   private failures = 0;
   private lastError: string | undefined;
   private participantId: string | undefined;
+  private inflight: Promise<void> | undefined;
   private tokenExpiresAt = NaN;
   /** When the current token was fetched: its lifetime bounds how early it may be renewed. */
   private tokenFetchedAt = NaN;
@@ -140,7 +141,17 @@ export class StageLeg extends EventEmitter<StageLegEvents> {
     this.emit('state', s);
   }
 
-  private async attempt(): Promise<void> {
+  /** Starts an attempt and remembers it, so that close() can wait for a POST still in flight. */
+  private attempt(): Promise<void> {
+    const run = this.runAttempt();
+    this.inflight = run;
+    void run.finally(() => {
+      if (this.inflight === run) this.inflight = undefined;
+    });
+    return run;
+  }
+
+  private async runAttempt(): Promise<void> {
     if (this.closedFlag) return;
     this.attempts++;
     const n = this.attempts;
@@ -159,7 +170,8 @@ export class StageLeg extends EventEmitter<StageLegEvents> {
         ...(this.d.bindAddress ? { bindAddress: this.d.bindAddress } : {}),
       });
       if (this.closedFlag) {
-        void conn.stop();
+        // Closed while the POST was in flight: the stage holds a session now, DELETE it before close() settles.
+        await conn.stop().catch(() => undefined);
         return;
       }
       this.conn = conn;
@@ -284,7 +296,8 @@ export class StageLeg extends EventEmitter<StageLegEvents> {
     if (this.stopping) return this.stopping;
     this.closedFlag = true;
     clearTimeout(this.retryTimer);
-    this.stopping = this.teardownConnection();
+    const inflight = this.inflight;
+    this.stopping = Promise.all([this.teardownConnection(), inflight?.catch(() => undefined)]).then(() => undefined);
     this.setState('closed');
     this.log.info({ reason }, 'stage.disconnected');
     this.emit('closed');

@@ -43,11 +43,14 @@ export interface FakeConnector {
   /** 'auto': connect right after the 201; 'manual': stay connecting until setState('connected'). */
   mode: 'auto' | 'manual';
   live(stageArn: StageArn): FakeLegConnection[];
+  /** The next connect call waits (its POST "in flight") until the returned function is called. */
+  holdNext(): () => void;
 }
 
 export function fakeConnector(): FakeConnector {
   let failures = 0;
   let failStatus = 503;
+  let hold: Promise<void> | undefined;
   const f: FakeConnector = {
     conns: [],
     calls: [],
@@ -60,9 +63,19 @@ export function fakeConnector(): FakeConnector {
       const id = stageIdOf(stageArn);
       return f.conns.filter((c) => !c.stopped && c.opts.whipUrl.includes(`/${id}/`));
     },
+    holdNext() {
+      let release!: () => void;
+      hold = new Promise<void>((r) => (release = r));
+      return release;
+    },
     async connect(o) {
       f.calls.push(o);
       await Promise.resolve();
+      if (hold) {
+        const h = hold;
+        hold = undefined;
+        await h;
+      }
       if (failures > 0) {
         failures--;
         throw Object.assign(new Error(`WHIP ${failStatus}`), { status: failStatus });
