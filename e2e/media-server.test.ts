@@ -311,7 +311,7 @@ describe('Media Server end to end: real API Server, stage server and Media Serve
   );
 
   test(
-    'SIGTERM: the Media Server DELETEs the WHIP session of every leg, tells the API Server it serves nothing, and exits 0',
+    'SIGTERM: the Media Server DELETEs the WHIP session of every leg, tells the API Server it serves nothing and is offline, and exits 0',
     track(async (t) => {
       assert.ok(stage.A && stage.B, 'needs test 1');
       const from = Date.now();
@@ -323,9 +323,10 @@ describe('Media Server end to end: real API Server, stage server and Media Serve
         assert.equal(l?.reason, 'deleted by client', `the leg into ${arn} was DELETEd`);
       }
       const r = await fetch(`${sys.apiUrl}/api/media/servers`, { headers: { 'x-api-key': 'e2e-api-key-0123456789' } });
-      const servers = ((await r.json()) as { servers: { serverId: string; publisherOnline: boolean; stages: unknown[] }[] }).servers;
+      const servers = ((await r.json()) as { servers: { serverId: string; state: string; publisherOnline: boolean; stages: unknown[] }[] }).servers;
       const me = servers.find((x) => x.serverId === 'e2e-media-1');
       assert.ok(me, 'the API Server knows the Media Server');
+      assert.equal(me.state, 'offline', 'the last heartbeat said it is stopping: offline at once');
       assert.equal(me.publisherOnline, false);
       assert.deepEqual(me.stages, [], 'the last heartbeat reported no legs');
       t.diagnostic(`SIGTERM → exit in ${tookMs} ms`);

@@ -76,3 +76,18 @@ test('a heartbeat from an offline server brings it back online (announced); an u
   const seqs = socket.messages.map((m) => m.seq);
   assert.deepEqual(seqs, seqs.map((_, i) => i + 1));
 });
+
+test('a last heartbeat with stopping: true marks the server offline at once and announces it (no 3-interval wait)', async () => {
+  const r0 = await call(`${api.url}/api/media/register`, { headers: mediaAuth, json: { serverId: 'ms-b', ipAddress: '10.0.0.6', port: 3001 } });
+  assert.equal(r0.status, 200);
+  const before = socket.messages.filter((m) => m.type === 'media_server_offline' && m.data.serverId === 'ms-b').length;
+  const r = await call(`${api.url}/api/media/heartbeat`, { headers: mediaAuth, json: { serverId: 'ms-b', publisherOnline: false, legs: [], stopping: true } });
+  assert.equal(r.status, 200);
+  const s = await server('ms-b');
+  assert.equal(s?.state, 'offline', 'offline as soon as the heartbeat is answered');
+  assert.deepEqual(s?.stages, []);
+  await waitFor(() => socket.messages.filter((m) => m.type === 'media_server_offline' && m.data.serverId === 'ms-b').length === before + 1, {
+    timeoutMs: INTERVAL,
+    what: 'offline announcement within one interval',
+  });
+});

@@ -50,14 +50,21 @@ export class MediaServerRegistry {
     return rec;
   }
 
-  heartbeat(h: { serverId: ServerId; publisherOnline?: boolean; legs?: LegRecord[]; publisher?: PublisherReport }): MediaServerRecord {
+  heartbeat(h: { serverId: ServerId; publisherOnline?: boolean; legs?: LegRecord[]; publisher?: PublisherReport; stopping?: boolean }): MediaServerRecord {
     const now = this.now();
     const prev = this.d.store.getMediaServer(h.serverId);
     if (!prev) throw new NotFound('unknown media server: register again');
     const rec = this.d.store.updateMediaServerHeartbeat(h.serverId, now, h.publisherOnline, h.legs);
     if (!rec) throw new NotFound('unknown media server: register again');
-    if (h.publisher && h.publisherOnline !== false) this.publishers.set(h.serverId, h.publisher);
+    if (h.publisher && h.publisherOnline !== false && !h.stopping) this.publishers.set(h.serverId, h.publisher);
     else this.publishers.delete(h.serverId);
+    if (h.stopping) {
+      // A clean shutdown: offline now, not after 3 missed intervals, so the dashboard and the others know at once.
+      const off = this.d.store.markMediaServerOffline(h.serverId) ?? rec;
+      this.log.info({ serverId: h.serverId }, 'media_server.stopped');
+      if (prev.state === 'online') this.announce('media_server_offline', h.serverId, now);
+      return off;
+    }
     if (prev.state === 'offline') {
       this.log.info({ serverId: h.serverId }, 'media_server.online');
       this.announce('media_server_online', h.serverId, now);

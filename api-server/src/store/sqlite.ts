@@ -253,6 +253,10 @@ export class SqliteStore implements Store {
       return stale.map((s) => ({ ...s, state: 'offline' as const }));
     })();
   }
+  markMediaServerOffline(id: ServerId): MediaServerRecord | undefined {
+    this.q.setServerOffline.run(id);
+    return this.getMediaServer(id);
+  }
   listMediaServers(): MediaServerRecord[] {
     return (this.q.listServers.all() as ServerRow[]).map(serverOf);
   }

@@ -92,6 +92,8 @@ export interface Store {
   updateMediaServerHeartbeat(id: ServerId, at: number, publisherOnline: boolean | undefined, legs: LegRecord[] | undefined): MediaServerRecord | undefined;
   /** Marks offline every online server silent since before `olderThan`; returns them. */
   markStaleMediaServersOffline(olderThan: number): MediaServerRecord[];
+  /** Marks one server offline (its own shutdown); returns it, or undefined when unknown. */
+  markMediaServerOffline(id: ServerId): MediaServerRecord | undefined;
   listMediaServers(): MediaServerRecord[];
 
   // ---- scaling history

@@ -422,7 +422,7 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
   async sendFinalHeartbeat(): Promise<void> {
     if (!this.registered) return;
     try {
-      await this.request(API_ROUTES.heartbeat, 'POST', HeartbeatResponseSchema, { serverId: this.o.serverId, publisherOnline: false, legs: [] });
+      await this.request(API_ROUTES.heartbeat, 'POST', HeartbeatResponseSchema, { serverId: this.o.serverId, publisherOnline: false, legs: [], stopping: true });
     } catch {
       // best effort
     }

@@ -46,6 +46,8 @@ export const HeartbeatRequestSchema = z.object({
   publisherOnline: z.boolean().optional(),
   legs: z.array(LegReportSchema).max(10_000).optional(),
   publisher: PublisherReportSchema.optional(),
+  /** The server's last heartbeat: it is shutting down, so mark it offline now rather than after 3 missed intervals. */
+  stopping: z.boolean().optional(),
 });
 export type HeartbeatRequest = z.input<typeof HeartbeatRequestSchema>;
 export const HeartbeatResponseSchema = z.object({ ok: z.literal(true), heartbeatIntervalMs: z.number().int().positive() });
