@@ -7,40 +7,15 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import nodeDataChannel from 'node-datachannel';
-import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from 'werift';
+import { MediaStreamTrack, type RtpPacket } from 'werift';
 import { CreateStageResponseSchema, type LocalStage } from '@stagecast/protocol';
 import { NAL_FU_A, NAL_SPS, NAL_STAP_A, parseH264Sps, type H264Sps } from '@stagecast/rtc';
 import { SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
+import { weriftOffer, weriftPeer } from '../../packages/rtc/test/helpers/werift.js';
 import type { StageServer } from '../src/app.js';
 import { createRtcPlane } from '../src/services/rtc-plane.js';
 import { startFakeApi, type FakeApi } from './fake-api.js';
 import { admin, startInProcess, tempDir, waitFor } from './helpers.js';
-
-const codecs = {
-  video: [
-    new RTCRtpCodecParameters({
-      mimeType: 'video/H264',
-      clockRate: 90000,
-      rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
-      parameters: 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1',
-    }),
-  ],
-  audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
-};
-// Loopback only: never gather or pair on the machine's other addresses.
-const net = {
-  iceUseIpv6: false,
-  bundlePolicy: 'max-bundle',
-  iceInterfaceAddresses: { udp4: '127.0.0.1' },
-  iceFilterCandidatePair: (pair: { remoteCandidate: { host: string } }) => pair.remoteCandidate.host.startsWith('127.'),
-};
-const loopbackOnly = (sdp: string) => sdp.replace(/a=candidate:[^\r\n]*\r\n/g, (l) => (/ 127\.\d+\.\d+\.\d+ /.test(l) ? l : ''));
-
-async function offerOf(pc: RTCPeerConnection): Promise<string> {
-  await pc.setLocalDescription(await pc.createOffer());
-  await waitFor(() => pc.iceGatheringState === 'complete', { timeoutMs: 10_000, what: 'werift gathering' });
-  return loopbackOnly(pc.localDescription!.sdp);
-}
 
 async function post(url: string, token: string, sdp: string): Promise<{ status: number; body: string; location: string | null }> {
   const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` }, body: sdp });
@@ -105,15 +80,15 @@ after(async () => {
 
 test('werift publishes H.264 + Opus by WHIP into a stage and a werift viewer plays it by WHEP: SPS 640x480 Constrained Baseline, whole frames under the viewer’s own SSRC, audio', { timeout: 60_000 }, async () => {
   const stage: LocalStage = CreateStageResponseSchema.parse(await (await admin(base).create()).json()).stage;
-  const pub = new RTCPeerConnection({ codecs, ...net } as never);
-  const play = new RTCPeerConnection({ codecs, ...net } as never);
+  const pub = weriftPeer();
+  const play = weriftPeer();
   try {
     const video = new MediaStreamTrack({ kind: 'video' });
     const audio = new MediaStreamTrack({ kind: 'audio' });
     pub.addTransceiver(video, { direction: 'sendonly' });
     pub.addTransceiver(audio, { direction: 'sendonly' });
     const pubToken = await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'werift-pub' });
-    const whip = await post(stage.whipUrl, pubToken, await offerOf(pub));
+    const whip = await post(stage.whipUrl, pubToken, await weriftOffer(pub));
     assert.equal(whip.status, 201, whip.body);
     assert.ok(whip.location, 'WHIP Location');
     await pub.setRemoteDescription({ type: 'answer', sdp: whip.body });
@@ -128,7 +103,7 @@ test('werift publishes H.264 + Opus by WHIP into a stage and a werift viewer pla
         else audioPackets++;
       }),
     );
-    const whep = await post(stage.whepUrl, await api.token({ stageArn: stage.stageArn, capability: 'subscribe', jti: 'werift-viewer' }), await offerOf(play));
+    const whep = await post(stage.whepUrl, await api.token({ stageArn: stage.stageArn, capability: 'subscribe', jti: 'werift-viewer' }), await weriftOffer(play));
     assert.equal(whep.status, 201, whep.body);
     await play.setRemoteDescription({ type: 'answer', sdp: whep.body });
     await waitFor(() => pub.connectionState === 'connected' && play.connectionState === 'connected', { timeoutMs: 15_000, what: 'werift peers connected' });

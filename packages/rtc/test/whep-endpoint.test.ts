@@ -3,13 +3,14 @@ import assert from 'node:assert/strict';
 import { shutdownRtc } from '../src/transport/peer.js';
 import { after, before, describe, test } from 'node:test';
 import nodeDataChannel from 'node-datachannel';
-import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
+import { MediaStreamTrack } from 'werift';
 import { Router } from '../src/core/index.js';
 import { Peer, TrackHandle, WhepEndpoint, WhipEndpoint, parseRtpHeader, withoutCandidates, type WhepSession, type WhipSession } from '../src/index.js';
 import { parseSdp } from '../src/transport/sdp.js';
 import { SyntheticPublisher } from '../src/core/testing.js';
 import { ObsLikePublisher } from './helpers/obs.js';
 import { serve, waitFor, type Served } from './helpers/serve.js';
+import { weriftOffer, weriftPeer } from './helpers/werift.js';
 
 /** A stage in miniature: one Router, WHIP in, WHEP out, as the stage server wires them. */
 describe('WHEP endpoint and interop', () => {
@@ -125,34 +126,9 @@ describe('WHEP endpoint and interop', () => {
     assert.equal(r.status, 422);
   });
 
-  const weriftCodecs = {
-    video: [
-      new RTCRtpCodecParameters({
-        mimeType: 'video/H264',
-        clockRate: 90000,
-        rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
-        parameters: 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1',
-      }),
-    ],
-    audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
-  };
-  // Loopback only: never gather or pair on the machine's other addresses.
-  const weriftNet = {
-    iceUseIpv6: false,
-    iceInterfaceAddresses: { udp4: '127.0.0.1' },
-    iceFilterCandidatePair: (pair: { remoteCandidate: { host: string } }) => pair.remoteCandidate.host.startsWith('127.'),
-  };
-  const loopbackOnly = (sdp: string) => sdp.replace(/a=candidate:[^\r\n]*\r\n/g, (l) => (/ 127\.\d+\.\d+\.\d+ /.test(l) ? l : ''));
-
-  async function weriftOffer(pc: RTCPeerConnection): Promise<string> {
-    await pc.setLocalDescription(await pc.createOffer());
-    await waitFor(() => pc.iceGatheringState === 'complete', 'werift gathering', 10_000);
-    return loopbackOnly(pc.localDescription!.sdp);
-  }
-
   test('werift publishes by WHIP and plays by WHEP through the router', async () => {
-    const pub = new RTCPeerConnection({ codecs: weriftCodecs, ...weriftNet } as never);
-    const play = new RTCPeerConnection({ codecs: weriftCodecs, ...weriftNet } as never);
+    const pub = weriftPeer();
+    const play = weriftPeer();
     try {
       const track = new MediaStreamTrack({ kind: 'video' });
       pub.addTransceiver(track, { direction: 'sendonly' });
