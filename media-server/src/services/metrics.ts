@@ -51,8 +51,16 @@ export function createMetrics(snapshot: () => MediaServerStats): Registry {
     legKeyframes.reset();
     legLost.reset();
     legRtt.reset();
+    // While a leg is replaced (rotation, make-before-break) a stage has two: its series follow the one that carries
+    // the stage's media — connected, and the longer-running of two connected — not whichever is listed last.
+    const perStage = new Map<string, (typeof s.legs)[number]>();
     for (const l of s.legs) {
       legState.inc({ state: l.state });
+      const cur = perStage.get(l.stageArn);
+      const better = !cur || (l.state === 'connected' && (cur.state !== 'connected' || l.packetsSent > cur.packetsSent));
+      if (better) perStage.set(l.stageArn, l);
+    }
+    for (const l of perStage.values()) {
       const stage = l.stageArn.slice(l.stageArn.lastIndexOf('/') + 1);
       legPackets.set({ stage }, l.packetsSent);
       legKeyframes.set({ stage }, l.keyframesSent);

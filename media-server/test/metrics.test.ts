@@ -1,0 +1,42 @@
+/** /metrics from a stats snapshot: what an operator's dashboards read. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { localStageArn, type MediaLegStats, type MediaServerStats } from '@stagecast/protocol';
+import { createMetrics } from '../src/services/metrics.js';
+
+const A = localStageArn('stageA');
+const leg = (legId: string, state: MediaLegStats['state'], packetsSent: number): MediaLegStats => ({
+  legId,
+  stageArn: A,
+  state,
+  attempts: 1,
+  failures: 0,
+  packetsSent,
+  bytesSent: packetsSent * 1000,
+  keyframesSent: 1,
+  nacksReceived: 0,
+  plisReceived: 0,
+  fractionLost: 0,
+  cumulativeLost: 0,
+  started: true,
+});
+
+test('during a leg rotation the stage’s series follow the leg that carries its media, not the newcomer', async () => {
+  let legs: MediaLegStats[] = [leg('old', 'connected', 5000), leg('new', 'connecting', 0)];
+  const snapshot = () =>
+    ({
+      publisher: { online: true, bitrateBps: 1, packetsReceived: 1, keyframesReceived: 1, lost: 0 },
+      stages: { expected: 1, connected: 1 },
+      legs,
+      errors: {},
+      api: { registrationFresh: true, websocket: 'up' },
+    }) as unknown as MediaServerStats;
+  const registry = createMetrics(snapshot);
+  const read = async () => (await registry.metrics()).split('\n').find((l) => l.startsWith('stagecast_media_leg_packets_sent{'));
+  assert.equal(await read(), 'stagecast_media_leg_packets_sent{stage="stageA"} 5000');
+  legs = [leg('new', 'connecting', 0), leg('old', 'connected', 5100)];
+  assert.equal(await read(), 'stagecast_media_leg_packets_sent{stage="stageA"} 5100', 'whatever the order the legs are listed in');
+  legs = [leg('old', 'closed', 5200), leg('new', 'connected', 40)];
+  assert.equal(await read(), 'stagecast_media_leg_packets_sent{stage="stageA"} 40', 'the new leg once it carries the stage');
+  assert.match(await registry.metrics(), /stagecast_media_legs\{state="connected"\} 1/);
+});
