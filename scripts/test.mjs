@@ -43,7 +43,7 @@ if (files.length === 0) {
 const limitMin = Number(process.env.RUN_TIMEOUT_MIN ?? 30);
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', ...files.map((f) => relative(process.cwd(), f))],
+  ['--expose-gc', '--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', ...files.map((f) => relative(process.cwd(), f))],
   { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' }, detached: true },
 );
 const killGroup = (sig) => {

@@ -155,6 +155,10 @@ export class FakeRouter extends EventEmitter implements MediaRouter {
       bitrateBps: 0,
       lost: 0,
       plisSent: 0,
+      nacksSent: 0,
+      recovered: 0,
+      lostForGood: 0,
+      rtxReceived: 0,
     };
   }
   close() {

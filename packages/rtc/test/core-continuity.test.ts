@@ -133,7 +133,7 @@ test('each sink gets its own SSRC, payload type and extension ids; hop-by-hop an
   }
 });
 
-test('duplicates are dropped, reordered packets keep their place, padding-only packets vanish without a gap, RTX is dropped', () => {
+test('duplicates are dropped, reordered packets keep their place, padding-only packets vanish without a gap, an RTX copy of a held packet is a duplicate', () => {
   const c = clock();
   const router = new Router({ now: c.now, random: mulberry32(3) });
   try {
@@ -157,9 +157,9 @@ test('duplicates are dropped, reordered packets keep their place, padding-only p
       'reordered packet keeps its relative place; padding gap closed (7 follows 5)',
     );
     const st = router.stats().ingress.audio;
-    assert.equal(st.duplicates, 1);
+    assert.equal(st.duplicates, 2, 'the second 2, and the RTX copy of 5');
     assert.equal(st.paddingDropped, 1);
-    assert.equal(st.rtxDropped, 1);
+    assert.equal(st.rtxReceived, 1);
   } finally {
     router.close();
   }

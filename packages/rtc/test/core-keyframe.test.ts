@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Router, buildFir, buildPli, parseRtcpCompound, analyzeH264Payload, H264PayloadInfo, parseRtpHeader } from '../src/core/index.js';
-import { FakeSinkPort, FakeSourcePort, H264, OPUS, SyntheticPublisher, mulberry32, type RecordedRtp } from '../src/core/testing.js';
+import { FakeSinkPort, FakeSourcePort, H264, OPUS, SPS_CB_640x480, SyntheticPublisher, mulberry32, type RecordedRtp } from '../src/core/testing.js';
 
 function clock(start = 1_700_000_000_000) {
   const c = { t: start, now: () => c.t };
@@ -26,9 +26,9 @@ function upstream(src: FakeSourcePort, type: 'pli' | 'fir') {
   return src.rtcp.flatMap((b) => parseRtcpCompound(b) ?? []).filter((p) => p.type === type);
 }
 
-test('a late sink gets the cached GOP at once: keyframe first, contiguous seqs, compressed monotone timestamps, then live', () => {
+test('a late sink gets the cached GOP: keyframe first, contiguous seqs, compressed monotone timestamps, then live', () => {
   const c = clock();
-  const router = new Router({ now: c.now, random: mulberry32(7) });
+  const router = new Router({ now: c.now, random: mulberry32(7), replaySpreadMs: 0 });
   try {
     router.setSource(new FakeSourcePort(), { audio: OPUS, video: H264 });
     const pub = publisher();
@@ -101,7 +101,7 @@ test('a sink that joins before any source starts with the first keyframe the sou
   }
 });
 
-test('100 PLIs from sinks within one second become one PLI upstream', () => {
+test('100 PLIs from sinks within 900 ms become two PLIs upstream (one per 500 ms)', () => {
   const c = clock();
   const router = new Router({ now: c.now, random: mulberry32(10) });
   try {
@@ -118,7 +118,7 @@ test('100 PLIs from sinks within one second become one PLI upstream', () => {
       c.t += 9; // 100 × 9 ms < 1 s
       router.tick(c.t);
     }
-    assert.equal(upstream(src, 'pli').length, 1);
+    assert.equal(upstream(src, 'pli').length, 2);
     assert.equal(upstream(src, 'pli')[0]!.type === 'pli' && (upstream(src, 'pli')[0] as { mediaSsrc: number }).mediaSsrc, 0x1111);
     assert.equal(router.stats().sinks.reduce((n, s) => n + s.plisReceived, 0), 100);
   } finally {
@@ -150,28 +150,89 @@ test('with ccm fir negotiated the router sends FIR with an increasing sequence n
   }
 });
 
-test('a PLI from a started sink replays the GOP (rate-limited) with seq and ts continuing after what it already had', () => {
+test('a PLI from a playing sink goes upstream and is never answered by replaying the cache into it', () => {
   const c = clock();
   const router = new Router({ now: c.now, random: mulberry32(12) });
   try {
-    router.setSource(new FakeSourcePort(), { video: H264 });
+    const src = new FakeSourcePort();
+    router.setSource(src, { video: H264 });
     const port = new FakeSinkPort('s', { video: { ...H264, ssrc: 5 } });
     const sink = router.addSink(port);
     const pub = publisher();
-    frames(router, pub, c, 35, (f) => f === 0); // > 1 s after the sink's first start
+    frames(router, pub, c, 35, (f) => f === 0);
+    c.t += 600;
+    src.rtcp.length = 0;
     const before = port.of('video').length;
     sink.handleRtcp(buildPli(9, 5));
-    sink.handleRtcp(buildPli(9, 5)); // within the replay interval: no second replay
-    const v = port.of('video');
-    assert.equal(v.length, before + 1 + 35 * 3);
-    assert.ok(isKeyframeStart(v[before]!));
+    assert.equal(port.of('video').length, before, 'nothing replayed into a playing sink');
+    assert.equal(upstream(src, 'pli').length, 1, 'the publisher is asked');
+    assert.equal(sink.stats().replays, 1, 'only the replay at its start');
     frames(router, pub, c, 2, () => false);
     const all = port.of('video');
-    for (let i = 1; i < all.length; i++) {
-      assert.equal(all[i]!.seq, (all[i - 1]!.seq + 1) & 0xffff, `seq at ${i}`);
-      assert.ok(((all[i]!.ts - all[i - 1]!.ts) | 0) >= 0, `ts at ${i}`);
+    for (let i = 1; i < all.length; i++) assert.equal(all[i]!.seq, (all[i - 1]!.seq + 1) & 0xffff, `seq at ${i}`);
+  } finally {
+    router.close();
+  }
+});
+
+test('a replay is paced: a first chunk at once, the rest spread over ticks, live packets only after it caught up', () => {
+  const c = clock();
+  const timers: Array<() => void> = [];
+  const router = new Router({ now: c.now, random: mulberry32(14), schedule: (fn) => timers.push(fn), replaySpreadMs: 200 });
+  try {
+    router.setSource(new FakeSourcePort(), { video: H264 });
+    const pub = new SyntheticPublisher({ videoSsrc: 0x1111, audioSsrc: 0x2222, videoSeq: 65500, audioSeq: 9, videoTs: 1, audioTs: 1, packetsPerFrame: 10 });
+    frames(router, pub, c, 30, (f) => f === 0); // 1 + 300 packets cached, across a sequence wrap
+    const port = new FakeSinkPort('late', { video: { ...H264, ssrc: 77 } });
+    const started: number[] = [];
+    router.on('sink-started', (e) => started.push(e.replayedPackets));
+    router.addSink(port);
+    const first = port.of('video').length;
+    assert.ok(first > 0 && first <= 20, `first chunk ${first} packets, not the whole GOP`);
+    assert.equal(router.replaysRunning, 1);
+    let ticks = 0;
+    while (timers.length > 0 && ticks < 100) {
+      c.t += 10;
+      // Live packets keep coming while the replay runs.
+      if (ticks % 3 === 0) for (const p of pub.videoFrame(false)) router.pushRtp('video', p);
+      timers.shift()!();
+      ticks++;
     }
-    assert.equal(sink.stats().replays, 2);
+    assert.equal(router.replaysRunning, 0);
+    assert.ok(ticks >= 10 && ticks <= 20, `spread over ${ticks} ticks of 10 ms (at most 200 ms, live packets included)`);
+    const v = port.of('video');
+    assert.ok(isKeyframeStart(v[0]!));
+    for (let i = 1; i < v.length; i++) assert.equal(v[i]!.seq, (v[i - 1]!.seq + 1) & 0xffff, `seq at ${i}`);
+    for (let i = 1; i < v.length; i++) assert.ok(((v[i]!.ts - v[i - 1]!.ts) | 0) >= 0, `ts at ${i}`);
+    assert.equal(started.length, 1);
+    assert.equal(started[0], v.length);
+    frames(router, pub, c, 1, () => false);
+    assert.equal(port.of('video').length, v.length + 10, 'live after the replay');
+  } finally {
+    router.close();
+  }
+});
+
+test('SPS and PPS from sprop-parameter-sets start a replay whose keyframe carries none in-band', () => {
+  const c = clock();
+  const router = new Router({ now: c.now, random: mulberry32(15), replaySpreadMs: 0 });
+  try {
+    const pps = Uint8Array.of(0x68, 0xce, 0x3c, 0x80);
+    router.setSource(new FakeSourcePort(), { video: { ...H264, parameterSets: [SPS_CB_640x480, pps] } });
+    const pub = publisher();
+    // Keyframes without the STAP-A: drop the first packet of each keyframe (the SPS/PPS aggregate).
+    for (let f = 0; f < 5; f++) {
+      const pkts = pub.videoFrame(f === 0);
+      for (const p of f === 0 ? pkts.slice(1) : pkts) router.pushRtp('video', p);
+      c.t += 33;
+    }
+    const port = new FakeSinkPort('late', { video: { ...H264, ssrc: 78 } });
+    router.addSink(port);
+    const v = port.of('video');
+    assert.ok(isKeyframeStart(v[0]!), 'the first packet is a STAP-A with the SPS');
+    assert.equal(v[0]!.ts, v[1]!.ts, 'with the keyframe’s timestamp');
+    assert.equal(v.length, 1 + 5 * 3);
+    for (let i = 1; i < v.length; i++) assert.equal(v[i]!.seq, (v[i - 1]!.seq + 1) & 0xffff);
   } finally {
     router.close();
   }
@@ -179,7 +240,7 @@ test('a PLI from a started sink replays the GOP (rate-limited) with seq and ts c
 
 test('a GOP beyond its bounds keeps only the keyframe, replayed contiguously right before live', () => {
   const c = clock();
-  const router = new Router({ now: c.now, random: mulberry32(13), gopMaxPackets: 50 });
+  const router = new Router({ now: c.now, random: mulberry32(13), gopMaxPackets: 50, replaySpreadMs: 0 });
   try {
     router.setSource(new FakeSourcePort(), { video: H264 });
     const pub = publisher();

@@ -11,6 +11,8 @@ import type { StreamParams } from './types.js';
 const MAX_SEQ_JUMP = 1000;
 const ROUTER_SEQ_BASE = 0x10000;
 const ROUTER_TS_BASE = 0x100000000;
+/** Compacted padding further than this below the highest packet is only counted (media that old is refused). */
+const PAD_WINDOW = 4 * MAX_SEQ_JUMP;
 
 export class Ingress {
   readonly kind: 'audio' | 'video';
@@ -24,7 +26,14 @@ export class Ingress {
   private highestTsRaw = 0;
   private highestTsExt = 0;
   private probationSeq = -1;
-  lastPaddingExt = -1;
+  /**
+   * Padding-only packets compacted out of the router's numbering (source ext, ascending, within PAD_WINDOW of the
+   * highest), so sinks see no gap where the publisher padded; `padsBefore` counts those trimmed off the front.
+   */
+  private pads: number[] = [];
+  private padsBefore = 0;
+  /** Highest source ext mapped as media this epoch: a padding packet below it keeps its number (see padding()). */
+  private maxMediaExt = -1;
   // Source → router mapping for the current epoch.
   seqDelta = 0;
   tsDelta = 0;
@@ -54,13 +63,13 @@ export class Ingress {
   bytes = 0;
   lostTotalPrevEpochs = 0;
   malformed = 0;
-  rtxDropped = 0;
+  rtxReceived = 0;
+  rtxPadding = 0;
   paddingDropped = 0;
   unknownPayloadType = 0;
   foreignSsrc = 0;
   duplicates = 0;
   tooOld = 0;
-  unmappable = 0;
 
   constructor(kind: 'audio' | 'video') {
     this.kind = kind;
@@ -89,7 +98,9 @@ export class Ingress {
     this.highestExt = this.baseExt;
     this.highestTsRaw = info.timestamp;
     this.highestTsExt = ROUTER_TS_BASE + info.timestamp;
-    this.lastPaddingExt = -1;
+    this.pads.length = 0;
+    this.padsBefore = 0;
+    this.maxMediaExt = -1;
     this.probationSeq = -1;
     if (this.lastRouterSeq < 0) {
       this.seqDelta = ROUTER_SEQ_BASE - this.baseExt;
@@ -110,8 +121,8 @@ export class Ingress {
 
   /**
    * Place a media packet (right payload type, parsed) in the source numbering. Sets curExt / curTsExt
-   * and returns true, or false when it must be dropped (foreign SSRC, unconfirmed jump, behind a
-   * dropped padding packet). Does not count it as received: call `commit` once it is known new.
+   * and returns true, or false when it must be dropped (foreign SSRC, unconfirmed jump). Does not count it as
+   * received: call `commit` once it is known new.
    */
   accept(info: RtpInfo, now: number): boolean {
     this.newEpoch = false;
@@ -137,26 +148,41 @@ export class Ingress {
     }
     this.probationSeq = -1;
     const ext = this.highestExt + diff;
-    if (ext <= this.lastPaddingExt) {
-      this.unmappable++;
-      return false;
-    }
     this.curExt = ext;
     this.curTsExt = this.highestTsExt + ((info.timestamp - this.highestTsRaw) | 0);
     return true;
   }
 
-  /** A padding-only packet: count it, and close its gap when it is the next in order. */
-  padding(): void {
-    this.paddingDropped++;
+  /** Router sequence number of source ext `ext`: the epoch's offset less the padding compacted below it. */
+  routerSeq(ext: number): number {
+    const p = this.pads;
+    let n = p.length;
+    while (n > 0 && p[n - 1]! >= ext) n--;
+    return ext + this.seqDelta - this.padsBefore - n;
+  }
+
+  /**
+   * A padding-only packet at `curExt`. When no media above it has been mapped yet, it is compacted out of the
+   * router's numbering (returns true: drop it) — media that arrives later, even below it (reordering), still maps to
+   * the numbers it would have had. A padding packet that arrives after higher media was mapped keeps its number
+   * (returns false): the caller forwards it as a filler, so sinks see no hole and nothing is renumbered.
+   */
+  padding(): boolean {
     const ext = this.curExt;
     this.received++;
-    if (ext === this.highestExt + 1) {
-      this.highestExt = ext;
-      this.seqDelta--;
-      this.lastPaddingExt = ext;
-    } else this.lastPaddingExt = Math.max(this.lastPaddingExt, ext);
     if (ext > this.highestExt) this.highestExt = ext;
+    if (ext <= this.maxMediaExt) return false;
+    this.paddingDropped++;
+    const p = this.pads;
+    let i = p.length;
+    while (i > 0 && p[i - 1]! > ext) i--;
+    if (i > 0 && p[i - 1] === ext) return true;
+    p.splice(i, 0, ext);
+    while (p.length > 0 && p[0]! < this.highestExt - PAD_WINDOW) {
+      p.shift();
+      this.padsBefore++;
+    }
+    return true;
   }
 
   /** The packet is new and stored: update numbering, continuity and statistics. */
@@ -170,7 +196,8 @@ export class Ingress {
       this.highestTsRaw = info.timestamp;
       this.highestTsExt = this.curTsExt;
     }
-    const routerSeq = ext + this.seqDelta;
+    if (ext > this.maxMediaExt) this.maxMediaExt = ext;
+    const routerSeq = this.routerSeq(ext);
     if (routerSeq > this.lastRouterSeq) {
       this.lastRouterSeq = routerSeq;
       this.lastRouterTs = this.curTsExt + this.tsDelta;

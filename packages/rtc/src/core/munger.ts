@@ -6,6 +6,7 @@
  */
 import type { MediaKind, SinkPort, StreamParams } from './types.js';
 import type { ExtClass } from './ext-class.js';
+import type { ReplayState } from './replay.js';
 
 export class SinkMunger {
   readonly kind: MediaKind;
@@ -30,6 +31,14 @@ export class SinkMunger {
   readonly ringOut: Float64Array;
   readonly ringRouter: Float64Array;
   readonly ringTs: Float64Array;
+  /** Per ring slot: when it was last resent, and how often (NACK de-duplication). */
+  readonly ringResentAt: Float64Array;
+  readonly ringResends: Uint8Array;
+  /** Retransmission budget (token bucket, packets). */
+  resendTokens = 0;
+  resendTokensAt = NaN;
+  /** A paced keyframe-cache replay in progress (video): live packets wait until it has caught up. */
+  replay: ReplayState | undefined;
   // Counters.
   packets = 0;
   bytes = 0;
@@ -40,6 +49,8 @@ export class SinkMunger {
   nacks = 0;
   retransmitted = 0;
   nackMisses = 0;
+  /** NACKed packets not resent: de-duplicated, resent too often already, or over the budget. */
+  nackSuppressed = 0;
   plis = 0;
   lastReplayAt = -Infinity;
   // From the sink's receiver reports.
@@ -64,6 +75,8 @@ export class SinkMunger {
     this.ringOut = new Float64Array(ringSize).fill(-1);
     this.ringRouter = new Float64Array(ringSize);
     this.ringTs = new Float64Array(ringSize);
+    this.ringResentAt = new Float64Array(ringSize).fill(-Infinity);
+    this.ringResends = new Uint8Array(ringSize);
   }
 
   /** Look up an out sequence number (16-bit) in the ring; returns the ring index or -1. */

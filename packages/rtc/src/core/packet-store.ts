@@ -47,6 +47,11 @@ export class PacketStore {
   gopBytes = 0;
   /** The GOP grew past its bounds: only the keyframe is kept, in kf* below. */
   degraded = false;
+  /**
+   * A packet of the GOP was lost for good (not recovered by NACK in time): the cache would replay a picture with a
+   * hole, so it is not offered until the next keyframe starts a new GOP.
+   */
+  incomplete = false;
   kfViews: Uint8Array[] = [];
   kfBufs: Uint8Array[] = [];
   kfSeqs: number[] = [];
@@ -78,7 +83,7 @@ export class PacketStore {
   lowerBound(): number {
     if (this.highest < 0) return -Infinity;
     let low = this.highest - this.limits.nackWindow + 1;
-    if (this.gopStart >= 0 && !this.degraded && this.gopStart < low) low = this.gopStart;
+    if (this.gopStart >= 0 && !this.degraded && !this.incomplete && this.gopStart < low) low = this.gopStart;
     const cap = this.highest - this.limits.capacity + 1;
     return low < cap ? cap : low;
   }
@@ -116,7 +121,7 @@ export class PacketStore {
     this.tss[i] = ts;
     this.retained++;
     if (seq < this.tail) this.tail = seq;
-    if (this.gopStart >= 0 && !this.degraded && seq >= this.gopStart) {
+    if (this.gopStart >= 0 && !this.degraded && !this.incomplete && seq >= this.gopStart) {
       this.gopPackets++;
       this.gopBytes += len;
       const l = this.limits;
@@ -164,34 +169,45 @@ export class PacketStore {
     }
   }
 
-  /** Keep only the keyframe's packets, outside the ring, and let the ring go back to the NACK window. */
+  /**
+   * Keep only the keyframe's packets, outside the ring, and let the ring go back to the NACK window. The keyframe's
+   * buffers are shared, not moved: while a slot is still inside the NACK window it stays readable there (bufs[i] is
+   * cleared so that evicting the slot does not pool a buffer the keyframe list still holds).
+   */
   private degrade(): void {
     this.degradations++;
     for (let s = this.gopStart; s <= this.highest; s++) {
       const i = s & this.mask;
       if (this.seqs[i] !== s) continue;
       if (this.tss[i] !== this.gopTs) break;
-      // Hand the buffer over to the keyframe list; the slot stays readable for NACKs via a copy-free view.
       this.kfViews.push(this.views[i]!);
       this.kfBufs.push(this.bufs[i]!);
       this.kfSeqs.push(s);
       this.kfTss.push(this.tss[i]!);
       this.bufs[i] = undefined;
-      this.views[i] = undefined;
-      this.seqs[i] = -1;
-      this.retained--;
     }
     this.degraded = true;
     this.evictBelow(this.lowerBound());
   }
 
-  clearGop(): void {
-    for (const b of this.kfBufs) this.pool.push(b);
+  /** Drop the keyframe list; a buffer whose ring slot still shows it goes back to that slot, the rest to the pool. */
+  private releaseKeyframeList(): void {
+    for (let k = 0; k < this.kfBufs.length; k++) {
+      const s = this.kfSeqs[k]!;
+      const i = s & this.mask;
+      if (this.seqs[i] === s && this.bufs[i] === undefined && this.views[i] === this.kfViews[k]) this.bufs[i] = this.kfBufs[k];
+      else this.pool.push(this.kfBufs[k]!);
+    }
     this.kfBufs = [];
     this.kfViews = [];
     this.kfSeqs = [];
     this.kfTss = [];
+  }
+
+  clearGop(): void {
+    this.releaseKeyframeList();
     this.degraded = false;
+    this.incomplete = false;
     this.gopStart = -1;
     this.gopPackets = 0;
     this.gopBytes = 0;
@@ -203,8 +219,18 @@ export class PacketStore {
     if (clockRate > 0) this.limits.gopMaxTicks = (this.gopMaxMs * clockRate) / 1000;
   }
 
+  /** A keyframe and (unless degraded) everything after it is held, with no packet lost for good. */
   hasGop(): boolean {
-    return this.gopStart >= 0 && (this.degraded ? this.kfViews.length > 0 : true);
+    return this.gopStart >= 0 && !this.incomplete && (this.degraded ? this.kfViews.length > 0 : true);
+  }
+
+  /** A packet with router seq `seq` will never arrive: a GOP that should hold it cannot be replayed whole. */
+  lostForGood(seq: number): boolean {
+    if (this.gopStart < 0 || seq < this.gopStart || this.incomplete) return false;
+    this.incomplete = true;
+    // Nothing of this GOP will be replayed: the ring goes back to the NACK window.
+    if (this.highest >= 0) this.evictBelow(this.lowerBound());
+    return true;
   }
 
   /** Packets currently held (ring + keyframe list) and pooled buffers, for the bounded-memory checks. */

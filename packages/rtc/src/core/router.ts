@@ -3,35 +3,27 @@
  * lean: each source packet is parsed once, copied once into the packet store, and then served to the
  * sinks one after another from the same buffer — only the fixed header fields (SSRC, sequence,
  * timestamp, payload type) are written per sink. Header extensions are rewritten once per extension
- * class (sinks with identical negotiated ids). No timers of its own unless `startTimer()` is called:
- * the owner calls `tick()` about once a second for receiver / sender reports and keyframe requests.
+ * class (sinks with identical negotiated ids).
+ *
+ * Around that path, each in its own file: loss recovery toward the source (nack-generator.ts, RTX unwrapping
+ * here), keyframe requests toward the source (keyframe-requester.ts), paced keyframe-cache replay for new sinks
+ * (replay.ts), RTCP from sinks (feedback.ts) and the periodic reports (reports.ts). No timers of its own unless
+ * `startTimer()` is called or a replay / NACK retry is pending: the owner calls `tick()` about once a second.
  */
 import { EventEmitter } from 'node:events';
 import { H264PayloadInfo, analyzeH264Payload } from '../codec/h264.js';
 import { h264StreamInspector, type H264StreamInspector, type H264StreamReport } from '../codec/h264-inspector.js';
-import {
-  RTCP_PSFB,
-  RTCP_RR,
-  RTCP_RTPFB,
-  RTCP_SR,
-  RtcpCursor,
-  buildFir,
-  buildPli,
-  buildReceiverReport,
-  buildSenderReport,
-  concatRtcp,
-  nextRtcpPacket,
-  ntpFromUnixMs,
-  ntpMiddle32,
-  parseRtcpPacket,
-  unixMsFromNtp,
-  type ReportBlock,
-} from '../codec/rtcp.js';
+import { RTCP_SR, RtcpCursor, buildNack, buildReceiverReport, concatRtcp, nextRtcpPacket, parseRtcpPacket, unixMsFromNtp } from '../codec/rtcp.js';
 import { RtpInfo, parseRtpHeader, rewriteRtpExtensions, setRtpSequence, setRtpSsrc, setRtpTimestamp } from '../codec/rtp.js';
 import { ExtClass, HOP_BY_HOP_EXTENSIONS } from './ext-class.js';
+import { DEFAULT_NACK_POLICY, SinkFeedback, type NackPolicy } from './feedback.js';
 import { Ingress } from './ingress.js';
+import { KeyframeRequester } from './keyframe-requester.js';
 import { SinkMunger } from './munger.js';
+import { NackGenerator, type NackGeneratorOptions } from './nack-generator.js';
 import { PacketStore } from './packet-store.js';
+import { ReplayPacer } from './replay.js';
+import { receiverReportToSource, senderReportsToSinks } from './reports.js';
 import { Sink, type RouterSinkStats, type SinkHost } from './sink.js';
 import type { MediaKind, SinkPort, SourcePort, SourceStats, StreamParams } from './types.js';
 
@@ -40,12 +32,18 @@ export interface RouterOptions {
   now?: () => number;
   /** Random source for SSRCs and initial sequence numbers / timestamps. */
   random?: () => number;
+  /** Timer for replay pacing and NACK retries (default setTimeout, unref'd). Injected by tests. */
+  schedule?: (fn: () => void, ms: number) => unknown;
   /** Upstream keyframe requests are coalesced to one per this interval (ms). */
   keyframeRequestIntervalMs?: number;
-  /** A sink gets at most one keyframe-cache replay per this interval when it asks (ms). */
-  replayIntervalMs?: number;
   /** Spacing between replayed frames' timestamps (ms of media clock). */
   replayFrameSpacingMs?: number;
+  /** A keyframe-cache replay is spread over at most this long (ms); 0 sends it at once. */
+  replaySpreadMs?: number;
+  /** Loss detection toward the source (used when the source negotiated 'nack'). */
+  nack?: NackGeneratorOptions;
+  /** How NACKs from sinks are answered. */
+  nackPolicy?: Partial<NackPolicy>;
   gopMaxMs?: number;
   gopMaxPackets?: number;
   gopMaxBytes?: number;
@@ -66,7 +64,7 @@ export interface SourceParams {
 export interface KeyframeEvent {
   /** Local time (ms) the keyframe's IDR was seen. */
   at: number;
-  /** Sinks started by this keyframe (they were waiting for one). */
+  /** Sinks that were waiting for a keyframe and start with this one. */
   sinksStarted: number;
   /** Interval since the previous keyframe from the same source, ms. */
   intervalMs?: number;
@@ -76,8 +74,14 @@ export interface RouterStats {
   source: SourceStats;
   sinks: RouterSinkStats[];
   ingress: { audio: IngressCounters; video: IngressCounters };
-  cache: { video: ReturnType<PacketStore['footprint']> & { gopPackets: number; gopDegraded: boolean }; audio: ReturnType<PacketStore['footprint']> };
+  cache: {
+    video: ReturnType<PacketStore['footprint']> & { gopPackets: number; gopDegraded: boolean; gopIncomplete: boolean };
+    audio: ReturnType<PacketStore['footprint']>;
+  };
   keyframeRequestsSent: number;
+  /** Keyframe requests asked of the router (sinks' PLIs, losses, new sinks) before coalescing. */
+  keyframeRequestsAsked: number;
+  replaysRunning: number;
   droppedNoSource: number;
   h264?: H264StreamReport;
 }
@@ -90,13 +94,22 @@ export interface IngressCounters {
   jitterMs: number;
   epochs: number;
   malformed: number;
-  rtxDropped: number;
+  /** RTX packets (RFC 4588) unwrapped into the stream. */
+  rtxReceived: number;
+  /** RTX packets with no payload (bandwidth probes), dropped. */
+  rtxPadding: number;
   paddingDropped: number;
   unknownPayloadType: number;
   foreignSsrc: number;
   duplicates: number;
   tooOld: number;
-  unmappable: number;
+  /** NACK entries sent to the source, packets recovered after a NACK, late without one, and given up on. */
+  nacksSent: number;
+  recovered: number;
+  reordered: number;
+  lostForGood: number;
+  nackPending: number;
+  nackRttMs: number;
 }
 
 export interface RouterEvents {
@@ -108,36 +121,41 @@ export interface RouterEvents {
 
 const VIDEO_RING = 1024;
 const AUDIO_RING = 256;
+const RTX_BUF_BYTES = 16384;
 
 export class Router extends EventEmitter<RouterEvents> implements SinkHost {
-  /** SSRC the router uses as RTCP sender toward the source (RR, PLI, FIR). */
+  /** SSRC the router uses as RTCP sender toward the source (RR, NACK, PLI, FIR). */
   readonly ssrc: number;
   private readonly now: () => number;
   private readonly random: () => number;
-  private readonly krIntervalMs: number;
-  private readonly replayIntervalMs: number;
-  private readonly replaySpacingMs: number;
+  private readonly schedule: (fn: () => void, ms: number) => unknown;
   private readonly strip: readonly string[];
   private source: SourcePort | undefined;
   private sourceParams: SourceParams = {};
   private readonly audioIn = new Ingress('audio');
   private readonly videoIn = new Ingress('video');
-  private readonly audioStore: PacketStore;
-  private readonly videoStore: PacketStore;
+  readonly audioStore: PacketStore;
+  readonly videoStore: PacketStore;
+  private readonly audioNack: NackGenerator;
+  private readonly videoNack: NackGenerator;
+  private audioNackOn = false;
+  private videoNackOn = false;
+  private nackTimerAt = Infinity;
+  private readonly nackScratch: number[] = [];
+  private readonly kr: KeyframeRequester;
+  private readonly pacer: ReplayPacer;
+  private readonly feedback: SinkFeedback;
   private readonly audioClasses: ExtClass[] = [];
   private readonly videoClasses: ExtClass[] = [];
   private readonly sinks = new Map<string, Sink>();
   private readonly info = new RtpInfo();
   private readonly info2 = new RtpInfo();
   private readonly h264 = new H264PayloadInfo();
+  private readonly rtxBuf = new Uint8Array(RTX_BUF_BYTES);
   private readonly inspector: H264StreamInspector | undefined;
   private auTs = -1;
   private auStart = -1;
   private auHasIdr = false;
-  private krPending = false;
-  private lastKrAt = -Infinity;
-  private firSeq = 0;
-  private keyframeRequestsSent = 0;
   /** Local time minus the source's NTP clock, learned from its first SR (NaN = unknown). */
   private ntpOffset = NaN;
   private keyframesReceived = 0;
@@ -149,14 +167,20 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
   private timer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
   private readonly rtcpCursor = new RtcpCursor();
+  private readonly onVideoLost = (ext: number) => this.videoLost(ext);
+  private readonly onAudioLost = (_ext: number) => undefined;
 
   constructor(opts: RouterOptions = {}) {
     super();
     this.now = opts.now ?? (() => performance.timeOrigin + performance.now());
     this.random = opts.random ?? Math.random;
-    this.krIntervalMs = opts.keyframeRequestIntervalMs ?? 1000;
-    this.replayIntervalMs = opts.replayIntervalMs ?? 1000;
-    this.replaySpacingMs = opts.replayFrameSpacingMs ?? 1;
+    this.schedule =
+      opts.schedule ??
+      ((fn, ms) => {
+        const t = setTimeout(fn, ms);
+        t.unref?.();
+        return t;
+      });
     this.strip = opts.stripExtensions ?? HOP_BY_HOP_EXTENSIONS;
     this.ssrc = (Math.floor(this.random() * 0xfffffffe) + 1) >>> 0;
     const maxPacketBytes = opts.maxPacketBytes ?? 16384;
@@ -184,6 +208,33 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
       gopMaxTicks: 0,
       maxPacketBytes,
     });
+    this.audioNack = new NackGenerator(opts.nack);
+    this.videoNack = new NackGenerator(opts.nack);
+    this.kr = new KeyframeRequester(this.ssrc, opts.keyframeRequestIntervalMs ?? 500);
+    const spreadMs = opts.replaySpreadMs ?? 200;
+    this.pacer = new ReplayPacer(
+      {
+        videoStore: this.videoStore,
+        prepare: (cls, view, parsed) => this.prepare(cls, view, parsed),
+        send: (m, out, seqExt, tsExt, r, payloadLen) => this.send(m, out, seqExt, tsExt, r, payloadLen),
+        parameterSets: () => this.sourceParams.video?.parameterSets,
+        random: this.random,
+        started: (m, n) => this.emit('sink-started', { sinkId: m.port.id, replayedPackets: n }),
+        abandoned: () => this.requestKeyframe(this.now()),
+      },
+      { frameSpacingMs: opts.replayFrameSpacingMs ?? 1, spreadMs, tickMs: 10, holeWaitMs: 500, schedule: this.schedule, now: this.now },
+    );
+    this.feedback = new SinkFeedback(
+      {
+        store: (kind) => (kind === 'video' ? this.videoStore : this.audioStore),
+        prepare: (cls, view, parsed) => this.prepare(cls, view, parsed),
+        keyframeRequested: (m, now) => {
+          // A sink being replayed into is about to get its keyframe; every other one is served by the publisher.
+          if (m.replay === undefined) this.requestKeyframe(now);
+        },
+      },
+      { ...DEFAULT_NACK_POLICY, ...opts.nackPolicy },
+    );
     this.inspector = opts.inspectH264 === false ? undefined : h264StreamInspector();
   }
 
@@ -210,10 +261,13 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
       this.videoIn.configure(params.video);
       this.videoStore.gopMaxTicksFor(params.video.clockRate);
     } else this.videoIn.params = undefined;
+    this.audioNackOn = params.audio?.rtcpFeedback?.includes('nack') ?? false;
+    this.videoNackOn = params.video?.rtcpFeedback?.includes('nack') ?? false;
     for (const c of this.audioClasses) c.bind(params.audio?.extensions, this.strip);
     for (const c of this.videoClasses) c.bind(params.video?.extensions, this.strip);
     this.ntpOffset = NaN;
     this.inspector?.reset();
+    this.kr.reset();
     this.requestKeyframe(this.now());
   }
 
@@ -223,16 +277,22 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     this.source = undefined;
     this.audioIn.endEpoch();
     this.videoIn.endEpoch();
+    this.audioNack.reset();
+    this.videoNack.reset();
     this.resetVideoStart();
     this.ntpOffset = NaN;
-    this.krPending = false;
+    this.kr.reset();
   }
 
   private resetVideoStart(): void {
     this.videoStore.clearGop();
     this.auTs = -1;
     this.auHasIdr = false;
-    for (const c of this.videoClasses) for (const m of c.sinks) m.started = false;
+    for (const c of this.videoClasses)
+      for (const m of c.sinks) {
+        this.pacer.cancel(m);
+        m.started = false;
+      }
   }
 
   /** One RTP packet from the publisher. Never throws; bad input is counted. */
@@ -248,45 +308,65 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
       this.droppedNoSource++;
       return;
     }
-    const len = packet.length;
-    const info = parseRtpHeader(packet, len, this.info);
+    let buf = packet;
+    let len = packet.length;
+    let info = parseRtpHeader(buf, len, this.info);
     if (info === undefined) {
       ing.malformed++;
       return;
     }
     if (info.payloadType !== params.payloadType) {
-      if (info.payloadType === params.rtxPayloadType) ing.rtxDropped++;
-      else ing.unknownPayloadType++;
-      return;
+      if (info.payloadType !== params.rtxPayloadType) {
+        ing.unknownPayloadType++;
+        return;
+      }
+      len = this.unwrapRtx(packet, info, ing, params.payloadType);
+      if (len < 0) return;
+      buf = this.rtxBuf;
+      info = parseRtpHeader(buf, len, this.info);
+      if (info === undefined) {
+        ing.malformed++;
+        return;
+      }
     }
     const now = this.now();
     if (!ing.accept(info, now)) return;
-    if (ing.newEpoch && video) this.onVideoEpoch(now);
-    if (info.payloadLength === 0) {
-      ing.padding();
+    const gen = video ? this.videoNack : this.audioNack;
+    if (ing.newEpoch) {
+      gen.reset();
+      if (video) this.onVideoEpoch(now);
+    }
+    const ext = ing.curExt;
+    const highestBefore = ing.newEpoch ? -1 : ing.highestExt;
+    if (info.payloadLength === 0 && ing.padding()) {
+      this.noteArrival(video, ext, highestBefore, now);
       return;
     }
     const store = video ? this.videoStore : this.audioStore;
-    const r = ing.curExt + ing.seqDelta;
+    const r = ing.routerSeq(ext);
     if (store.has(r)) {
       ing.duplicates++;
       return;
     }
     const t = ing.curTsExt + ing.tsDelta;
-    const view = store.put(r, t, packet, len);
+    const prevHighest = store.highest;
+    const view = store.put(r, t, buf, len);
     if (view === undefined) {
       ing.tooOld++;
       return;
     }
     ing.commit(info, len, now);
+    this.noteArrival(video, ext, highestBefore, now);
     if (!video) {
       this.forward(this.audioClasses, view, r, t, false);
       return;
     }
     let keyframe = false;
     if (r === store.highest && t !== this.auTs) {
+      // A new access unit. It starts right after the last packet we had: a lost first packet that is recovered
+      // later still falls inside it (and inside its GOP, when it is a keyframe).
       this.auTs = t;
-      this.auStart = r;
+      this.auStart = prevHighest >= 0 && prevHighest < r ? prevHighest + 1 : r;
       this.auHasIdr = false;
     }
     const h = this.h264;
@@ -294,12 +374,94 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
       this.auHasIdr = true;
       keyframe = true;
       store.startGop(this.auStart, t);
-      this.krPending = false;
+      this.kr.satisfied();
     }
     if (this.inspector !== undefined) this.inspector.push(view, info.payloadOffset, info.payloadLength, info.timestamp);
-    if (this.krPending) this.flushKeyframeRequest(now);
+    if (this.kr.pending) this.kr.flush(this.source, this.videoIn.params, this.videoIn.ssrc, now);
     this.forward(this.videoClasses, view, r, t, keyframe);
     if (keyframe) this.onKeyframe(now);
+  }
+
+  /**
+   * RFC 4588: an RTX packet carries the original sequence number (OSN) and then the original payload. Writes the
+   * original packet into `rtxBuf` and returns its length, or -1 when it carries no media (a padding probe).
+   */
+  private unwrapRtx(packet: Uint8Array, info: RtpInfo, ing: Ingress, payloadType: number): number {
+    if (info.payloadLength <= 2 || ing.ssrc < 0) {
+      ing.rtxPadding++;
+      return -1;
+    }
+    const off = info.payloadOffset;
+    const n = info.payloadLength - 2;
+    if (off + n > RTX_BUF_BYTES) {
+      ing.malformed++;
+      return -1;
+    }
+    const osn = (packet[off]! << 8) | packet[off + 1]!;
+    const out = this.rtxBuf;
+    out.set(packet.subarray(0, off), 0);
+    out.set(packet.subarray(off + 2, off + 2 + n), off);
+    out[0] = out[0]! & ~0x20; // the original payload carries no padding of its own
+    out[1] = (out[1]! & 0x80) | (payloadType & 0x7f);
+    setRtpSequence(out, osn);
+    setRtpSsrc(out, ing.ssrc);
+    ing.rtxReceived++;
+    return off + n;
+  }
+
+  /** Loss detection: a packet (media or padding) arrived; ask for what is missing when it is due. */
+  private noteArrival(video: boolean, ext: number, highestBefore: number, now: number): void {
+    if (video ? this.videoNackOn : this.audioNackOn) {
+      const gen = video ? this.videoNack : this.audioNack;
+      if (gen.onPacket(ext, highestBefore, now, video ? this.onVideoLost : this.onAudioLost) > 0 && video) this.requestKeyframe(now);
+    }
+    if (this.videoNack.dueAt <= now || this.audioNack.dueAt <= now) this.flushNacks(now);
+    else this.armNackTimer(now);
+  }
+
+  /** A video packet will never arrive: the cache cannot replay its GOP, and the picture needs a keyframe. */
+  private videoLost(ext: number): void {
+    const r = this.videoIn.routerSeq(ext);
+    this.videoStore.lostForGood(r);
+    if (this.videoStore.gopStart < 0 || r >= this.videoStore.gopStart) this.kr.request(this.source, this.videoIn.params, this.videoIn.ssrc, this.now());
+  }
+
+  private flushNacks(now: number): void {
+    if (!this.source) return;
+    let given = 0;
+    const parts: Uint8Array[] = [];
+    for (const video of [true, false]) {
+      const gen = video ? this.videoNack : this.audioNack;
+      const ing = video ? this.videoIn : this.audioIn;
+      const out = this.nackScratch;
+      out.length = 0;
+      given += gen.collect(now, out, video ? this.onVideoLost : this.onAudioLost);
+      if (out.length > 0 && ing.ssrc >= 0) parts.push(buildNack(this.ssrc, ing.ssrc, out));
+    }
+    if (parts.length > 0) {
+      parts.unshift(buildReceiverReport({ ssrc: this.ssrc, reports: [] }));
+      try {
+        this.source.sendRtcp(concatRtcp(parts));
+      } catch {
+        // the transport is going away
+      }
+    }
+    if (given > 0) this.requestKeyframe(now);
+    this.armNackTimer(now);
+  }
+
+  /** NACK retries are due even when no packet arrives to trigger them (a burst loss, a pause). */
+  private armNackTimer(now: number): void {
+    const due = Math.min(this.videoNack.dueAt, this.audioNack.dueAt);
+    if (due === Infinity || due >= this.nackTimerAt || this.closed) return;
+    this.nackTimerAt = due;
+    this.schedule(
+      () => {
+        this.nackTimerAt = Infinity;
+        if (!this.closed) this.flushNacks(this.now());
+      },
+      Math.max(1, Math.ceil(due - now)),
+    );
   }
 
   private onVideoEpoch(now: number): void {
@@ -350,6 +512,8 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     m.ringOut[i] = seqExt;
     m.ringRouter[i] = r;
     m.ringTs[i] = tsExt;
+    m.ringResentAt[i] = -Infinity;
+    m.ringResends[i] = 0;
     if (seqExt >= m.nextSeqExt) m.nextSeqExt = seqExt + 1;
     if (tsExt > m.lastTsOutExt) m.lastTsOutExt = tsExt;
     m.packets++;
@@ -364,101 +528,13 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     let started = 0;
     for (const c of this.videoClasses) {
       for (const m of c.sinks) {
-        if (m.started) continue;
-        const n = this.replay(m, now);
-        if (n > 0) {
-          started++;
-          this.emit('sink-started', { sinkId: m.port.id, replayedPackets: n });
-        }
+        if (m.started || m.replay !== undefined) continue;
+        if (this.pacer.start(m, now)) started++;
       }
     }
     const ev: KeyframeEvent = { at: now, sinksStarted: started };
     if (prev !== undefined) ev.intervalMs = now - prev;
     this.emit('keyframe', ev);
-  }
-
-  /**
-   * Send the keyframe cache to one sink, re-sequenced to continue its numbering and re-timestamped so
-   * the cached frames sit in a tiny span just before the live timestamp; then live packets continue
-   * from there. Returns the number of packets sent.
-   */
-  private replay(m: SinkMunger, now: number): number {
-    const store = this.videoStore;
-    if (!store.hasGop() || store.highest < 0) return 0;
-    const cls = m.cls!;
-    const spacing = Math.max(1, Math.round((m.clockRate * this.replaySpacingMs) / 1000));
-    const tLive = store.highestTs;
-    const degraded = store.degraded;
-    // First pass: packets and frames to replay.
-    let frames = 0;
-    let n = 0;
-    let prevTs = NaN;
-    let r0 = -1;
-    if (degraded) {
-      for (let k = 0; k < store.kfTss.length; k++) {
-        if (store.kfTss[k] !== prevTs) frames++;
-        prevTs = store.kfTss[k]!;
-        n++;
-      }
-    } else {
-      for (let s = store.gopStart; s <= store.highest; s++) {
-        if (!store.has(s)) continue;
-        if (r0 < 0) r0 = s;
-        const ts = store.tsOf(s);
-        if (ts !== prevTs) frames++;
-        prevTs = ts;
-        n++;
-      }
-    }
-    if (n === 0) return 0;
-    const lastIsLive = prevTs === tLive;
-    const natural = m.hasOffsets ? tLive + m.tsOff : tLive + Math.floor(this.random() * 0x80000000);
-    let L = natural;
-    const minL = m.lastTsOutExt + (frames + 1) * spacing;
-    if (L < minL) L = minL;
-    const seqStart = m.nextSeqExt;
-    // Second pass: send.
-    let frame = -1;
-    prevTs = NaN;
-    let k = 0;
-    const info = this.info2;
-    if (degraded) {
-      for (; k < store.kfViews.length; k++) {
-        const view = store.kfViews[k]!;
-        const ts = store.kfTss[k]!;
-        if (ts !== prevTs) frame++;
-        prevTs = ts;
-        if (!parseRtpHeader(view, view.length, info)) continue;
-        const back = lastIsLive ? frames - 1 - frame : frames - frame;
-        const out = this.prepare(cls, view, info);
-        this.send(m, out, seqStart + k, L - back * spacing, store.kfSeqs[k]!, info.payloadLength);
-      }
-      m.seqOff = seqStart + k - (store.highest + 1);
-    } else {
-      for (let s = r0; s <= store.highest; s++) {
-        const view = store.get(s);
-        if (view === undefined) continue;
-        const ts = store.tsOf(s);
-        if (ts !== prevTs) frame++;
-        prevTs = ts;
-        if (!parseRtpHeader(view, view.length, info)) continue;
-        const back = frames - 1 - frame;
-        const out = this.prepare(cls, view, info);
-        this.send(m, out, seqStart + (s - r0), L - back * spacing, s, info.payloadLength);
-        k++;
-      }
-      m.seqOff = seqStart - r0;
-    }
-    m.tsOff = L - tLive;
-    m.hasOffsets = true;
-    m.started = true;
-    m.minRouterSeq = store.highest + 1;
-    if (m.nextSeqExt < store.highest + 1 + m.seqOff) m.nextSeqExt = store.highest + 1 + m.seqOff;
-    m.keyframes++;
-    m.replays++;
-    m.replayedPackets += k;
-    m.lastReplayAt = now;
-    return k;
   }
 
   /** Add a downstream. Audio flows at once; video starts with a keyframe (replayed from the cache when one is held). */
@@ -482,11 +558,8 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     if (video) {
       this.attach(this.videoClasses, video, this.sourceParams.video);
       const now = this.now();
-      if (this.source && this.videoStore.hasGop()) {
-        const n = this.replay(video, now);
-        if (n > 0) this.emit('sink-started', { sinkId: port.id, replayedPackets: n });
-      }
-      if (!video.started) this.requestKeyframe(now);
+      const replaying = this.source !== undefined && this.pacer.start(video, now);
+      if (!replaying) this.requestKeyframe(now);
     }
     return sink;
   }
@@ -501,6 +574,15 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
 
   get sinkCount(): number {
     return this.sinks.size;
+  }
+
+  /** Replays in progress; tests and benchmarks drive them with `pumpReplays` when they inject `schedule`. */
+  get replaysRunning(): number {
+    return this.pacer.running;
+  }
+
+  pumpReplays(now: number = this.now()): void {
+    this.pacer.pump(now);
   }
 
   private attach(classes: ExtClass[], m: SinkMunger, source: StreamParams | undefined): void {
@@ -518,6 +600,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
   private detach(classes: ExtClass[], m: SinkMunger | undefined): void {
     const cls = m?.cls;
     if (!m || !cls) return;
+    this.pacer.cancel(m);
     const i = cls.sinks.indexOf(m);
     if (i >= 0) cls.sinks.splice(i, 1);
     if (cls.sinks.length === 0) classes.splice(classes.indexOf(cls), 1);
@@ -555,170 +638,33 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
   /** @internal Sink.handleRtcp() */
   sinkRtcp(sink: Sink, packet: Uint8Array): void {
     if (this.closed) return;
-    const cur = new RtcpCursor();
-    const now = this.now();
-    while (nextRtcpPacket(packet, packet.length, cur)) {
-      const pt = cur.packetType;
-      if (pt !== RTCP_RR && pt !== RTCP_SR && pt !== RTCP_RTPFB && pt !== RTCP_PSFB) continue;
-      const p = parseRtcpPacket(packet, cur.offset, cur.length);
-      if (!p) continue;
-      switch (p.type) {
-        case 'rr':
-        case 'sr':
-          for (const b of p.reports) this.onSinkReport(sink, b, now);
-          break;
-        case 'nack': {
-          const m = this.mungerBySsrc(sink, p.mediaSsrc);
-          if (m) for (const seq of p.lost) this.resend(m, seq);
-          break;
-        }
-        case 'pli':
-          if (sink.video && (p.mediaSsrc === sink.video.ssrc || p.mediaSsrc === 0)) this.onSinkKeyframeRequest(sink.video, now);
-          break;
-        case 'fir':
-          if (sink.video && p.entries.some((e) => e.ssrc === sink.video!.ssrc)) this.onSinkKeyframeRequest(sink.video, now);
-          break;
-        case 'remb':
-          sink.rembBps = p.bitrate;
-          break;
-        default:
-          break;
-      }
-    }
+    this.feedback.handle(sink, packet, this.now());
   }
 
-  private mungerBySsrc(sink: Sink, ssrc: number): SinkMunger | undefined {
-    if (sink.video && sink.video.ssrc === ssrc) return sink.video;
-    if (sink.audio && sink.audio.ssrc === ssrc) return sink.audio;
-    return undefined;
-  }
-
-  private onSinkReport(sink: Sink, b: ReportBlock, now: number): void {
-    const m = this.mungerBySsrc(sink, b.ssrc);
-    if (!m) return;
-    m.fractionLost = b.fractionLost / 256;
-    m.cumulativeLost = b.cumulativeLost;
-    m.jitter = (b.jitter * 1000) / m.clockRate;
-    if (b.lsr !== 0) {
-      const rtt = ((ntpMiddle32(now) - b.lsr - b.dlsr) >>> 0) / 65.536;
-      if (rtt < 60_000) m.rttMs = rtt;
-    }
-  }
-
-  private onSinkKeyframeRequest(m: SinkMunger, now: number): void {
-    m.plis++;
-    if (this.source && this.videoStore.hasGop() && now - m.lastReplayAt >= this.replayIntervalMs) {
-      const n = this.replay(m, now);
-      if (n > 0) this.emit('sink-started', { sinkId: m.port.id, replayedPackets: n });
-    }
-    this.requestKeyframe(now);
-  }
-
-  private resend(m: SinkMunger, seq: number): void {
-    m.nacks++;
-    const i = m.lookup(seq & 0xffff);
-    const store = m.kind === 'video' ? this.videoStore : this.audioStore;
-    const view = i < 0 ? undefined : store.get(m.ringRouter[i]!);
-    const cls = m.cls;
-    if (view === undefined || !cls || !parseRtpHeader(view, view.length, this.info2)) {
-      m.nackMisses++;
-      return;
-    }
-    const out = this.prepare(cls, view, this.info2);
-    out[1] = (out[1]! & 0x80) | m.payloadType;
-    setRtpSequence(out, m.ringOut[i]!);
-    setRtpTimestamp(out, m.ringTs[i]!);
-    setRtpSsrc(out, m.ssrc);
-    try {
-      m.port.sendRtp(m.kind, out);
-    } catch {
-      m.sendErrors++;
-    }
-    m.retransmitted++;
-    m.packets++;
-    m.bytes += out.length;
-  }
-
-  /** Ask the publisher for a keyframe, at most once per interval (PLI, or FIR when 'ccm fir' was negotiated). */
+  /** Ask the publisher for a keyframe; coalesced to one per interval (PLI, or FIR when 'ccm fir' was negotiated). */
   requestKeyframe(now: number = this.now()): void {
     if (!this.source || !this.videoIn.params) return;
-    if (this.videoIn.ssrc < 0 || now - this.lastKrAt < this.krIntervalMs) {
-      this.krPending = true;
-      return;
-    }
-    this.sendKeyframeRequest(now);
-  }
-
-  private flushKeyframeRequest(now: number): void {
-    if (this.source && this.videoIn.ssrc >= 0 && now - this.lastKrAt >= this.krIntervalMs) this.sendKeyframeRequest(now);
-  }
-
-  private sendKeyframeRequest(now: number): void {
-    this.krPending = false;
-    this.lastKrAt = now;
-    this.keyframeRequestsSent++;
-    const fir = this.videoIn.params?.rtcpFeedback?.includes('ccm fir') ?? false;
-    const pkt = fir ? buildFir(this.ssrc, this.videoIn.ssrc, this.firSeq++ & 0xff) : buildPli(this.ssrc, this.videoIn.ssrc);
-    try {
-      this.source!.sendRtcp(pkt);
-    } catch {
-      // The transport is going away; the next source will be asked again.
-    }
+    this.kr.request(this.source, this.videoIn.params, this.videoIn.ssrc, now);
   }
 
   /**
-   * Once a second: receiver report to the source, a sender report to every sink, pending keyframe
-   * requests (also when the cache holds no keyframe), and the 'source-stats' event.
+   * Once a second: receiver report to the source, a sender report to every sink, due NACKs, pending keyframe
+   * requests (also when the cache holds no usable keyframe), and the 'source-stats' event.
    */
   tick(now: number = this.now()): void {
     if (this.closed) return;
     if (this.source) {
       if (this.videoIn.params && this.videoIn.ssrc >= 0 && !this.videoStore.hasGop()) this.requestKeyframe(now);
-      else if (this.krPending) this.flushKeyframeRequest(now);
-      const blocks: ReportBlock[] = [];
-      const a = this.audioIn.reportBlock(now);
-      if (a) blocks.push(a);
-      const v = this.videoIn.reportBlock(now);
-      if (v) blocks.push(v);
-      if (blocks.length > 0) {
-        try {
-          this.source.sendRtcp(buildReceiverReport({ ssrc: this.ssrc, reports: blocks }));
-        } catch {
-          // counted nowhere: the transport reports its own failures
-        }
-      }
+      else if (this.kr.pending) this.kr.flush(this.source, this.videoIn.params, this.videoIn.ssrc, now);
+      this.flushNacks(now);
+      receiverReportToSource(this.source, this.ssrc, [this.audioIn, this.videoIn], now);
     }
-    const ntp = ntpFromUnixMs(now);
-    for (const sink of this.sinks.values()) {
-      let a: Uint8Array | undefined;
-      let v: Uint8Array | undefined;
-      if (sink.audio && sink.audio.packets > 0) a = this.senderReport(sink.audio, this.audioIn, ntp, now);
-      if (sink.video && sink.video.packets > 0) v = this.senderReport(sink.video, this.videoIn, ntp, now);
-      if (!a && !v) continue;
-      try {
-        sink.port.sendRtcp(a && v ? concatRtcp([a, v]) : (a ?? v)!);
-      } catch {
-        if (sink.video) sink.video.sendErrors++;
-      }
-    }
+    senderReportsToSinks(this.sinks.values(), this.audioIn, this.videoIn, this.ntpOffset, now);
     const bytes = this.audioIn.bytes + this.videoIn.bytes;
     if (this.lastTickAt === this.lastTickAt && now > this.lastTickAt) this.bitrateBps = Math.round(((bytes - this.lastTickBytes) * 8000) / (now - this.lastTickAt));
     this.lastTickAt = now;
     this.lastTickBytes = bytes;
     this.emit('source-stats', this.sourceStats());
-  }
-
-  private senderReport(m: SinkMunger, ing: Ingress, ntp: { sec: number; frac: number }, now: number): Uint8Array {
-    m.srSent++;
-    const rtp = ing.routerTsAt(now, this.ntpOffset) + m.tsOff;
-    return buildSenderReport({
-      ssrc: m.ssrc,
-      ntpSec: ntp.sec,
-      ntpFrac: ntp.frac,
-      rtpTimestamp: Math.round(rtp) >>> 0,
-      packetCount: m.packets,
-      octetCount: m.octets,
-    });
   }
 
   sourceStats(): SourceStats {
@@ -729,7 +675,11 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
       keyframesReceived: this.keyframesReceived,
       bitrateBps: this.bitrateBps,
       lost: this.audioIn.lost() + this.videoIn.lost(),
-      plisSent: this.keyframeRequestsSent,
+      plisSent: this.kr.sent,
+      nacksSent: this.audioNack.nacksSent + this.videoNack.nacksSent,
+      recovered: this.audioNack.recovered + this.videoNack.recovered,
+      lostForGood: this.audioNack.lostForGood + this.videoNack.lostForGood,
+      rtxReceived: this.audioIn.rtxReceived + this.videoIn.rtxReceived,
     };
     if (this.lastKeyframeAt !== undefined) s.lastKeyframeAt = this.lastKeyframeAt;
     return s;
@@ -744,12 +694,14 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     const st: RouterStats = {
       source: this.sourceStats(),
       sinks: [...this.sinks.values()].map((s) => s.stats()),
-      ingress: { audio: ingressCounters(this.audioIn), video: ingressCounters(this.videoIn) },
+      ingress: { audio: ingressCounters(this.audioIn, this.audioNack), video: ingressCounters(this.videoIn, this.videoNack) },
       cache: {
-        video: { ...this.videoStore.footprint(), gopPackets: this.videoStore.gopPackets, gopDegraded: this.videoStore.degraded },
+        video: { ...this.videoStore.footprint(), gopPackets: this.videoStore.gopPackets, gopDegraded: this.videoStore.degraded, gopIncomplete: this.videoStore.incomplete },
         audio: this.audioStore.footprint(),
       },
-      keyframeRequestsSent: this.keyframeRequestsSent,
+      keyframeRequestsSent: this.kr.sent,
+      keyframeRequestsAsked: this.kr.asked,
+      replaysRunning: this.pacer.running,
       droppedNoSource: this.droppedNoSource,
     };
     const h = this.inspector?.report();
@@ -763,6 +715,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.pacer.close();
     for (const s of [...this.sinks.values()]) s.close();
     this.source = undefined;
     this.videoStore.clear();
@@ -772,7 +725,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
   }
 }
 
-function ingressCounters(i: Ingress): IngressCounters {
+function ingressCounters(i: Ingress, n: NackGenerator): IngressCounters {
   const c: IngressCounters = {
     packets: i.packets,
     bytes: i.bytes,
@@ -780,13 +733,19 @@ function ingressCounters(i: Ingress): IngressCounters {
     jitterMs: i.jitterMs(),
     epochs: i.epochs,
     malformed: i.malformed,
-    rtxDropped: i.rtxDropped,
+    rtxReceived: i.rtxReceived,
+    rtxPadding: i.rtxPadding,
     paddingDropped: i.paddingDropped,
     unknownPayloadType: i.unknownPayloadType,
     foreignSsrc: i.foreignSsrc,
     duplicates: i.duplicates,
     tooOld: i.tooOld,
-    unmappable: i.unmappable,
+    nacksSent: n.nacksSent,
+    recovered: n.recovered,
+    reordered: n.reordered,
+    lostForGood: n.lostForGood,
+    nackPending: n.pending,
+    nackRttMs: Math.round(n.rttMs * 10) / 10,
   };
   if (i.ssrc >= 0) c.ssrc = i.ssrc;
   return c;

@@ -17,8 +17,10 @@ export interface StreamParams {
   clockRate: number;
   /** Negotiated header-extension ids by URI (RFC 8285); the core rewrites or strips ids per sink. */
   extensions: Record<string, number>;
-  /** Payload type of RTX for this stream, when negotiated (we never send RTX; we may receive it). */
+  /** Payload type of RTX for this stream, when negotiated (we never send RTX; we receive and unwrap it). */
   rtxPayloadType?: number;
+  /** H.264 SPS and PPS NAL units from the SDP's sprop-parameter-sets (source side), for a keyframe sent without them. */
+  parameterSets?: Uint8Array[];
   /**
    * Negotiated a=rtcp-fb values for the codec (e.g. 'nack', 'nack pli', 'ccm fir', 'goog-remb').
    * Optional: the router sends FIR instead of PLI upstream only when 'ccm fir' is listed.
@@ -69,5 +71,10 @@ export interface SourceStats {
   bitrateBps: number;
   lost: number;
   plisSent: number;
+  /** NACK entries sent to the publisher, packets recovered by them, packets given up on, RTX packets received. */
+  nacksSent: number;
+  recovered: number;
+  lostForGood: number;
+  rtxReceived: number;
   lastKeyframeAt?: number;
 }

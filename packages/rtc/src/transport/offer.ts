@@ -4,7 +4,7 @@ import nodeDataChannel from 'node-datachannel';
 import type { MediaKind, StreamParams } from '../core/types.js';
 import { OfferRejected } from './endpoint.js';
 import { withRtcpMuxOnly, type Peer } from './peer.js';
-import { iceUfragOf, pickH264, pickOpus, primarySsrc, streamParams, type Codec, type MediaSection, type SessionDescription } from './sdp.js';
+import { iceUfragOf, pickH264, pickOpus, primarySsrc, rtxFor, streamParams, type Codec, type MediaSection, type SessionDescription } from './sdp.js';
 import { TrackHandle } from './track-io.js';
 
 export interface AcceptedSection {
@@ -56,6 +56,10 @@ export function addLocalTrack(
   if (desc instanceof nodeDataChannel.Video) {
     if (fmtp) desc.addH264Codec(s.codec.payloadType, fmtp);
     else desc.addH264Codec(s.codec.payloadType);
+    // Receiving: accept RTX (RFC 4588) when offered, so the publisher resends what we NACK on its own SSRC and its
+    // bandwidth probes never consume media sequence numbers. We never send RTX (a sink gets resends on the media SSRC).
+    const rtx = direction === 'RecvOnly' ? rtxFor(s.m, s.codec.payloadType) : undefined;
+    if (rtx !== undefined) desc.addRTXCodec(rtx, s.codec.payloadType, s.codec.clockRate);
   } else {
     const audio = desc as InstanceType<typeof nodeDataChannel.Audio>;
     if (fmtp) audio.addOpusCodec(s.codec.payloadType, fmtp);

@@ -255,6 +255,7 @@ export function rtxFor(m: MediaSection, pt: number): number | undefined {
 /** StreamParams of the codec chosen in one media section. `ssrc` 0 = learn it from the packets. */
 export function streamParams(m: MediaSection, codec: Codec, ssrc = 0): StreamParams {
   const rtx = rtxFor(m, codec.payloadType);
+  const sets = codec.name === 'h264' ? parseSpropParameterSets(codec.fmtp['sprop-parameter-sets']) : undefined;
   return {
     kind: m.kind as MediaKind,
     ssrc,
@@ -263,7 +264,31 @@ export function streamParams(m: MediaSection, codec: Codec, ssrc = 0): StreamPar
     extensions: Object.fromEntries(m.extmap),
     rtcpFeedback: codec.rtcpFb.slice(),
     ...(rtx === undefined ? {} : { rtxPayloadType: rtx }),
+    ...(sets === undefined ? {} : { parameterSets: sets }),
   };
+}
+
+const MAX_PARAMETER_SET_BYTES = 256;
+
+/**
+ * RFC 6184 §8.1 sprop-parameter-sets: base64 NAL units separated by commas. Keeps the first SPS and the first PPS
+ * when both are well-formed (forbidden bit clear, within size), else nothing: a half-usable pair would only break a
+ * decoder that already had the in-band ones.
+ */
+export function parseSpropParameterSets(value: string | undefined): Uint8Array[] | undefined {
+  if (value === undefined || value.length === 0 || value.length > 4 * MAX_PARAMETER_SET_BYTES) return undefined;
+  let sps: Uint8Array | undefined;
+  let pps: Uint8Array | undefined;
+  for (const part of value.split(',', 8)) {
+    const t = part.trim();
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(t)) return undefined;
+    const nal = new Uint8Array(Buffer.from(t, 'base64'));
+    if (nal.length < 2 || nal.length > MAX_PARAMETER_SET_BYTES || (nal[0]! & 0x80) !== 0) return undefined;
+    const type = nal[0]! & 0x1f;
+    if (type === 7) sps ??= nal;
+    else if (type === 8) pps ??= nal;
+  }
+  return sps && pps ? [sps, pps] : undefined;
 }
 
 /** The first SSRC of a section that is not a repair (RTX/FEC) SSRC. */
