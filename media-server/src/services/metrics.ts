@@ -31,6 +31,9 @@ export function createMetrics(snapshot: () => MediaServerStats): Registry {
   const wsUp = g('api_websocket_up', '1 when the API Server WebSocket is connected');
   // Counters mirrored from the snapshot's monotonic totals (the ingest service owns the counting).
   const c = (name: string, help: string) => new Counter({ name: `stagecast_media_${name}`, help, labelNames: ['code'], registers: [registry] });
+  const nacksSent = new Counter({ name: 'stagecast_media_publisher_nacks_sent_total', help: 'NACK entries sent to the broadcaster (one per packet asked for)', registers: [registry] });
+  const recovered = new Counter({ name: 'stagecast_media_publisher_packets_recovered_total', help: 'Broadcaster packets recovered after a NACK', registers: [registry] });
+  const lostForGood = new Counter({ name: 'stagecast_media_publisher_packets_lost_for_good_total', help: 'Broadcaster packets never recovered (given up on)', registers: [registry] });
   const ivsRefusals = c('ivs_refusals_total', 'Broadcaster streams or offers refused because Amazon IVS would refuse them, by rule');
   const ivsWarnings = c('ivs_warnings_total', 'IVS limits exceeded without refusal (bitrate, keyframe interval, or rules not enforced), by rule');
   const ivsEnforcing = g('ivs_rules_enforcing', '1 when IVS rules are enforced (IVS_RULES=enforce, or auto with an IVS stage)');
@@ -43,6 +46,14 @@ export function createMetrics(snapshot: () => MediaServerStats): Registry {
     packetsIn.set(s.publisher.packetsReceived);
     keyframesIn.set(s.publisher.keyframesReceived);
     lostIn.set(s.publisher.lost);
+    for (const [counter, v] of [
+      [nacksSent, s.publisher.nacksSent ?? 0],
+      [recovered, s.publisher.packetsRecovered ?? 0],
+      [lostForGood, s.publisher.packetsLostForGood ?? 0],
+    ] as const) {
+      counter.reset();
+      counter.inc(v);
+    }
     expected.set(s.stages.expected);
     connected.set(s.stages.connected);
     legState.reset();

@@ -40,6 +40,10 @@ export function buildStats(i: {
     keyframesReceived: src.keyframesReceived,
     lost: src.lost,
     keyframeRequestsSent: i.router.keyframeRequestsSent,
+    nacksSent: src.nacksSent,
+    packetsRecovered: src.recovered,
+    packetsLostForGood: src.lostForGood,
+    rtxReceived: src.rtxReceived,
   };
   if (i.ingest.sessionId) publisher.sessionId = i.ingest.sessionId;
   if (i.stages.publisherSince) publisher.since = i.stages.publisherSince;
@@ -57,6 +61,7 @@ export function buildStats(i: {
       bytesSent: k?.bytesSent ?? 0,
       keyframesSent: k?.keyframesSent ?? 0,
       nacksReceived: k?.nacksReceived ?? 0,
+      retransmitted: k?.retransmitted ?? 0,
       plisReceived: k?.plisReceived ?? 0,
       fractionLost: k?.fractionLost ?? 0,
       cumulativeLost: k?.cumulativeLost ?? 0,

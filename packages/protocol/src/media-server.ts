@@ -18,6 +18,8 @@ export const MediaLegStatsSchema = z.object({
   bytesSent: z.number().nonnegative(),
   keyframesSent: z.number().nonnegative(),
   nacksReceived: z.number().nonnegative(),
+  /** The stage's NACKs answered with a retransmission. */
+  retransmitted: z.number().int().nonnegative().optional(),
   plisReceived: z.number().nonnegative(),
   fractionLost: z.number(),
   cumulativeLost: z.number(),
@@ -60,6 +62,12 @@ export const MediaServerStatsSchema = z.object({
     keyframesReceived: z.number().nonnegative(),
     lost: z.number(),
     keyframeRequestsSent: z.number().nonnegative(),
+    /** Loss recovery toward the broadcaster: NACK entries sent, packets recovered by them, packets given up on (optional: older Media Servers do not send them). */
+    nacksSent: z.number().int().nonnegative().optional(),
+    packetsRecovered: z.number().int().nonnegative().optional(),
+    packetsLostForGood: z.number().int().nonnegative().optional(),
+    /** RTX (RFC 4588) packets received and unwrapped. */
+    rtxReceived: z.number().int().nonnegative().optional(),
     lastKeyframeAt: IsoDate.optional(),
   }),
   stream: StreamReportSchema.nullable(),

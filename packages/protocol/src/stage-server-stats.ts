@@ -23,9 +23,16 @@ export const StageMediaStatsSchema = z.object({
   keyframesReceived: z.number().int().nonnegative(),
   packetsLost: z.number().int().nonnegative(),
   keyframeRequestsSent: z.number().int().nonnegative(),
+  /** Loss recovery toward the publisher: NACK entries sent, packets recovered by them, packets given up on. */
+  nacksSent: z.number().int().nonnegative(),
+  packetsRecovered: z.number().int().nonnegative(),
+  packetsLostForGood: z.number().int().nonnegative(),
   /** Summed over the viewers (downstream) side. */
   packetsSent: z.number().int().nonnegative(),
   bytesSent: z.number().int().nonnegative(),
+  /** Viewers' NACKs answered with a retransmission, and those not answered (not held, or over their budget). */
+  retransmitted: z.number().int().nonnegative(),
+  nacksUnanswered: z.number().int().nonnegative(),
 });
 export type StageMediaStats = z.infer<typeof StageMediaStatsSchema>;
 

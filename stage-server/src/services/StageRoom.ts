@@ -67,6 +67,8 @@ interface Viewer {
 interface Totals {
   packetsSent: number;
   bytesSent: number;
+  retransmitted: number;
+  nacksUnanswered: number;
 }
 
 export class StageRoom implements Room {
@@ -86,7 +88,7 @@ export class StageRoom implements Room {
   /** Sessions whose POST's reservation was already turned into a viewer. */
   private readonly reservationsTaken = new Set<string>();
   /** Counters of viewers that have left, so stage totals never go backwards. */
-  private readonly gone: Totals = { packetsSent: 0, bytesSent: 0 };
+  private readonly gone: Totals = { packetsSent: 0, bytesSent: 0, retransmitted: 0, nacksUnanswered: 0 };
   private bitrate = { at: Date.now(), bytes: 0, bps: 0 };
   private closed = false;
 
@@ -276,6 +278,8 @@ export class StageRoom implements Room {
       const st = v.sink.stats();
       this.gone.packetsSent += st.packetsSent;
       this.gone.bytesSent += st.bytesSent;
+      this.gone.retransmitted += st.retransmitted;
+      this.gone.nacksUnanswered += st.nacksReceived - st.retransmitted;
       v.sink.close();
     }
     if (v.joined && v.participantId) this.o.reporter.left(this.stageArn, v.participantId);
@@ -286,11 +290,15 @@ export class StageRoom implements Room {
     const src = this.router.sourceStats();
     let packetsSent = this.gone.packetsSent;
     let bytesSent = this.gone.bytesSent;
+    let retransmitted = this.gone.retransmitted;
+    let nacksUnanswered = this.gone.nacksUnanswered;
     for (const v of this.viewers.values()) {
       if (!v.sink) continue;
       const st = v.sink.stats();
       packetsSent += st.packetsSent;
       bytesSent += st.bytesSent;
+      retransmitted += st.retransmitted;
+      nacksUnanswered += st.nacksReceived - st.retransmitted;
     }
     const p = this.publisher;
     return {
@@ -304,8 +312,13 @@ export class StageRoom implements Room {
       keyframesReceived: src.keyframesReceived,
       packetsLost: Math.max(0, src.lost),
       keyframeRequestsSent: src.plisSent,
+      nacksSent: src.nacksSent,
+      packetsRecovered: src.recovered,
+      packetsLostForGood: src.lostForGood,
       packetsSent,
       bytesSent,
+      retransmitted,
+      nacksUnanswered,
     };
   }
 

@@ -68,6 +68,10 @@ export function createMetrics(src: MetricsSources): Metrics {
   counter('stagecast_stage_keyframes_received_total', 'Keyframes received from the publisher', (s) => s.keyframesReceived);
   counter('stagecast_stage_packets_lost_total', 'Publisher RTP packets lost', (s) => s.packetsLost);
   counter('stagecast_stage_keyframe_requests_total', 'Keyframe requests (PLI/FIR) sent to the publisher', (s) => s.keyframeRequestsSent);
+  counter('stagecast_stage_nacks_sent_total', 'NACK entries sent to the publisher (one per packet asked for)', (s) => s.nacksSent);
+  counter('stagecast_stage_packets_recovered_total', 'Publisher packets recovered after a NACK', (s) => s.packetsRecovered);
+  counter('stagecast_stage_packets_lost_for_good_total', 'Publisher packets never recovered (given up on)', (s) => s.packetsLostForGood);
+  counter('stagecast_stage_retransmitted_total', 'Packets resent to viewers that NACKed them', (s) => s.retransmitted);
   counter('stagecast_stage_packets_sent_total', 'RTP packets sent to viewers', (s) => s.packetsSent);
   counter('stagecast_stage_bytes_sent_total', 'RTP bytes sent to viewers', (s) => s.bytesSent);
 

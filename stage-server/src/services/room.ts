@@ -32,8 +32,13 @@ export class IdleRoom implements Room {
       keyframesReceived: 0,
       packetsLost: 0,
       keyframeRequestsSent: 0,
+      nacksSent: 0,
+      packetsRecovered: 0,
+      packetsLostForGood: 0,
       packetsSent: 0,
       bytesSent: 0,
+      retransmitted: 0,
+      nacksUnanswered: 0,
     };
   }
   async handleHttp(): Promise<MediaHttpResponse> {
