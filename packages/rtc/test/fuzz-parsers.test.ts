@@ -169,13 +169,22 @@ test('fuzz: router pushRtp / pushRtcp / sink.handleRtcp survive random and mutat
   let t = 1_700_000_000_000;
   const router = new Router({ now: () => t, random: mulberry32(99) });
   try {
-    router.setSource(new FakeSourcePort(), { audio: OPUS, video: { ...H264, extensions: { 'urn:x': 1 } } });
+    router.setSource(new FakeSourcePort(), { audio: OPUS, video: { ...H264, extensions: { 'urn:x': 1 }, rtcpFeedback: ['nack', 'nack pli'] } });
     const port = new FakeSinkPort('s', { audio: OPUS, video: { ...H264, ssrc: 5, extensions: { 'urn:x': 3 } } });
     const sink = router.addSink(port);
     const pub = new SyntheticPublisher({ videoSsrc: 1, audioSsrc: 2, videoSeq: 1, audioSeq: 1, videoTs: 1, audioTs: 1 });
     pub.extensions = [{ id: 1, data: Uint8Array.of(7) }];
     const valid: Uint8Array[] = [];
     for (let f = 0; f < 30; f++) valid.push(...pub.videoFrame(f % 10 === 0));
+    // RTX (payload type 97): OSN + the original payload, on its own SSRC.
+    for (const v of valid.slice(0, 10)) {
+      const rtx = new Uint8Array(v.length + 2);
+      rtx.set(v.subarray(0, 16));
+      rtx.set(v.subarray(14), 16);
+      rtx[1] = (rtx[1]! & 0x80) | 97;
+      rtx[11] = 0x77;
+      valid.push(rtx);
+    }
     const rtcpSeeds = [buildNack(1, 5, [1, 2, 3]), buildPli(1, 5), buildReceiverReport({ ssrc: 1, reports: [{ ssrc: 5, fractionLost: 1, cumulativeLost: 2, extendedHighestSeq: 3, jitter: 4, lsr: 5, dlsr: 6 }] })];
     for (let i = 0; i < N; i++) {
       t += 1;
@@ -184,8 +193,10 @@ test('fuzz: router pushRtp / pushRtcp / sink.handleRtcp survive random and mutat
       else if (k === 1) router.pushRtp(i & 8 ? 'audio' : 'video', m.mutate(valid[i % valid.length]!));
       else if (k === 2) router.pushRtcp(m.mutate(rtcpSeeds[i % 3]!));
       else if (k === 3) sink.handleRtcp(i & 16 ? m.random(64) : m.mutate(rtcpSeeds[i % 3]!));
+      else if (i & 32) router.pushRtp('video', valid[(i * 7) % valid.length]!); // reordered, duplicated, RTX
       else router.pushRtp('video', valid[i % valid.length]!);
       if (i % 1000 === 0) router.tick();
+      if (i % 97 === 0) router.pumpReplays(t);
     }
     // Everything the sink got is a valid RTP packet with its SSRC (FakeSinkPort throws otherwise).
     assert.ok(port.of('video').length > 0);

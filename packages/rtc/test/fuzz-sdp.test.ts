@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { shutdownRtc } from '../src/transport/peer.js';
 import { after, test } from 'node:test';
 import { mulberry32 } from '../src/core/testing.js';
-import { SdpError, parseSdp, parseSdpFrag } from '../src/transport/sdp.js';
+import { SdpError, parseSdp, parseSdpFrag, parseSpropParameterSets } from '../src/transport/sdp.js';
 import { WhipEndpoint } from '../src/transport/index.js';
 
 const VALID = [
   'v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0 1', 'a=fingerprint:sha-256 AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB', 'a=ice-ufrag:abcd', 'a=ice-pwd:abcdefghijklmnopqrstuv',
-  'm=video 9 UDP/TLS/RTP/SAVPF 96 97', 'c=IN IP4 0.0.0.0', 'a=mid:0', 'a=sendonly', 'a=rtcp-mux', 'a=rtpmap:96 H264/90000', 'a=fmtp:96 profile-level-id=42e01f;packetization-mode=1',
+  'm=video 9 UDP/TLS/RTP/SAVPF 96 97', 'c=IN IP4 0.0.0.0', 'a=mid:0', 'a=sendonly', 'a=rtcp-mux', 'a=rtpmap:96 H264/90000', 'a=fmtp:96 profile-level-id=42e01f;packetization-mode=1;sprop-parameter-sets=Z0LAHtkAoD2hAAADAAEAAAMAPI8WLkg=,aM48gA==',
   'a=rtcp-fb:96 nack pli', 'a=rtpmap:97 rtx/90000', 'a=fmtp:97 apt=96', 'a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid', 'a=ssrc-group:FID 1 2', 'a=ssrc:1 cname:x', 'a=ssrc:2 cname:x',
   'a=candidate:1 1 UDP 2122260223 127.0.0.1 5000 typ host', 'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'a=mid:1', 'a=sendonly', 'a=rtpmap:111 opus/48000/2', 'a=setup:actpass',
 ].join('\r\n') + '\r\n';
@@ -32,6 +32,22 @@ function mutate(rand: () => number, s: string): string {
   }
   return s;
 }
+
+test('sprop-parameter-sets: an SPS and a PPS, or nothing — never a partial or oversized pair', () => {
+  const sets = parseSpropParameterSets('Z0LAHtkAoD2hAAADAAEAAAMAPI8WLkg=,aM48gA==')!;
+  assert.deepEqual(sets.map((n) => n[0]! & 0x1f), [7, 8]);
+  assert.equal(parseSpropParameterSets('Z0LAHtkAoD2hAAADAAEAAAMAPI8WLkg='), undefined, 'SPS without PPS');
+  assert.equal(parseSpropParameterSets('not base64!,aM48gA=='), undefined);
+  assert.equal(parseSpropParameterSets('5w==,aM48gA=='), undefined, 'forbidden bit set / too short');
+  assert.equal(parseSpropParameterSets(Buffer.alloc(600, 0x67).toString('base64') + ',aM48gA=='), undefined, 'oversized');
+  const rand = mulberry32(0x5b0);
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=,é ';
+  for (let i = 0; i < 5000; i++) {
+    const v = Array.from({ length: Math.floor(rand() * 80) }, () => alphabet[Math.floor(rand() * alphabet.length)]).join('');
+    const r = parseSpropParameterSets(v);
+    assert.ok(r === undefined || (r.length === 2 && (r[0]![0]! & 0x1f) === 7 && (r[1]![0]! & 0x1f) === 8));
+  }
+});
 
 test('parseSdp and parseSdpFrag: 20,000 mutated and random inputs give a result or an SdpError, never anything else', () => {
   const rand = mulberry32(0x5d9);

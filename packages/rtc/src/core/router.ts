@@ -5,26 +5,30 @@
  * timestamp, payload type) are written per sink. Header extensions are rewritten once per extension
  * class (sinks with identical negotiated ids).
  *
- * Around that path, each in its own file: loss recovery toward the source (nack-generator.ts, RTX unwrapping
- * here), keyframe requests toward the source (keyframe-requester.ts), paced keyframe-cache replay for new sinks
- * (replay.ts), RTCP from sinks (feedback.ts) and the periodic reports (reports.ts). No timers of its own unless
- * `startTimer()` is called or a replay / NACK retry is pending: the owner calls `tick()` about once a second.
+ * Around that path, each in its own file: loss recovery toward the source (source-recovery.ts, nack-generator.ts),
+ * keyframe requests toward the source (keyframe-requester.ts), paced keyframe-cache replay for new sinks (replay.ts),
+ * RTCP from sinks (feedback.ts), the periodic reports (reports.ts) and the counters (router-stats.ts). No timers of
+ * its own unless `startTimer()` is called or a replay / NACK retry is pending: the owner calls `tick()` about once a
+ * second.
  */
 import { EventEmitter } from 'node:events';
 import { H264PayloadInfo, analyzeH264Payload } from '../codec/h264.js';
 import { h264StreamInspector, type H264StreamInspector, type H264StreamReport } from '../codec/h264-inspector.js';
-import { RTCP_SR, RtcpCursor, buildNack, buildReceiverReport, concatRtcp, nextRtcpPacket, parseRtcpPacket, unixMsFromNtp } from '../codec/rtcp.js';
+import { RTCP_SR, RtcpCursor, nextRtcpPacket, parseRtcpPacket, unixMsFromNtp } from '../codec/rtcp.js';
 import { RtpInfo, parseRtpHeader, rewriteRtpExtensions, setRtpSequence, setRtpSsrc, setRtpTimestamp } from '../codec/rtp.js';
 import { ExtClass, HOP_BY_HOP_EXTENSIONS } from './ext-class.js';
 import { DEFAULT_NACK_POLICY, SinkFeedback, type NackPolicy } from './feedback.js';
 import { Ingress } from './ingress.js';
 import { KeyframeRequester } from './keyframe-requester.js';
 import { SinkMunger } from './munger.js';
-import { NackGenerator, type NackGeneratorOptions } from './nack-generator.js';
+import type { NackGeneratorOptions } from './nack-generator.js';
 import { PacketStore } from './packet-store.js';
+export type { IngressCounters, RouterStats } from './router-stats.js';
 import { ReplayPacer } from './replay.js';
+import { SourceRecovery } from './source-recovery.js';
 import { receiverReportToSource, senderReportsToSinks } from './reports.js';
-import { Sink, type RouterSinkStats, type SinkHost } from './sink.js';
+import { ingressCounters, type RouterStats } from './router-stats.js';
+import { Sink, type SinkHost } from './sink.js';
 import type { MediaKind, SinkPort, SourcePort, SourceStats, StreamParams } from './types.js';
 
 export interface RouterOptions {
@@ -70,48 +74,6 @@ export interface KeyframeEvent {
   intervalMs?: number;
 }
 
-export interface RouterStats {
-  source: SourceStats;
-  sinks: RouterSinkStats[];
-  ingress: { audio: IngressCounters; video: IngressCounters };
-  cache: {
-    video: ReturnType<PacketStore['footprint']> & { gopPackets: number; gopDegraded: boolean; gopIncomplete: boolean };
-    audio: ReturnType<PacketStore['footprint']>;
-  };
-  keyframeRequestsSent: number;
-  /** Keyframe requests asked of the router (sinks' PLIs, losses, new sinks) before coalescing. */
-  keyframeRequestsAsked: number;
-  replaysRunning: number;
-  droppedNoSource: number;
-  h264?: H264StreamReport;
-}
-
-export interface IngressCounters {
-  ssrc?: number;
-  packets: number;
-  bytes: number;
-  lost: number;
-  jitterMs: number;
-  epochs: number;
-  malformed: number;
-  /** RTX packets (RFC 4588) unwrapped into the stream. */
-  rtxReceived: number;
-  /** RTX packets with no payload (bandwidth probes), dropped. */
-  rtxPadding: number;
-  paddingDropped: number;
-  unknownPayloadType: number;
-  foreignSsrc: number;
-  duplicates: number;
-  tooOld: number;
-  /** NACK entries sent to the source, packets recovered after a NACK, late without one, and given up on. */
-  nacksSent: number;
-  recovered: number;
-  reordered: number;
-  lostForGood: number;
-  nackPending: number;
-  nackRttMs: number;
-}
-
 export interface RouterEvents {
   keyframe: [KeyframeEvent];
   'source-stats': [SourceStats];
@@ -121,7 +83,6 @@ export interface RouterEvents {
 
 const VIDEO_RING = 1024;
 const AUDIO_RING = 256;
-const RTX_BUF_BYTES = 16384;
 
 export class Router extends EventEmitter<RouterEvents> implements SinkHost {
   /** SSRC the router uses as RTCP sender toward the source (RR, NACK, PLI, FIR). */
@@ -136,12 +97,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
   private readonly videoIn = new Ingress('video');
   readonly audioStore: PacketStore;
   readonly videoStore: PacketStore;
-  private readonly audioNack: NackGenerator;
-  private readonly videoNack: NackGenerator;
-  private audioNackOn = false;
-  private videoNackOn = false;
-  private nackTimerAt = Infinity;
-  private readonly nackScratch: number[] = [];
+  private readonly recovery: SourceRecovery;
   private readonly kr: KeyframeRequester;
   private readonly pacer: ReplayPacer;
   private readonly feedback: SinkFeedback;
@@ -151,7 +107,6 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
   private readonly info = new RtpInfo();
   private readonly info2 = new RtpInfo();
   private readonly h264 = new H264PayloadInfo();
-  private readonly rtxBuf = new Uint8Array(RTX_BUF_BYTES);
   private readonly inspector: H264StreamInspector | undefined;
   private auTs = -1;
   private auStart = -1;
@@ -167,8 +122,6 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
   private timer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
   private readonly rtcpCursor = new RtcpCursor();
-  private readonly onVideoLost = (ext: number) => this.videoLost(ext);
-  private readonly onAudioLost = (_ext: number) => undefined;
 
   constructor(opts: RouterOptions = {}) {
     super();
@@ -208,8 +161,19 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
       gopMaxTicks: 0,
       maxPacketBytes,
     });
-    this.audioNack = new NackGenerator(opts.nack);
-    this.videoNack = new NackGenerator(opts.nack);
+    this.recovery = new SourceRecovery(
+      this.ssrc,
+      this.audioIn,
+      this.videoIn,
+      {
+        source: () => this.source,
+        now: this.now,
+        schedule: this.schedule,
+        videoLost: (ext) => this.videoLost(ext),
+        needKeyframe: (now) => this.requestKeyframe(now),
+      },
+      opts.nack,
+    );
     this.kr = new KeyframeRequester(this.ssrc, opts.keyframeRequestIntervalMs ?? 500);
     const spreadMs = opts.replaySpreadMs ?? 200;
     this.pacer = new ReplayPacer(
@@ -261,8 +225,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
       this.videoIn.configure(params.video);
       this.videoStore.gopMaxTicksFor(params.video.clockRate);
     } else this.videoIn.params = undefined;
-    this.audioNackOn = params.audio?.rtcpFeedback?.includes('nack') ?? false;
-    this.videoNackOn = params.video?.rtcpFeedback?.includes('nack') ?? false;
+    this.recovery.configure(params.audio, params.video);
     for (const c of this.audioClasses) c.bind(params.audio?.extensions, this.strip);
     for (const c of this.videoClasses) c.bind(params.video?.extensions, this.strip);
     this.ntpOffset = NaN;
@@ -277,8 +240,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     this.source = undefined;
     this.audioIn.endEpoch();
     this.videoIn.endEpoch();
-    this.audioNack.reset();
-    this.videoNack.reset();
+    this.recovery.reset();
     this.resetVideoStart();
     this.ntpOffset = NaN;
     this.kr.reset();
@@ -320,9 +282,9 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
         ing.unknownPayloadType++;
         return;
       }
-      len = this.unwrapRtx(packet, info, ing, params.payloadType);
+      len = this.recovery.unwrapRtx(packet, info, ing, params.payloadType);
       if (len < 0) return;
-      buf = this.rtxBuf;
+      buf = this.recovery.rtxBuf;
       info = parseRtpHeader(buf, len, this.info);
       if (info === undefined) {
         ing.malformed++;
@@ -331,15 +293,14 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     }
     const now = this.now();
     if (!ing.accept(info, now)) return;
-    const gen = video ? this.videoNack : this.audioNack;
     if (ing.newEpoch) {
-      gen.reset();
+      this.recovery.reset(kind);
       if (video) this.onVideoEpoch(now);
     }
     const ext = ing.curExt;
     const highestBefore = ing.newEpoch ? -1 : ing.highestExt;
     if (info.payloadLength === 0 && ing.padding()) {
-      this.noteArrival(video, ext, highestBefore, now);
+      this.recovery.noteArrival(video, ext, highestBefore, now);
       return;
     }
     const store = video ? this.videoStore : this.audioStore;
@@ -356,7 +317,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
       return;
     }
     ing.commit(info, len, now);
-    this.noteArrival(video, ext, highestBefore, now);
+    this.recovery.noteArrival(video, ext, highestBefore, now);
     if (!video) {
       this.forward(this.audioClasses, view, r, t, false);
       return;
@@ -382,86 +343,11 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     if (keyframe) this.onKeyframe(now);
   }
 
-  /**
-   * RFC 4588: an RTX packet carries the original sequence number (OSN) and then the original payload. Writes the
-   * original packet into `rtxBuf` and returns its length, or -1 when it carries no media (a padding probe).
-   */
-  private unwrapRtx(packet: Uint8Array, info: RtpInfo, ing: Ingress, payloadType: number): number {
-    if (info.payloadLength <= 2 || ing.ssrc < 0) {
-      ing.rtxPadding++;
-      return -1;
-    }
-    const off = info.payloadOffset;
-    const n = info.payloadLength - 2;
-    if (off + n > RTX_BUF_BYTES) {
-      ing.malformed++;
-      return -1;
-    }
-    const osn = (packet[off]! << 8) | packet[off + 1]!;
-    const out = this.rtxBuf;
-    out.set(packet.subarray(0, off), 0);
-    out.set(packet.subarray(off + 2, off + 2 + n), off);
-    out[0] = out[0]! & ~0x20; // the original payload carries no padding of its own
-    out[1] = (out[1]! & 0x80) | (payloadType & 0x7f);
-    setRtpSequence(out, osn);
-    setRtpSsrc(out, ing.ssrc);
-    ing.rtxReceived++;
-    return off + n;
-  }
-
-  /** Loss detection: a packet (media or padding) arrived; ask for what is missing when it is due. */
-  private noteArrival(video: boolean, ext: number, highestBefore: number, now: number): void {
-    if (video ? this.videoNackOn : this.audioNackOn) {
-      const gen = video ? this.videoNack : this.audioNack;
-      if (gen.onPacket(ext, highestBefore, now, video ? this.onVideoLost : this.onAudioLost) > 0 && video) this.requestKeyframe(now);
-    }
-    if (this.videoNack.dueAt <= now || this.audioNack.dueAt <= now) this.flushNacks(now);
-    else this.armNackTimer(now);
-  }
-
   /** A video packet will never arrive: the cache cannot replay its GOP, and the picture needs a keyframe. */
   private videoLost(ext: number): void {
     const r = this.videoIn.routerSeq(ext);
     this.videoStore.lostForGood(r);
-    if (this.videoStore.gopStart < 0 || r >= this.videoStore.gopStart) this.kr.request(this.source, this.videoIn.params, this.videoIn.ssrc, this.now());
-  }
-
-  private flushNacks(now: number): void {
-    if (!this.source) return;
-    let given = 0;
-    const parts: Uint8Array[] = [];
-    for (const video of [true, false]) {
-      const gen = video ? this.videoNack : this.audioNack;
-      const ing = video ? this.videoIn : this.audioIn;
-      const out = this.nackScratch;
-      out.length = 0;
-      given += gen.collect(now, out, video ? this.onVideoLost : this.onAudioLost);
-      if (out.length > 0 && ing.ssrc >= 0) parts.push(buildNack(this.ssrc, ing.ssrc, out));
-    }
-    if (parts.length > 0) {
-      parts.unshift(buildReceiverReport({ ssrc: this.ssrc, reports: [] }));
-      try {
-        this.source.sendRtcp(concatRtcp(parts));
-      } catch {
-        // the transport is going away
-      }
-    }
-    if (given > 0) this.requestKeyframe(now);
-    this.armNackTimer(now);
-  }
-
-  /** NACK retries are due even when no packet arrives to trigger them (a burst loss, a pause). */
-  private armNackTimer(now: number): void {
-    const due = Math.min(this.videoNack.dueAt, this.audioNack.dueAt);
-    if (due === Infinity || due >= this.nackTimerAt || this.closed) return;
-    this.nackTimerAt = due;
-    this.schedule(
-      () => {
-        this.nackTimerAt = Infinity;
-        if (!this.closed) this.flushNacks(this.now());
-      },
-      Math.max(1, Math.ceil(due - now)),
-    );
+    if (this.videoStore.gopStart < 0 || r >= this.videoStore.gopStart) this.requestKeyframe(this.now());
   }
 
   private onVideoEpoch(now: number): void {
@@ -656,7 +542,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     if (this.source) {
       if (this.videoIn.params && this.videoIn.ssrc >= 0 && !this.videoStore.hasGop()) this.requestKeyframe(now);
       else if (this.kr.pending) this.kr.flush(this.source, this.videoIn.params, this.videoIn.ssrc, now);
-      this.flushNacks(now);
+      this.recovery.flush(now);
       receiverReportToSource(this.source, this.ssrc, [this.audioIn, this.videoIn], now);
     }
     senderReportsToSinks(this.sinks.values(), this.audioIn, this.videoIn, this.ntpOffset, now);
@@ -676,9 +562,9 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
       bitrateBps: this.bitrateBps,
       lost: this.audioIn.lost() + this.videoIn.lost(),
       plisSent: this.kr.sent,
-      nacksSent: this.audioNack.nacksSent + this.videoNack.nacksSent,
-      recovered: this.audioNack.recovered + this.videoNack.recovered,
-      lostForGood: this.audioNack.lostForGood + this.videoNack.lostForGood,
+      nacksSent: this.recovery.audio.nacksSent + this.recovery.video.nacksSent,
+      recovered: this.recovery.audio.recovered + this.recovery.video.recovered,
+      lostForGood: this.recovery.audio.lostForGood + this.recovery.video.lostForGood,
       rtxReceived: this.audioIn.rtxReceived + this.videoIn.rtxReceived,
     };
     if (this.lastKeyframeAt !== undefined) s.lastKeyframeAt = this.lastKeyframeAt;
@@ -694,7 +580,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     const st: RouterStats = {
       source: this.sourceStats(),
       sinks: [...this.sinks.values()].map((s) => s.stats()),
-      ingress: { audio: ingressCounters(this.audioIn, this.audioNack), video: ingressCounters(this.videoIn, this.videoNack) },
+      ingress: { audio: ingressCounters(this.audioIn, this.recovery.audio), video: ingressCounters(this.videoIn, this.recovery.video) },
       cache: {
         video: { ...this.videoStore.footprint(), gopPackets: this.videoStore.gopPackets, gopDegraded: this.videoStore.degraded, gopIncomplete: this.videoStore.incomplete },
         audio: this.audioStore.footprint(),
@@ -716,6 +602,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.pacer.close();
+    this.recovery.close();
     for (const s of [...this.sinks.values()]) s.close();
     this.source = undefined;
     this.videoStore.clear();
@@ -723,32 +610,6 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     this.emit('close');
     this.removeAllListeners();
   }
-}
-
-function ingressCounters(i: Ingress, n: NackGenerator): IngressCounters {
-  const c: IngressCounters = {
-    packets: i.packets,
-    bytes: i.bytes,
-    lost: i.lost(),
-    jitterMs: i.jitterMs(),
-    epochs: i.epochs,
-    malformed: i.malformed,
-    rtxReceived: i.rtxReceived,
-    rtxPadding: i.rtxPadding,
-    paddingDropped: i.paddingDropped,
-    unknownPayloadType: i.unknownPayloadType,
-    foreignSsrc: i.foreignSsrc,
-    duplicates: i.duplicates,
-    tooOld: i.tooOld,
-    nacksSent: n.nacksSent,
-    recovered: n.recovered,
-    reordered: n.reordered,
-    lostForGood: n.lostForGood,
-    nackPending: n.pending,
-    nackRttMs: Math.round(n.rttMs * 10) / 10,
-  };
-  if (i.ssrc >= 0) c.ssrc = i.ssrc;
-  return c;
 }
 
 function copyInfo(a: RtpInfo, b: RtpInfo): void {
