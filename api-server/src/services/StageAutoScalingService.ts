@@ -77,17 +77,19 @@ export class StageAutoScalingService {
   /**
    * Reconciles again while running: a create that timed out at our end may still have made the stage at the
    * provider, and stages cost money. Skipped while provider calls are in flight, so an answer that is on its way
-   * is never mistaken for an orphan.
+   * is never mistaken for an orphan; and plan() starts none while it runs (the two exclude each other).
    */
   reconcileNow(): Promise<void> {
     if (!this.running || !this.reconciled || this.reconciling || this.creating > 0 || this.deleting.size > 0) return Promise.resolve();
-    this.reconciling = reconcile(this.reconcileDeps())
-      .then(() => this.plan())
+    const run = reconcile(this.reconcileDeps())
+      .then(() => undefined)
       .catch((err: Error) => this.log.error({ err: err.message }, 'stages.reconcile_failed'))
       .finally(() => {
         this.reconciling = undefined;
       });
-    return this.reconciling;
+    this.reconciling = run;
+    // Planning was held while it ran: catch up once it is over.
+    return run.then(() => this.plan());
   }
 
   private reconcileDeps() {
@@ -170,7 +172,10 @@ export class StageAutoScalingService {
     }
   }
 
-  /** Runs the planner now. Synchronous: reading the pool and launching actions happen in one step. */
+  /**
+   * Runs the planner now. Synchronous: reading the pool and launching actions happen in one step. No create or
+   * delete starts while a reconciliation runs (its listing would miss or mis-adopt them); it plans again when done.
+   */
   plan(): void {
     if (!this.running) return;
     if (!this.reconciled) {
@@ -178,7 +183,7 @@ export class StageAutoScalingService {
       return;
     }
     this.drainWaiters();
-    if (this.fixedPool) return;
+    if (this.fixedPool || this.reconciling) return;
     const stages = this.store.listStages();
     // A draining stage with no delete in flight is a delete that failed or was cut by a crash: finish it.
     for (const s of stages) if (s.state === 'draining' && !this.deleting.has(s.arn)) this.launchDelete(s.arn, 'finish drain');
