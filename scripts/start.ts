@@ -139,7 +139,8 @@ async function waitHealthy(app: App, timeoutMs = 60_000): Promise<void> {
   while (Date.now() < deadline) {
     if (stopping) return;
     try {
-      const r = await fetch(`${url(app.port)}/health`, { signal: AbortSignal.timeout(2000) });
+      // Readiness, not liveness: the links are printed once each app can take work (the Media Server registered).
+      const r = await fetch(`${url(app.port)}/ready`, { signal: AbortSignal.timeout(2000) });
       if (r.ok) return;
     } catch {
       /* not up yet */

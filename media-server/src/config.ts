@@ -26,6 +26,7 @@ const EnvSchema = z.object({
   IVS_RULES: z.enum(['auto', 'enforce', 'warn', 'off']).default('auto'),
   IVS_REFUSAL_HOLD_S: int(30, 1).pipe(z.number().max(3600)),
   INGEST_SILENCE_TAKEOVER_S: int(5, 1).pipe(z.number().max(3600)),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -55,6 +56,8 @@ export interface Config {
   ivsRefusalHoldMs: number;
   /** A broadcaster session silent this long (ms) no longer holds the slot against another token. */
   ingestSilenceTakeoverMs: number;
+  /** When set, GET / (stats) and /metrics need `Authorization: Bearer <it>`; /health and /ready stay open. */
+  metricsToken?: string;
   /** Variables set but not used here, each with why (logged as config.ignored at start; never their values). */
   warnings: string[];
 }
@@ -105,6 +108,7 @@ export function parseConfig(env: Record<string, string | undefined>, host = host
   };
   if (e.PUBLIC_URL) c.publicUrl = e.PUBLIC_URL.replace(/\/+$/, '');
   if (e.INGEST_TOKEN) c.ingestToken = e.INGEST_TOKEN;
+  if (e.METRICS_TOKEN) c.metricsToken = e.METRICS_TOKEN;
   if (e.HEARTBEAT_INTERVAL_MS !== undefined) c.heartbeatIntervalMs = e.HEARTBEAT_INTERVAL_MS;
   if (e.RTC_BIND_ADDRESS) c.rtcBindAddress = e.RTC_BIND_ADDRESS;
   return c;
