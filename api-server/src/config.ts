@@ -45,6 +45,7 @@ const EnvSchema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     WEB_DIST_DIR: z.string().min(1).default(join(import.meta.dirname, '..', '..', 'web', 'dist')),
     VIEWER_API_KEY: z.string().min(8, 'must be at least 8 characters').optional(),
+    METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   })
   .superRefine((e, ctx) => {
     if (e.MIN_STAGES > e.MAX_STAGES)
@@ -108,6 +109,8 @@ export interface Config {
   webDistDir: string;
   /** A second key, accepted as x-api-key on /api/viewers/* only: safe to hand out in /watch links. */
   viewerApiKey?: string;
+  /** When set, GET /metrics needs `Authorization: Bearer <it>` (401 otherwise); /health and /ready stay open. */
+  metricsToken?: string;
 }
 
 export class ConfigError extends Error {}
@@ -183,6 +186,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     wsPingIntervalMs: 30_000,
     webDistDir: resolve(e.WEB_DIST_DIR),
     ...(e.VIEWER_API_KEY ? { viewerApiKey: e.VIEWER_API_KEY } : {}),
+    ...(e.METRICS_TOKEN ? { metricsToken: e.METRICS_TOKEN } : {}),
   };
 }
 

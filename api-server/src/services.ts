@@ -36,6 +36,8 @@ export interface Services {
   /** STAGE_PROVIDER=ivs: viewer accounting checked against ListParticipants (started with the viewers). */
   ivsViewers?: IvsViewerReconciler;
   startedAt: number;
+  /** Set when the server begins to stop: /ready answers 503 from then on. */
+  lifecycle: { draining: boolean };
 }
 
 export const WHIP_JOIN_REFUSAL =
@@ -138,5 +140,6 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     publishTokens,
     ...(ivsViewers ? { ivsViewers } : {}),
     startedAt: Date.now(),
+    lifecycle: { draining: false },
   };
 }

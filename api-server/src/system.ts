@@ -36,6 +36,7 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
     async stop() {
       if (stopped) return;
       stopped = true;
+      services.lifecycle.draining = true;
       await app.close(); // sockets first: no request may reach a stopping service
       await services.scaling.stop();
       services.viewers.stop();
