@@ -6,6 +6,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly scalingActions: Counter<'action'>;
   readonly joins: Counter<'result'>;
+  readonly rateLimited: Counter<'kind'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
 
   constructor(store: Store) {
@@ -49,8 +50,14 @@ export class Metrics {
     });
     this.joins = new Counter({
       name: 'stagecast_joins_total',
-      help: 'Viewer joins by result (seated, waited, capacity_exceeded, error)',
+      help: 'Viewer joins by result (seated, waited, capacity_exceeded, rate_limited, refused, error)',
       labelNames: ['result'],
+      registers,
+    });
+    this.rateLimited = new Counter({
+      name: 'stagecast_viewer_rate_limited_total',
+      help: 'Requests made with the viewer key refused with 429 (per-address rate limit), by kind (join, heartbeat)',
+      labelNames: ['kind'],
       registers,
     });
     this.httpDuration = new Histogram({

@@ -14,6 +14,7 @@ import { IvsViewerReconciler } from './services/IvsViewerReconciler.js';
 import { MediaServerRegistry } from './services/MediaServerRegistry.js';
 import { PublishTokenService } from './services/PublishTokenService.js';
 import { StageAutoScalingService } from './services/StageAutoScalingService.js';
+import { ViewerRateLimiter } from './services/ViewerRateLimiter.js';
 import { ViewerService } from './services/ViewerService.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
@@ -31,6 +32,8 @@ export interface Services {
   metrics: Metrics;
   scaling: StageAutoScalingService;
   viewers: ViewerService;
+  /** Joins and heartbeats made with the public viewer key, per client address. */
+  viewerLimits: ViewerRateLimiter;
   registry: MediaServerRegistry;
   publishTokens: PublishTokenService;
   /** STAGE_PROVIDER=ivs: viewer accounting checked against ListParticipants (started with the viewers). */
@@ -117,6 +120,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
       ...(!opts.provider && config.stageProvider === 'whip' ? { joinRefusal: WHIP_JOIN_REFUSAL } : {}),
     },
   });
+  const viewerLimits = new ViewerRateLimiter({ ...config.viewerRateLimits, metrics });
   const registry = new MediaServerRegistry({ store, bus, log, heartbeatIntervalMs: config.heartbeatIntervalMs });
   const publishTokens = new PublishTokenService({
     store,
@@ -136,6 +140,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     metrics,
     scaling,
     viewers,
+    viewerLimits,
     registry,
     publishTokens,
     ...(ivsViewers ? { ivsViewers } : {}),

@@ -91,7 +91,7 @@ for (const r of ROUTES) {
 }
 
 test('GET /api/media/stages: the seed guide\'s check — the operator\'s x-api-key reads it, as does the Media Server secret', async () => {
-  for (const headers of [{ 'x-api-key': SECRETS.apiKey }, { authorization: `Bearer ${SECRETS.media}` }, { 'x-media-server-secret': SECRETS.media }]) {
+  for (const headers of [{ 'x-api-key': SECRETS.apiKey }, { authorization: `Bearer ${SECRETS.media}` }, { 'x-media-server-secret': SECRETS.media }] as Record<string, string>[]) {
     const r = await call(api.url + '/api/media/stages', { headers });
     assert.equal(r.status, 200, `${Object.keys(headers)[0]} → ${r.status}`);
     assert.ok(Array.isArray(r.body.stages));
@@ -107,7 +107,7 @@ test('the x-api-key opens only the read: register, heartbeat and token stay Medi
 
 test('the Media Server secret opens no operator route', async () => {
   for (const r of ROUTES.filter((x) => x.kind === 'api')) {
-    for (const headers of [{ authorization: `Bearer ${SECRETS.media}` }, { 'x-media-server-secret': SECRETS.media }]) {
+    for (const headers of [{ authorization: `Bearer ${SECRETS.media}` }, { 'x-media-server-secret': SECRETS.media }] as Record<string, string>[]) {
       const res = await call(api.url + r.path, { method: r.method, headers, ...(r.json ? { json: r.json } : {}) });
       assert.equal(res.status, 401, `${r.method} ${r.path} → ${res.status}`);
     }
