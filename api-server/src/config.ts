@@ -31,6 +31,8 @@ const EnvSchema = z
     IVS_EVENTS_URL: z.string().url().default('wss://global.events.live-video.net'),
     IVS_VIEWER_RECONCILE_INTERVAL_S: int(60, 0),
     IVS_VIEWER_RECONCILE_TPS: z.coerce.number().gt(0).max(5).default(1),
+    // IVS: StageEndpoints may be cached 14 days at most (1,209,600 s); refresh well before.
+    IVS_ENDPOINT_REFRESH_S: int(12 * 86_400, 60).pipe(z.number().max(13 * 86_400, 'must stay under 14 days (IVS caches stage endpoints at most that long), with a day to spare')),
     WHIP_TARGETS: z.string().optional(),
     STAGE_CAPACITY: int(50, 1),
     MIN_STAGES: int(1, 0),
@@ -73,6 +75,8 @@ export interface IvsConfig {
   viewerReconcileIntervalMs: number;
   /** ListParticipants calls per second at most, inside the 5 TPS stage-call budget. */
   viewerReconcileTps: number;
+  /** A stage's endpoints are read again (GetStage) once this old (IVS allows caching them 14 days at most). */
+  endpointMaxAgeMs: number;
 }
 
 export interface Config {
@@ -179,6 +183,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
             eventsUrl: e.IVS_EVENTS_URL,
             viewerReconcileIntervalMs: e.IVS_VIEWER_RECONCILE_INTERVAL_S * 1000,
             viewerReconcileTps: e.IVS_VIEWER_RECONCILE_TPS,
+            endpointMaxAgeMs: e.IVS_ENDPOINT_REFRESH_S * 1000,
           },
         }
       : {}),

@@ -7,6 +7,7 @@ export class Metrics {
   readonly scalingActions: Counter<'action'>;
   readonly joins: Counter<'result'>;
   readonly rateLimited: Counter<'kind'>;
+  readonly endpointRefreshes: Counter<'reason' | 'result'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
 
   constructor(store: Store) {
@@ -58,6 +59,12 @@ export class Metrics {
       name: 'stagecast_viewer_rate_limited_total',
       help: 'Requests made with the viewer key refused with 429 (per-address rate limit), by kind (join, heartbeat)',
       labelNames: ['kind'],
+      registers,
+    });
+    this.endpointRefreshes = new Counter({
+      name: 'stagecast_stage_endpoint_refreshes_total',
+      help: 'Stage endpoints read again from the provider (IVS GetStage), by reason (age, whip_failed) and result (changed, unchanged, gone, error)',
+      labelNames: ['reason', 'result'],
       registers,
     });
     this.httpDuration = new Histogram({

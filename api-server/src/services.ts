@@ -14,6 +14,7 @@ import { IvsViewerReconciler } from './services/IvsViewerReconciler.js';
 import { MediaServerRegistry } from './services/MediaServerRegistry.js';
 import { PublishTokenService } from './services/PublishTokenService.js';
 import { StageAutoScalingService } from './services/StageAutoScalingService.js';
+import { StageEndpointRefresher } from './services/StageEndpointRefresher.js';
 import { ViewerRateLimiter } from './services/ViewerRateLimiter.js';
 import { ViewerService } from './services/ViewerService.js';
 import { SqliteStore } from './store/sqlite.js';
@@ -36,6 +37,8 @@ export interface Services {
   viewerLimits: ViewerRateLimiter;
   registry: MediaServerRegistry;
   publishTokens: PublishTokenService;
+  /** STAGE_PROVIDER=ivs: stage endpoints re-read before IVS's 14-day cache limit and after a failed WHIP POST. */
+  endpoints?: StageEndpointRefresher;
   /** STAGE_PROVIDER=ivs: viewer accounting checked against ListParticipants (started with the viewers). */
   ivsViewers?: IvsViewerReconciler;
   startedAt: number;
@@ -122,7 +125,20 @@ export async function createServices(config: Config, log: Logger, opts: { provid
   });
   const viewerLimits = new ViewerRateLimiter({ ...config.viewerRateLimits, metrics });
   const registry = new MediaServerRegistry({ store, bus, log, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  const endpoints =
+    bundle.ivs && config.ivs
+      ? new StageEndpointRefresher({
+          store,
+          provider,
+          log,
+          metrics,
+          maxAgeMs: config.ivs.endpointMaxAgeMs,
+          checkIntervalMs: Math.min(3_600_000, Math.max(1000, Math.floor(config.ivs.endpointMaxAgeMs / 10))),
+          failureMinIntervalMs: 30_000,
+        })
+      : undefined;
   const publishTokens = new PublishTokenService({
+    ...(endpoints ? { endpoints } : {}),
     store,
     tokens,
     issuer,
@@ -144,6 +160,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     registry,
     publishTokens,
     ...(ivsViewers ? { ivsViewers } : {}),
+    ...(endpoints ? { endpoints } : {}),
     startedAt: Date.now(),
     lifecycle: { draining: false },
   };

@@ -29,6 +29,7 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       services.viewerLimits.start();
       // Reconciles with the provider before the first plan (retried on each tick if the provider is away).
       await services.scaling.start();
+      services.endpoints?.start();
       await app.listen({ port: config.port, host: config.host });
       const addr = app.server.address();
       server.port = typeof addr === 'object' && addr ? addr.port : config.port;
@@ -39,6 +40,7 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       stopped = true;
       services.lifecycle.draining = true;
       await app.close(); // sockets first: no request may reach a stopping service
+      await services.endpoints?.stop();
       await services.scaling.stop();
       services.viewers.stop();
       services.viewerLimits.stop();

@@ -34,7 +34,7 @@ export async function mediaRoutes(app: FastifyInstance, s: Services): Promise<vo
 
     scope.post('/api/media/token', async (req): Promise<TokenResponse> => {
       const body = parse(TokenRequestSchema, req.body);
-      const t = await s.publishTokens.stageToken(body.stageArn, body.serverId);
+      const t = await s.publishTokens.stageToken(body.stageArn, body.serverId, { whipFailed: body.whipFailed === true });
       return { token: t.token, whipUrl: t.whipUrl, participantId: t.participantId, expiresAt: iso(t.expiresAt) };
     });
   });

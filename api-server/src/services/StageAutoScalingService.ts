@@ -245,6 +245,7 @@ export class StageAutoScalingService {
             tags: created.tags,
             createdAt: created.createdAt,
             emptySince: at,
+            endpointsAt: at,
           });
           this.store.addScalingEvent({ at, action: 'create', stageArn: created.stageArn, reason, detail: { tookMs: at - startedAt } });
         } catch (err) {

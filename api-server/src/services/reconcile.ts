@@ -70,6 +70,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileResult> {
       tags: r.tags,
       createdAt: r.createdAt,
       emptySince: now,
+      endpointsAt: now,
     });
     d.store.addScalingEvent({ at: now, action: 'adopt', stageArn: r.stageArn, reason: 'at the provider, missing from the store' });
     d.metrics?.scalingActions.inc({ action: 'adopt' });
