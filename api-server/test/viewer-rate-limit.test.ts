@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DashboardResponseSchema } from '@stagecast/protocol';
 import { parseConfig, parseTrustedProxies } from '../src/config.js';
-import { KeyedTokenBuckets } from '../src/services/ViewerRateLimiter.js';
+import { clientKey, KeyedTokenBuckets } from '../src/services/ViewerRateLimiter.js';
 import { apiKey, SECRETS, startApi, type TestApi } from './helpers/api.js';
 import { startFakeStageAdmin } from './helpers/fake-stage-admin.js';
 
@@ -116,4 +116,22 @@ test('config: TRUSTED_PROXIES takes IPs, CIDRs and keywords, and names what it r
     () => parseConfig({ API_SECRET_KEY: SECRETS.apiKey, MEDIA_SERVER_SECRET: SECRETS.media, STAGE_SERVER_SECRET: SECRETS.stage, TRUSTED_PROXIES: 'nope', VIEWER_JOIN_BURST: '0' }),
     /TRUSTED_PROXIES: not an IP[\s\S]*|VIEWER_JOIN_BURST/,
   );
+});
+
+test('bucket keys: IPv4 as is (also IPv4-mapped), IPv6 by its /64 (a subscriber holds a whole /64)', () => {
+  assert.equal(clientKey('203.0.113.7'), '203.0.113.7');
+  assert.equal(clientKey('::ffff:203.0.113.7'), '203.0.113.7');
+  assert.equal(clientKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+  assert.equal(clientKey('2001:db8:1:2:bbbb:cccc:dddd:eeee'), '2001:db8:1:2::/64');
+  assert.equal(clientKey('2001:db8::1'), '2001:db8:0:0::/64');
+  assert.equal(clientKey('::1'), '0:0:0:0::/64');
+});
+
+test('a flood from one IPv6 /64 is limited even when every request uses another address in it', async () => {
+  await withApi({}, async (api) => {
+    const codes: number[] = [];
+    for (let i = 1; i <= 6; i++) codes.push((await join(api, `2001:db8:5:6::${i.toString(16)}`)).statusCode);
+    assert.equal(codes.filter((c) => c === 429).length, 3);
+    assert.equal((await join(api, '2001:db8:5:7::1')).statusCode, 201, 'the next /64 is someone else');
+  });
 });

@@ -4,6 +4,7 @@
  * One token bucket per address and kind; the operator's key is never limited. Plain data in, a verdict out: the
  * edge decides which address a request comes from (trusted proxies) and maps a refusal to 429 + Retry-After.
  */
+import { isIPv6 } from 'node:net';
 import type { Metrics } from '../metrics.js';
 
 export type LimitedKind = 'join' | 'heartbeat';
@@ -69,6 +70,25 @@ export class KeyedTokenBuckets {
   }
 }
 
+/**
+ * The bucket key of a client address: an IPv4 address as it is (also when written IPv4-mapped, ::ffff:a.b.c.d);
+ * an IPv6 address by its /64 — one subscriber usually holds a whole /64 and could otherwise take a fresh address
+ * for every request.
+ */
+export function clientKey(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  if (!isIPv6(ip)) return ip;
+  const [head = '', tail = ''] = ip.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = ip.includes('::') ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => (parseInt(g, 16) || 0).toString(16))
+    .join(':')}::/64`;
+}
+
 export interface RateLimitedCounts {
   joins: number;
   heartbeats: number;
@@ -101,7 +121,7 @@ export class ViewerRateLimiter {
 
   /** Undefined when `address` may go on; else seconds to wait (counted as a refusal). */
   check(kind: LimitedKind, address: string): number | undefined {
-    const wait = this.limiters[kind].take(address, this.now());
+    const wait = this.limiters[kind].take(clientKey(address), this.now());
     if (wait === undefined) return undefined;
     if (kind === 'join') {
       this.refused.joins++;
