@@ -172,3 +172,35 @@ test('scaling: a periodic reconcile does not start while a create is in flight',
     await t.close();
   }
 });
+
+test('scaling: a reconcile deferred by a create in flight runs once it lands, and no new action starts before it', async () => {
+  const t = setup(1);
+  const gate = deferred<void>();
+  try {
+    const realCreate = t.provider.createStage.bind(t.provider);
+    t.provider.createStage = async (req) => {
+      await gate.promise;
+      return realCreate(req);
+    };
+    await t.scaling.start();
+    await waitFor(() => t.scaling.creatingCount === 1, { what: 'create in flight' });
+    t.provider.calls = [];
+    await t.scaling.reconcileNow(); // deferred
+    void t.scaling.waitForSeat(() => undefined); // a waiting join: the planner runs as soon as the create lands
+    t.provider.listGate = deferred();
+    gate.resolve();
+    await waitFor(() => t.provider.calls.includes('list'), { what: 'the deferred reconcile' });
+    // The stage fills up meanwhile: the planner wants another one, but not before the listing is over.
+    const first = t.store.listStages()[0]!;
+    for (const id of ['v_cccccccccccccccc', 'v_dddddddddddddddd']) t.store.reserveSeat({ id: id as never, userId: null, now: Date.now() }, () => first);
+    t.scaling.plan();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(t.provider.calls, ['create', 'list'], 'the held create lands, then the listing; nothing new until it ends');
+    t.provider.listGate.resolve();
+    await waitFor(() => t.provider.calls.filter((c) => c === 'create').length >= 2, { what: 'the next stage, after the reconcile' });
+  } finally {
+    gate.resolve();
+    t.provider.listGate?.resolve();
+    await t.close();
+  }
+});
