@@ -135,3 +135,12 @@ test('a flood from one IPv6 /64 is limited even when every request uses another 
     assert.equal((await join(api, '2001:db8:5:7::1')).statusCode, 201, 'the next /64 is someone else');
   });
 });
+
+test('the public viewer key reads nothing else: GET /api/media/stages and the dashboard answer 403', async () => {
+  await withApi({}, async (api) => {
+    for (const url of ['/api/media/stages', '/api/dashboard', '/api/stages']) {
+      const r = await api.server.app.inject({ url, headers: viewerKey });
+      assert.equal(r.statusCode, 403, url);
+    }
+  });
+});
