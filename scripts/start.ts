@@ -92,7 +92,8 @@ const common = {
 const allApps: App[] = [
   { name: 'stage-server', dir: 'stage-server', port: ports.stage, env: { PUBLIC_URL: url(ports.stage) } },
   { name: 'api-server', dir: 'api-server', port: ports.api, env: { STAGE_PROVIDER: env.STAGE_PROVIDER ?? 'local', WEB_DIST_DIR: webDist } },
-  { name: 'media-server', dir: 'media-server', port: ports.media, env: { PUBLIC_URL: url(ports.media) } },
+  // The operator key has no job in the Media Server (it warns when given one): it is kept off that process.
+  { name: 'media-server', dir: 'media-server', port: ports.media, env: { PUBLIC_URL: url(ports.media), API_SECRET_KEY: '' } },
 ];
 // Apps not yet built in this checkout are left out (the Media Server lands after the stage server).
 const apps = allApps.filter((a) => existsSync(join(root, a.dir, 'src', 'index.ts')));
@@ -138,7 +139,8 @@ async function waitHealthy(app: App, timeoutMs = 60_000): Promise<void> {
   while (Date.now() < deadline) {
     if (stopping) return;
     try {
-      const r = await fetch(`${url(app.port)}/health`, { signal: AbortSignal.timeout(2000) });
+      // Readiness, not liveness: the links are printed once each app can take work (the Media Server registered).
+      const r = await fetch(`${url(app.port)}/ready`, { signal: AbortSignal.timeout(2000) });
       if (r.ok) return;
     } catch {
       /* not up yet */

@@ -29,6 +29,9 @@ export function buildApp(s: Services): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // req.ip follows X-Forwarded-For only through the proxies named in TRUSTED_PROXIES (hop by hop, from the
+    // right): a client cannot choose its own address for the viewer rate limit by sending the header itself.
+    ...(s.config.trustedProxies.length ? { trustProxy: s.config.trustedProxies } : {}),
   });
 
   // An empty JSON body means "no body" (POST /api/viewers/join with no options); anything else is parsed strictly.

@@ -44,6 +44,12 @@ export function checkBearer(h: Headers, expected: string): AuthVerdict {
   return verdict(bearer(h), expected);
 }
 
+/** A route with two credentials: either one right is enough; a wrong one is 403 unless the other is right; none is 401. */
+export function eitherVerdict(a: AuthVerdict, b: AuthVerdict): AuthVerdict {
+  if (a === 'ok' || b === 'ok') return 'ok';
+  return a === 'missing' && b === 'missing' ? 'missing' : 'wrong';
+}
+
 export function assertAuth(v: AuthVerdict, what: string): void {
   if (v === 'missing') throw new Unauthorized(`${what} required`);
   if (v === 'wrong') throw new Forbidden(`${what} not accepted`);

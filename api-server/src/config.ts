@@ -1,6 +1,7 @@
 /** Environment → one typed, validated Config. The only place that reads process.env. */
 import { createPrivateKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -30,6 +31,8 @@ const EnvSchema = z
     IVS_EVENTS_URL: z.string().url().default('wss://global.events.live-video.net'),
     IVS_VIEWER_RECONCILE_INTERVAL_S: int(60, 0),
     IVS_VIEWER_RECONCILE_TPS: z.coerce.number().gt(0).max(5).default(1),
+    // IVS: StageEndpoints may be cached 14 days at most (1,209,600 s); refresh well before.
+    IVS_ENDPOINT_REFRESH_S: int(12 * 86_400, 60).pipe(z.number().max(13 * 86_400, 'must stay under 14 days (IVS caches stage endpoints at most that long), with a day to spare')),
     WHIP_TARGETS: z.string().optional(),
     STAGE_CAPACITY: int(50, 1),
     MIN_STAGES: int(1, 0),
@@ -45,6 +48,12 @@ const EnvSchema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     WEB_DIST_DIR: z.string().min(1).default(join(import.meta.dirname, '..', '..', 'web', 'dist')),
     VIEWER_API_KEY: z.string().min(8, 'must be at least 8 characters').optional(),
+    METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    VIEWER_JOIN_RATE_PER_MIN: z.coerce.number().min(0).default(30),
+    VIEWER_JOIN_BURST: int(30, 1),
+    VIEWER_HEARTBEAT_RATE_PER_MIN: z.coerce.number().min(0).default(600),
+    VIEWER_HEARTBEAT_BURST: int(100, 1),
+    TRUSTED_PROXIES: z.string().optional(),
   })
   .superRefine((e, ctx) => {
     if (e.MIN_STAGES > e.MAX_STAGES)
@@ -66,6 +75,8 @@ export interface IvsConfig {
   viewerReconcileIntervalMs: number;
   /** ListParticipants calls per second at most, inside the 5 TPS stage-call budget. */
   viewerReconcileTps: number;
+  /** A stage's endpoints are read again (GetStage) once this old (IVS allows caching them 14 days at most). */
+  endpointMaxAgeMs: number;
 }
 
 export interface Config {
@@ -108,6 +119,15 @@ export interface Config {
   webDistDir: string;
   /** A second key, accepted as x-api-key on /api/viewers/* only: safe to hand out in /watch links. */
   viewerApiKey?: string;
+  /** Per client address, for requests made with the viewer key (the operator's key is never limited). */
+  viewerRateLimits: { join: { perMinute: number; burst: number }; heartbeat: { perMinute: number; burst: number } };
+  /**
+   * Addresses (IPs, CIDRs, or loopback / linklocal / uniquelocal) of proxies whose X-Forwarded-For is believed.
+   * Empty: the client address is the TCP peer's, whatever X-Forwarded-For says.
+   */
+  trustedProxies: string[];
+  /** When set, GET /metrics needs `Authorization: Bearer <it>` (401 otherwise); /health and /ready stay open. */
+  metricsToken?: string;
 }
 
 export class ConfigError extends Error {}
@@ -130,6 +150,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     if (clean.IVS_TOKEN_SIGNING_KEY && !clean.IVS_TOKEN_PUBLIC_KEY_ARN) extra.push('  IVS_TOKEN_PUBLIC_KEY_ARN: required with IVS_TOKEN_SIGNING_KEY (the ARN ImportPublicKey returned)');
     if (!clean.IVS_TOKEN_SIGNING_KEY && clean.IVS_TOKEN_PUBLIC_KEY_ARN) extra.push('  IVS_TOKEN_SIGNING_KEY: required with IVS_TOKEN_PUBLIC_KEY_ARN');
   }
+  const proxies = parseTrustedProxies(clean.TRUSTED_PROXIES);
+  if (proxies.error) extra.push(`  TRUSTED_PROXIES: ${proxies.error}`);
   let whipTargets: WhipTargetConfig[] = [];
   if (provider === 'whip') {
     const t = parseWhipTargets(clean.WHIP_TARGETS);
@@ -161,6 +183,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
             eventsUrl: e.IVS_EVENTS_URL,
             viewerReconcileIntervalMs: e.IVS_VIEWER_RECONCILE_INTERVAL_S * 1000,
             viewerReconcileTps: e.IVS_VIEWER_RECONCILE_TPS,
+            endpointMaxAgeMs: e.IVS_ENDPOINT_REFRESH_S * 1000,
           },
         }
       : {}),
@@ -183,7 +206,32 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     wsPingIntervalMs: 30_000,
     webDistDir: resolve(e.WEB_DIST_DIR),
     ...(e.VIEWER_API_KEY ? { viewerApiKey: e.VIEWER_API_KEY } : {}),
+    ...(e.METRICS_TOKEN ? { metricsToken: e.METRICS_TOKEN } : {}),
+    viewerRateLimits: {
+      join: { perMinute: e.VIEWER_JOIN_RATE_PER_MIN, burst: e.VIEWER_JOIN_BURST },
+      heartbeat: { perMinute: e.VIEWER_HEARTBEAT_RATE_PER_MIN, burst: e.VIEWER_HEARTBEAT_BURST },
+    },
+    trustedProxies: proxies.list,
   };
+}
+
+const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** TRUSTED_PROXIES: a comma-separated list of IPs, CIDRs (10.0.0.0/8) or loopback / linklocal / uniquelocal. */
+export function parseTrustedProxies(raw: string | undefined): { list: string[]; error?: string } {
+  if (!raw) return { list: [] };
+  const list = raw.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = list.filter((x) => {
+    if (PROXY_KEYWORDS.has(x)) return false;
+    const [ip, bits, ...rest] = x.split('/');
+    const v = isIP(ip ?? '');
+    if (!v || rest.length) return true;
+    if (bits === undefined) return false;
+    const n = Number(bits);
+    return !/^\d{1,3}$/.test(bits) || n > (v === 4 ? 32 : 128);
+  });
+  if (bad.length) return { list: [], error: `not an IP, CIDR or loopback/linklocal/uniquelocal: ${bad.map((b) => JSON.stringify(b)).join(', ')}` };
+  return { list };
 }
 
 /** The ES384 (P-384) private key for self-signed IVS tokens; PEM, `\n` escapes allowed (one-line .env values). Never echoed. */

@@ -6,6 +6,8 @@ export class Metrics {
   readonly registry = new Registry();
   readonly scalingActions: Counter<'action'>;
   readonly joins: Counter<'result'>;
+  readonly rateLimited: Counter<'kind'>;
+  readonly endpointRefreshes: Counter<'reason' | 'result'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
 
   constructor(store: Store) {
@@ -49,8 +51,20 @@ export class Metrics {
     });
     this.joins = new Counter({
       name: 'stagecast_joins_total',
-      help: 'Viewer joins by result (seated, waited, capacity_exceeded, error)',
+      help: 'Viewer joins by result (seated, waited, capacity_exceeded, rate_limited, refused, error)',
       labelNames: ['result'],
+      registers,
+    });
+    this.rateLimited = new Counter({
+      name: 'stagecast_viewer_rate_limited_total',
+      help: 'Requests made with the viewer key refused with 429 (per-address rate limit), by kind (join, heartbeat)',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.endpointRefreshes = new Counter({
+      name: 'stagecast_stage_endpoint_refreshes_total',
+      help: 'Stage endpoints read again from the provider (IVS GetStage), by reason (age, whip_failed) and result (changed, unchanged, gone, error)',
+      labelNames: ['reason', 'result'],
       registers,
     });
     this.httpDuration = new Histogram({

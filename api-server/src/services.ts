@@ -14,6 +14,8 @@ import { IvsViewerReconciler } from './services/IvsViewerReconciler.js';
 import { MediaServerRegistry } from './services/MediaServerRegistry.js';
 import { PublishTokenService } from './services/PublishTokenService.js';
 import { StageAutoScalingService } from './services/StageAutoScalingService.js';
+import { StageEndpointRefresher } from './services/StageEndpointRefresher.js';
+import { ViewerRateLimiter } from './services/ViewerRateLimiter.js';
 import { ViewerService } from './services/ViewerService.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
@@ -31,11 +33,17 @@ export interface Services {
   metrics: Metrics;
   scaling: StageAutoScalingService;
   viewers: ViewerService;
+  /** Joins and heartbeats made with the public viewer key, per client address. */
+  viewerLimits: ViewerRateLimiter;
   registry: MediaServerRegistry;
   publishTokens: PublishTokenService;
+  /** STAGE_PROVIDER=ivs: stage endpoints re-read before IVS's 14-day cache limit and after a failed WHIP POST. */
+  endpoints?: StageEndpointRefresher;
   /** STAGE_PROVIDER=ivs: viewer accounting checked against ListParticipants (started with the viewers). */
   ivsViewers?: IvsViewerReconciler;
   startedAt: number;
+  /** Set when the server begins to stop: /ready answers 503 from then on. */
+  lifecycle: { draining: boolean };
 }
 
 export const WHIP_JOIN_REFUSAL =
@@ -115,8 +123,22 @@ export async function createServices(config: Config, log: Logger, opts: { provid
       ...(!opts.provider && config.stageProvider === 'whip' ? { joinRefusal: WHIP_JOIN_REFUSAL } : {}),
     },
   });
+  const viewerLimits = new ViewerRateLimiter({ ...config.viewerRateLimits, metrics });
   const registry = new MediaServerRegistry({ store, bus, log, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  const endpoints =
+    bundle.ivs && config.ivs
+      ? new StageEndpointRefresher({
+          store,
+          provider,
+          log,
+          metrics,
+          maxAgeMs: config.ivs.endpointMaxAgeMs,
+          checkIntervalMs: Math.min(3_600_000, Math.max(1000, Math.floor(config.ivs.endpointMaxAgeMs / 10))),
+          failureMinIntervalMs: 30_000,
+        })
+      : undefined;
   const publishTokens = new PublishTokenService({
+    ...(endpoints ? { endpoints } : {}),
     store,
     tokens,
     issuer,
@@ -134,9 +156,12 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     metrics,
     scaling,
     viewers,
+    viewerLimits,
     registry,
     publishTokens,
     ...(ivsViewers ? { ivsViewers } : {}),
+    ...(endpoints ? { endpoints } : {}),
     startedAt: Date.now(),
+    lifecycle: { draining: false },
   };
 }

@@ -26,8 +26,10 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
     async start() {
       services.registry.start();
       services.viewers.start();
+      services.viewerLimits.start();
       // Reconciles with the provider before the first plan (retried on each tick if the provider is away).
       await services.scaling.start();
+      services.endpoints?.start();
       await app.listen({ port: config.port, host: config.host });
       const addr = app.server.address();
       server.port = typeof addr === 'object' && addr ? addr.port : config.port;
@@ -36,9 +38,12 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
     async stop() {
       if (stopped) return;
       stopped = true;
+      services.lifecycle.draining = true;
       await app.close(); // sockets first: no request may reach a stopping service
+      await services.endpoints?.stop();
       await services.scaling.stop();
       services.viewers.stop();
+      services.viewerLimits.stop();
       services.registry.stop();
       services.provider.stop();
       services.store.close();

@@ -19,7 +19,7 @@ after(async () => {
   await stage?.close();
 });
 
-type Route = { method: string; path: string; json?: unknown; kind: 'api' | 'media' | 'stage' };
+type Route = { method: string; path: string; json?: unknown; kind: 'api' | 'media' | 'mediaRead' | 'stage' };
 const ARN = 'arn:stagecast:ivs:local:000000000000:stage/abc';
 const ROUTES: Route[] = [
   { kind: 'api', method: 'POST', path: '/api/viewers/join', json: {} },
@@ -31,7 +31,7 @@ const ROUTES: Route[] = [
   { kind: 'api', method: 'GET', path: '/api/stages' },
   { kind: 'media', method: 'POST', path: '/api/media/register', json: { serverId: 'ms', ipAddress: '127.0.0.1', port: 1 } },
   { kind: 'media', method: 'POST', path: '/api/media/heartbeat', json: { serverId: 'ms' } },
-  { kind: 'media', method: 'GET', path: '/api/media/stages' },
+  { kind: 'mediaRead', method: 'GET', path: '/api/media/stages' },
   { kind: 'media', method: 'POST', path: '/api/media/token', json: { stageArn: ARN } },
   {
     kind: 'stage',
@@ -51,6 +51,9 @@ function wrongHeaders(kind: Route['kind']): Record<string, string>[] {
         { 'x-media-server-secret': SECRETS.apiKey },
         { authorization: `Bearer ${SECRETS.media.slice(0, -1)}` },
       ];
+    case 'mediaRead':
+      // The Media Server's secret as x-api-key, the operator's key as the Media Server's secret: neither opens it.
+      return [{ authorization: 'Bearer wrong' }, { 'x-api-key': SECRETS.media }, { 'x-api-key': 'wrong' }, { 'x-media-server-secret': SECRETS.apiKey }];
     case 'stage':
       return [{ authorization: 'Bearer wrong' }, { authorization: `Bearer ${SECRETS.media}` }];
   }
@@ -62,6 +65,8 @@ function missingHeaders(kind: Route['kind']): Record<string, string>[] {
       return [{}, { authorization: `Bearer ${SECRETS.apiKey}` }];
     case 'media':
       return [{}, { 'x-api-key': SECRETS.media }, { authorization: 'Basic abc' }];
+    case 'mediaRead':
+      return [{}, { authorization: 'Basic abc' }];
     case 'stage':
       return [{}, { 'x-media-server-secret': SECRETS.stage }];
   }
@@ -84,6 +89,30 @@ for (const r of ROUTES) {
     }
   });
 }
+
+test('GET /api/media/stages: the seed guide\'s check — the operator\'s x-api-key reads it, as does the Media Server secret', async () => {
+  for (const headers of [{ 'x-api-key': SECRETS.apiKey }, { authorization: `Bearer ${SECRETS.media}` }, { 'x-media-server-secret': SECRETS.media }] as Record<string, string>[]) {
+    const r = await call(api.url + '/api/media/stages', { headers });
+    assert.equal(r.status, 200, `${Object.keys(headers)[0]} → ${r.status}`);
+    assert.ok(Array.isArray(r.body.stages));
+  }
+});
+
+test('the x-api-key opens only the read: register, heartbeat and token stay Media-Server-only', async () => {
+  for (const r of ROUTES.filter((x) => x.kind === 'media')) {
+    const res = await call(api.url + r.path, { method: r.method, headers: { 'x-api-key': SECRETS.apiKey }, ...(r.json ? { json: r.json } : {}) });
+    assert.equal(res.status, 401, `${r.method} ${r.path} → ${res.status}`);
+  }
+});
+
+test('the Media Server secret opens no operator route', async () => {
+  for (const r of ROUTES.filter((x) => x.kind === 'api')) {
+    for (const headers of [{ authorization: `Bearer ${SECRETS.media}` }, { 'x-media-server-secret': SECRETS.media }] as Record<string, string>[]) {
+      const res = await call(api.url + r.path, { method: r.method, headers, ...(r.json ? { json: r.json } : {}) });
+      assert.equal(res.status, 401, `${r.method} ${r.path} → ${res.status}`);
+    }
+  }
+});
 
 test('public endpoints need no credentials: /health, /.well-known/jwks.json, /metrics', async () => {
   for (const p of ['/health', '/.well-known/jwks.json', '/metrics']) {

@@ -36,7 +36,7 @@ try {
     STAGE_CAPACITY: '5',
   });
   apps.push(api);
-  await waitFor(async () => (await fetch(`${api.url}/health`)).ok, 'API Server healthy');
+  await waitFor(async () => (await fetch(`${api.url}/ready`)).ok, 'API Server ready');
   const join1 = await json(`${api.url}/api/viewers/join`, { method: 'POST', headers: { 'x-api-key': secrets.API_SECRET_KEY }, body: '{}' });
   if (join1.status !== 201) throw new Error(`join: ${join1.status} ${JSON.stringify(join1.body)}`);
   const pubTok = await json(`${api.url}/api/media/token`, {

@@ -15,7 +15,6 @@ const EnvSchema = z.object({
   ADVERTISED_IP: z.string().min(1).max(255).default('127.0.0.1'),
   API_SERVER_URL: url.default('http://127.0.0.1:3000'),
   MEDIA_SERVER_SECRET: z.string().min(8, 'must be at least 8 characters'),
-  API_SECRET_KEY: z.string().min(8, 'must be at least 8 characters').optional(),
   INGEST_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   SYNC_INTERVAL_MS: int(60_000, 100),
   HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(50).optional(),
@@ -27,6 +26,7 @@ const EnvSchema = z.object({
   IVS_RULES: z.enum(['auto', 'enforce', 'warn', 'off']).default('auto'),
   IVS_REFUSAL_HOLD_S: int(30, 1).pipe(z.number().max(3600)),
   INGEST_SILENCE_TAKEOVER_S: int(5, 1).pipe(z.number().max(3600)),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -40,7 +40,6 @@ export interface Config {
   advertisedIp: string;
   apiServerUrl: string;
   mediaServerSecret: string;
-  apiSecretKey?: string;
   ingestToken?: string;
   syncIntervalMs: number;
   /** Undefined: use what the API Server says at registration. */
@@ -57,7 +56,20 @@ export interface Config {
   ivsRefusalHoldMs: number;
   /** A broadcaster session silent this long (ms) no longer holds the slot against another token. */
   ingestSilenceTakeoverMs: number;
+  /** When set, GET / (stats) and /metrics need `Authorization: Bearer <it>`; /health and /ready stay open. */
+  metricsToken?: string;
+  /** Variables set but not used here, each with why (logged as config.ignored at start; never their values). */
+  warnings: string[];
 }
+
+/**
+ * Set in the seed's environment (and by many .env files shared by every app) but with no job in the Media Server:
+ * said at start rather than parsed and silently dropped.
+ */
+const IGNORED: Record<string, string> = {
+  API_SECRET_KEY:
+    'not used by the Media Server: it authenticates to the API Server with MEDIA_SERVER_SECRET, and the operator key (which opens the dashboard and ingest tokens) need not be on this host — remove it here',
+};
 
 export class ConfigError extends Error {}
 
@@ -90,10 +102,13 @@ export function parseConfig(env: Record<string, string | undefined>, host = host
     ivsRules: e.IVS_RULES,
     ivsRefusalHoldMs: e.IVS_REFUSAL_HOLD_S * 1000,
     ingestSilenceTakeoverMs: e.INGEST_SILENCE_TAKEOVER_S * 1000,
+    warnings: Object.entries(IGNORED)
+      .filter(([name]) => clean[name] !== undefined)
+      .map(([name, why]) => `${name}: ${why}`),
   };
   if (e.PUBLIC_URL) c.publicUrl = e.PUBLIC_URL.replace(/\/+$/, '');
-  if (e.API_SECRET_KEY) c.apiSecretKey = e.API_SECRET_KEY;
   if (e.INGEST_TOKEN) c.ingestToken = e.INGEST_TOKEN;
+  if (e.METRICS_TOKEN) c.metricsToken = e.METRICS_TOKEN;
   if (e.HEARTBEAT_INTERVAL_MS !== undefined) c.heartbeatIntervalMs = e.HEARTBEAT_INTERVAL_MS;
   if (e.RTC_BIND_ADDRESS) c.rtcBindAddress = e.RTC_BIND_ADDRESS;
   return c;

@@ -16,6 +16,7 @@ try {
 }
 
 const log = createLogger(config.logLevel, { serverId: config.serverId });
+for (const warning of config.warnings) log.warn({ warning }, 'config.ignored');
 const server = await createMediaServer(config, log);
 
 let stopping = false;

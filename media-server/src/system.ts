@@ -40,6 +40,7 @@ export interface MediaServer {
   port: number;
   stats(): MediaServerStats;
   health(): HealthResponse;
+  ready(): HealthResponse;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -100,26 +101,34 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       api: api.status(),
       ingest: ingest.stats(),
     });
-  const health = (): HealthResponse => {
+  let stopped = false;
+  const checks = (): HealthResponse['checks'] => {
     const a = api.status();
     const m = stageManager.stats();
     const fresh = a.registrationFresh;
     return {
-      status: fresh ? 'ok' : 'degraded',
-      service: 'media-server',
-      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-      checks: {
-        registration: { ok: fresh, detail: fresh ? `heartbeat ${a.lastHeartbeatAt ?? ''}` : a.registered ? 'heartbeats not acknowledged' : 'not registered with the API Server' },
-        websocket: { ok: a.websocket === 'up', detail: a.websocket },
-        stages: { ok: m.stagesConnected === m.stagesExpected, detail: `${m.stagesConnected}/${m.stagesExpected} connected` },
-        publisher: { ok: true, detail: m.publisherOnline ? 'online' : 'offline' },
-      },
+      registration: { ok: fresh, detail: fresh ? `heartbeat ${a.lastHeartbeatAt ?? ''}` : a.registered ? 'heartbeats not acknowledged' : 'not registered with the API Server' },
+      websocket: { ok: a.websocket === 'up', detail: a.websocket },
+      stages: { ok: m.stagesConnected === m.stagesExpected, detail: `${m.stagesConnected}/${m.stagesExpected} connected` },
+      publisher: { ok: true, detail: m.publisherOnline ? 'online' : 'offline' },
     };
   };
+  const uptimeSeconds = () => Math.round((Date.now() - startedAt) / 1000);
+  /**
+   * Liveness: 200 while the process answers. The API Server being away is no reason to restart a Media Server
+   * that forwards media: the checks say what is wrong, the status stays ok.
+   */
+  const health = (): HealthResponse => ({ status: 'ok', service: 'media-server', uptimeSeconds: uptimeSeconds(), checks: checks() });
+  /** Readiness: it can take a broadcaster — registered (heartbeats acknowledged), stage events connected, not stopping. */
+  const ready = (): HealthResponse => {
+    const c = checks();
+    const all: HealthResponse['checks'] = { ...c, stopping: stopped ? { ok: false, detail: 'shutting down' } : { ok: true } };
+    const ok = c.registration!.ok && c.websocket!.ok && !stopped;
+    return { status: ok ? 'ok' : 'degraded', service: 'media-server', uptimeSeconds: uptimeSeconds(), checks: all };
+  };
   const metrics = createMetrics(stats);
-  const app = await buildApp({ log, health: { health, stats, metrics }, ingest, endpoint });
+  const app = await buildApp({ log, health: { health, ready, stats, metrics, ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}) }, ingest, endpoint });
 
-  let stopped = false;
   const server: MediaServer = {
     app,
     api,
@@ -130,6 +139,7 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     port: 0,
     stats,
     health,
+    ready,
     async start() {
       await app.listen({ port: config.port, host: config.host });
       const addr = app.server.address();

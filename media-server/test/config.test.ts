@@ -23,3 +23,12 @@ test('config: defaults from the brief, and every bad variable named at once', ()
   assert.equal(p.publicUrl, 'https://media.example.com');
   assert.equal(p.serverId, 'm1');
 });
+
+test('API_SECRET_KEY is not silently dropped: the Media Server does not use it and says so (never echoing it)', () => {
+  const without = parseConfig({ MEDIA_SERVER_SECRET: 'secret-123456' }, 'h');
+  assert.deepEqual(without.warnings, []);
+  const c = parseConfig({ MEDIA_SERVER_SECRET: 'secret-123456', API_SECRET_KEY: 'operator-key-abcdef' }, 'h');
+  assert.equal(c.warnings.length, 1);
+  assert.match(c.warnings[0]!, /^API_SECRET_KEY: not used by the Media Server/);
+  assert.ok(!c.warnings[0]!.includes('operator-key-abcdef'));
+});

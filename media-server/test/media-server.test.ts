@@ -95,18 +95,20 @@ async function withServer(fn: (r: Rig) => Promise<void>): Promise<void> {
 const post = (url: string, token?: string) =>
   fetch(`${url}/whip`, { method: 'POST', headers: { 'content-type': 'application/sdp', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: 'v=0\r\n' });
 
-test('start-up follows the seed: listen, register, WebSocket, a leg per existing stage before any broadcaster; /health turns 200 when registered', async () => {
+test('start-up follows the seed: listen, register, WebSocket, a leg per existing stage before any broadcaster; /ready turns 200 when registered', async () => {
   await withServer(async ({ ms, api, conn, url, logs }) => {
     const arn = localStageArn('early');
     api.stages.add(arn);
     await ms.stageManager.syncAllStages();
     await waitFor(() => ms.stageManager.legFor(arn)?.state === 'connected', { what: 'the leg' });
     assert.equal(conn.calls.length, 1);
-    const h = await fetch(`${url}/health`);
+    await waitFor(() => api.wsConnections === 1, { what: 'WebSocket' });
+    const h = await fetch(`${url}/ready`);
     assert.equal(h.status, 200);
     const body = (await h.json()) as { status: string; checks: Record<string, { ok: boolean }> };
     assert.equal(body.status, 'ok');
     assert.equal(body.checks.registration!.ok, true);
+    assert.equal((await fetch(`${url}/health`)).status, 200);
     assert.equal(api.servers.get('ms-test')?.port, ms.port, 'registered with the real port');
     await waitFor(() => api.wsConnections === 1, { what: 'WebSocket' });
     const order = logs.lines().map((l) => l.msg).filter((m) => ['server.listening', 'registered', 'stages.synced'].includes(m as string));
@@ -222,7 +224,7 @@ test('GET / reports the broadcaster, the H.264 stream read from the bitstream an
     const metrics = await (await fetch(`${url}/metrics`)).text();
     assert.match(metrics, /stagecast_media_publisher_online 1/);
     assert.match(metrics, /stagecast_media_stages_connected 1/);
-    assert.match(metrics, /stagecast_media_leg_packets_sent\{stage="s1"\} \d+/);
+    assert.match(metrics, /stagecast_media_leg_packets_sent_total\{stage="s1"\} \d+/);
   });
 });
 

@@ -32,11 +32,33 @@ test('during a leg rotation the stage’s series follow the leg that carries its
       api: { registrationFresh: true, websocket: 'up' },
     }) as unknown as MediaServerStats;
   const registry = createMetrics(snapshot);
-  const read = async () => (await registry.metrics()).split('\n').find((l) => l.startsWith('stagecast_media_leg_packets_sent{'));
-  assert.equal(await read(), 'stagecast_media_leg_packets_sent{stage="stageA"} 5000');
+  const read = async () => (await registry.metrics()).split('\n').find((l) => l.startsWith('stagecast_media_leg_packets_sent_total{'));
+  assert.equal(await read(), 'stagecast_media_leg_packets_sent_total{stage="stageA"} 5000');
   legs = [leg('new', 'connecting', 0), leg('old', 'connected', 5100)];
-  assert.equal(await read(), 'stagecast_media_leg_packets_sent{stage="stageA"} 5100', 'whatever the order the legs are listed in');
+  assert.equal(await read(), 'stagecast_media_leg_packets_sent_total{stage="stageA"} 5100', 'whatever the order the legs are listed in');
   legs = [leg('old', 'closed', 5200), leg('new', 'connected', 40)];
-  assert.equal(await read(), 'stagecast_media_leg_packets_sent{stage="stageA"} 40', 'the new leg once it carries the stage');
+  assert.equal(await read(), 'stagecast_media_leg_packets_sent_total{stage="stageA"} 40', 'the new leg once it carries the stage');
   assert.match(await registry.metrics(), /stagecast_media_legs\{state="connected"\} 1/);
+});
+
+test('monotonic figures are Prometheus counters named *_total; levels stay gauges', async () => {
+  const snapshot = () =>
+    ({
+      publisher: { online: true, bitrateBps: 1, packetsReceived: 7, keyframesReceived: 2, lost: 1 },
+      stages: { expected: 1, connected: 1 },
+      legs: [leg('l', 'connected', 9)],
+      errors: { legFailures: 3 },
+      api: { registrationFresh: true, websocket: 'up' },
+      ivs: { enforcing: true, refusalsByCode: {}, warningsByCode: {}, refusedReconnects: 4 },
+    }) as unknown as MediaServerStats;
+  const text = await createMetrics(snapshot).metrics();
+  const types = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+  for (const [name, type] of types) {
+    if (name.startsWith('stagecast_media_process_') || name.startsWith('stagecast_media_nodejs_')) continue;
+    assert.equal(type === 'counter', name.endsWith('_total'), `${name} is a ${type}`);
+  }
+  for (const name of ['publisher_packets_received_total', 'publisher_keyframes_received_total', 'publisher_packets_lost_total', 'leg_packets_sent_total', 'leg_keyframes_sent_total', 'leg_packets_lost_total', 'errors_total', 'ivs_refused_reconnects_total'])
+    assert.equal(types.get(`stagecast_media_${name}`), 'counter', name);
+  assert.match(text, /stagecast_media_errors_total\{kind="legFailures"\} 3/);
+  assert.match(text, /stagecast_media_publisher_packets_received_total 7/);
 });

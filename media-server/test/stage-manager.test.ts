@@ -290,3 +290,17 @@ test('the broadcaster feeds the router; when it drops the legs stay up, and when
     assert.equal(leg.sinkPort.of('video').length, stale);
   });
 });
+
+test('a leg whose WHIP POST failed says so in its next token request (the API Server re-reads the stage’s endpoints); one that connected does not', async () => {
+  await withManager(async ({ sm, api, conn }) => {
+    api.stages.add(A);
+    conn.failNext(2, 404); // e.g. an IVS endpoint that moved
+    sm.initialize();
+    await sm.syncAllStages();
+    await waitFor(() => sm.legFor(A)?.state === 'connected', { what: 'the leg after two failed POSTs' });
+    assert.deepEqual(
+      api.tokenRequests.filter((r) => r.arn === A).map((r) => r.whipFailed),
+      [false, true, true],
+    );
+  });
+});

@@ -93,9 +93,19 @@ export function createStageServer(config: Config, logger: Logger, overrides: Sta
   registerErrorHandling(app);
   void app.register(adminRoutes(stages, config.stageServerSecret));
   void app.register(mediaRoutes(stages));
-  void app.register(healthRoutes({ stages, reporter, metrics, startedAt: Date.now() }));
-
   let stopping: Promise<void> | undefined;
+  let loaded = false;
+  void app.register(
+    healthRoutes({
+      stages,
+      reporter,
+      metrics,
+      startedAt: Date.now(),
+      state: () => (stopping ? 'draining' : loaded ? 'ready' : 'starting'),
+      ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}),
+    }),
+  );
+
   return {
     app,
     stages,
@@ -104,6 +114,7 @@ export function createStageServer(config: Config, logger: Logger, overrides: Sta
     publicUrl,
     async start() {
       await stages.start();
+      loaded = true;
       reporter.start();
       await app.listen({ port: config.port, host: config.host });
       boundPort = (app.server.address() as AddressInfo).port;

@@ -22,6 +22,8 @@ const EnvSchema = z.object({
   MAX_VIEWERS_PER_STAGE: z.coerce.number().int().min(0).default(0),
   /** Address node-datachannel binds its ICE sockets to; unset = gather on every interface. */
   RTC_BIND_ADDRESS: z.string().min(1).optional(),
+  /** Optional bearer token for /stats and /metrics (/health and /ready stay open). */
+  METRICS_TOKEN: z.string().min(16, 'METRICS_TOKEN must be at least 16 characters').optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
 });
 
@@ -39,6 +41,8 @@ export interface Config {
   participantEventsUrl: string;
   maxViewersPerStage: number;
   rtcBindAddress?: string;
+  /** When set, /stats and /metrics need `Authorization: Bearer <it>` (401 otherwise). */
+  metricsToken?: string;
   logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -79,6 +83,7 @@ export function loadConfig(
     participantEventsUrl: `${apiServerUrl}${API_ROUTES.participantEvents}`,
     maxViewersPerStage: e.MAX_VIEWERS_PER_STAGE,
     rtcBindAddress: e.RTC_BIND_ADDRESS,
+    metricsToken: e.METRICS_TOKEN,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -51,6 +51,11 @@ function render(d: DashboardResponse): void {
   $('#t-viewers').textContent = `${d.totals.viewers} viewers`;
   $('#t-capacity').textContent = `of ${d.totals.capacity} seats · ${d.totals.connected} connected`;
   $('#t-stages').textContent = `${d.stages.length} stages`;
+  const r = d.refused;
+  const refused = $('#t-refused');
+  refused.textContent = `Refused joins: ${r.joinsRateLimited} rate-limited · ${r.joinsCapacityExceeded} no seat${r.heartbeatsRateLimited ? ` · ${r.heartbeatsRateLimited} heartbeats rate-limited` : ''}`;
+  refused.dataset.rateLimited = String(r.joinsRateLimited);
+  refused.className = r.joinsRateLimited || r.joinsCapacityExceeded ? 'warn-text' : 'muted';
   const b = $('#b-state');
   b.textContent = d.broadcaster.online ? 'online' : 'offline';
   b.className = `pill ${d.broadcaster.online ? 'ok' : 'bad'}`;

@@ -34,14 +34,15 @@ function setState(text: string, tone: '' | 'ok' | 'warn' | 'bad' = ''): void {
 }
 
 /** Tears down the current playback (WHEP DELETE + viewer leave) and joins again after a jittered backoff. */
-function rejoin(key: string, why: string): void {
+function rejoin(key: string, why: string, notBeforeMs = 0): void {
   if (leaving) return;
   const gen = ++generation;
   const old = current;
   current = null;
   void old?.stop();
   failures++;
-  const delay = Math.min(15_000, 500 * 2 ** Math.min(failures - 1, 5)) * (0.75 + Math.random() * 0.5);
+  // Never sooner than the server's Retry-After (a 429 from the viewer key's rate limit, a 503 with no seat).
+  const delay = Math.max(notBeforeMs, Math.min(15_000, 500 * 2 ** Math.min(failures - 1, 5)) * (0.75 + Math.random() * 0.5));
   setState(`reconnecting (${why})`, 'warn');
   clearTimeout(retryTimer);
   retryTimer = window.setTimeout(() => {
@@ -72,7 +73,7 @@ async function start(key: string, gen: number): Promise<void> {
       return;
     }
     errorEl.textContent = (err as Error).message;
-    return rejoin(key, err instanceof ApiError ? err.code : 'network');
+    return rejoin(key, err instanceof ApiError ? err.code : 'network', err instanceof ApiError && err.retryAfterS ? err.retryAfterS * 1000 : 0);
   }
   if (gen !== generation) {
     void api(`/api/viewers/${encodeURIComponent(viewer.viewerId)}`, key, { method: 'DELETE' }).catch(() => undefined);

@@ -26,6 +26,10 @@ export async function dashboardRoutes(app: FastifyInstance, s: Services): Promis
         capacity: stages.reduce((n, st) => n + st.capacity, 0),
       },
       events: s.store.listScalingEvents(limit).map(scalingEventView),
+      refused: (() => {
+        const limited = s.viewerLimits.counts();
+        return { joinsRateLimited: limited.joins, joinsCapacityExceeded: s.viewers.refusedForCapacity, heartbeatsRateLimited: limited.heartbeats };
+      })(),
     };
   });
 }

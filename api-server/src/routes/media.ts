@@ -10,7 +10,7 @@ import {
   type StagesResponse,
   type TokenResponse,
 } from '@stagecast/protocol';
-import { checkApiKey, checkMediaServerSecret } from '../auth.js';
+import { checkApiKey, checkMediaServerSecret, eitherVerdict } from '../auth.js';
 import type { Services } from '../services.js';
 import { authHook, iso, parse } from './common.js';
 import { mediaServerView } from './views.js';
@@ -31,18 +31,27 @@ export async function mediaRoutes(app: FastifyInstance, s: Services): Promise<vo
       return { ok: true as const, heartbeatIntervalMs: s.registry.heartbeatIntervalMs };
     });
 
+
+    scope.post('/api/media/token', async (req): Promise<TokenResponse> => {
+      const body = parse(TokenRequestSchema, req.body);
+      const t = await s.publishTokens.stageToken(body.stageArn, body.serverId, { whipFailed: body.whipFailed === true });
+      return { token: t.token, whipUrl: t.whipUrl, participantId: t.participantId, expiresAt: iso(t.expiresAt) };
+    });
+  });
+
+  // The stage list is read-only: the Media Server reads it with its secret, the operator with x-api-key (the seed's
+  // deployment guide checks the API Server with `curl -H "x-api-key: …" /api/media/stages`). The viewer key opens nothing here.
+  await app.register(async (scope) => {
+    scope.addHook(
+      'onRequest',
+      authHook((h) => eitherVerdict(checkMediaServerSecret(h, s.config.mediaServerSecret), checkApiKey(h, s.config.apiSecretKey)), 'media server secret or x-api-key'),
+    );
     scope.get('/api/media/stages', async (): Promise<StagesResponse> => ({
       stages: s.store
         .listStages()
         .filter((st) => st.state === 'active')
         .map((st) => ({ stageArn: st.arn, stageId: st.id, viewerCount: st.viewers, capacity: st.capacity, state: st.state })),
     }));
-
-    scope.post('/api/media/token', async (req): Promise<TokenResponse> => {
-      const body = parse(TokenRequestSchema, req.body);
-      const t = await s.publishTokens.stageToken(body.stageArn, body.serverId);
-      return { token: t.token, whipUrl: t.whipUrl, participantId: t.participantId, expiresAt: iso(t.expiresAt) };
-    });
   });
 
   await app.register(async (scope) => {

@@ -1,9 +1,10 @@
 /** /api/viewers/*: join, heartbeat, leave (x-api-key). */
-import type { FastifyInstance } from 'fastify';
-import { ViewerIdSchema, ViewerJoinRequestSchema, type ViewerJoinResponse } from '@stagecast/protocol';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { StagecastError, ViewerIdSchema, ViewerJoinRequestSchema, type ViewerJoinResponse } from '@stagecast/protocol';
 import { z } from 'zod';
 import { checkApiKey } from '../auth.js';
 import type { Services } from '../services.js';
+import type { LimitedKind } from '../services/ViewerRateLimiter.js';
 import { authHook, iso, parse } from './common.js';
 
 const IdParams = z.object({ id: ViewerIdSchema });
@@ -19,14 +20,25 @@ export async function viewerRoutes(app: FastifyInstance, s: Services): Promise<v
     }, 'x-api-key'),
   );
 
-  app.post('/api/viewers/join', async (req, reply): Promise<ViewerJoinResponse> => {
+  // The viewer key is public: what is done with it is rate-limited per client address (req.ip: the TCP peer, or
+  // X-Forwarded-For through TRUSTED_PROXIES only). The operator's key is not limited.
+  const limit = (kind: LimitedKind) => async (req: FastifyRequest) => {
+    if (!viewerKey || checkApiKey(req.headers, s.config.apiSecretKey) === 'ok') return;
+    const wait = s.viewerLimits.check(kind, req.ip);
+    if (wait !== undefined) {
+      req.log.debug({ kind, ip: req.ip, retryAfterS: wait }, 'viewer.rate_limited'); // a flood must not flood the log: /metrics counts them
+      throw new StagecastError('RATE_LIMITED', `too many ${kind === 'join' ? 'joins' : 'heartbeats'} from this address with the viewer key: retry in ${wait} s`, { retryAfter: wait });
+    }
+  };
+
+  app.post('/api/viewers/join', { onRequest: limit('join') }, async (req, reply): Promise<ViewerJoinResponse> => {
     const body = parse(ViewerJoinRequestSchema, req.body ?? {});
     const j = await s.viewers.join(body.userId);
     reply.code(201);
     return { ...j, expiresAt: iso(j.expiresAt) };
   });
 
-  app.post('/api/viewers/:id/heartbeat', async (req) => {
+  app.post('/api/viewers/:id/heartbeat', { onRequest: limit('heartbeat') }, async (req) => {
     const { id } = parse(IdParams, req.params, 'viewer id');
     return { ok: true as const, ...s.viewers.heartbeat(id) };
   });

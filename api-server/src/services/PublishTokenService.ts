@@ -14,6 +14,8 @@ export class PublishTokenService {
       issuer: StageTokenIssuer;
       publishTokenTtlSeconds: number;
       mediaServerUrl: string;
+      /** Re-reads a stage's endpoints at the provider (IVS) when a leg's WHIP POST failed there. */
+      endpoints?: { afterWhipFailure(arn: StageArn): Promise<void> };
       now?: () => number;
     },
   ) {}
@@ -21,8 +23,15 @@ export class PublishTokenService {
   /**
    * A PUBLISH token for one active stage (the Media Server's WHIP leg). `whipUrl` is the stage's stored endpoint
    * (IVS: `endpoints.whip`, whose 307s the Media Server follows; whip: the destination's URL); `token` may be ''.
+   * `whipFailed`: the caller's last WHIP POST into this stage failed at the endpoint — the endpoints are read again
+   * at the provider first (IVS), so the retry goes where the stage is now.
    */
-  async stageToken(stageArn: StageArn, serverId?: string): Promise<{ token: string; whipUrl: string; participantId: ParticipantId; expiresAt: Date }> {
+  async stageToken(
+    stageArn: StageArn,
+    serverId?: string,
+    opts: { whipFailed?: boolean } = {},
+  ): Promise<{ token: string; whipUrl: string; participantId: ParticipantId; expiresAt: Date }> {
+    if (opts.whipFailed && this.d.endpoints) await this.d.endpoints.afterWhipFailure(stageArn);
     const stage = this.d.store.getStage(stageArn);
     if (!stage || stage.state !== 'active') throw new NotFound('no such active stage');
     const issued = await this.d.issuer.issue({

@@ -53,6 +53,8 @@ export class StageAutoScalingService {
   private running = false;
   private reconciled = false;
   private reconciling: Promise<void> | undefined;
+  /** A periodic reconcile waits for the provider calls in flight; no new one starts meanwhile. */
+  private reconcileWanted = false;
 
   constructor(d: ScalingDeps) {
     this.store = d.store;
@@ -76,18 +78,26 @@ export class StageAutoScalingService {
 
   /**
    * Reconciles again while running: a create that timed out at our end may still have made the stage at the
-   * provider, and stages cost money. Skipped while provider calls are in flight, so an answer that is on its way
-   * is never mistaken for an orphan.
+   * provider, and stages cost money. Never while provider calls are in flight, so an answer that is on its way is
+   * never mistaken for an orphan: it is then deferred — plan() starts no new action and runs it once they have
+   * landed, so steady scaling cannot starve it. plan() starts nothing while it runs (the two exclude each other).
    */
   reconcileNow(): Promise<void> {
-    if (!this.running || !this.reconciled || this.reconciling || this.creating > 0 || this.deleting.size > 0) return Promise.resolve();
-    this.reconciling = reconcile(this.reconcileDeps())
-      .then(() => this.plan())
+    if (!this.running || !this.reconciled || this.reconciling) return Promise.resolve();
+    if (this.creating > 0 || this.deleting.size > 0) {
+      this.reconcileWanted = true;
+      return Promise.resolve();
+    }
+    this.reconcileWanted = false;
+    const run = reconcile(this.reconcileDeps())
+      .then(() => undefined)
       .catch((err: Error) => this.log.error({ err: err.message }, 'stages.reconcile_failed'))
       .finally(() => {
         this.reconciling = undefined;
       });
-    return this.reconciling;
+    this.reconciling = run;
+    // Planning was held while it ran: catch up once it is over.
+    return run.then(() => this.plan());
   }
 
   private reconcileDeps() {
@@ -170,7 +180,10 @@ export class StageAutoScalingService {
     }
   }
 
-  /** Runs the planner now. Synchronous: reading the pool and launching actions happen in one step. */
+  /**
+   * Runs the planner now. Synchronous: reading the pool and launching actions happen in one step. No create or
+   * delete starts while a reconciliation runs (its listing would miss or mis-adopt them); it plans again when done.
+   */
   plan(): void {
     if (!this.running) return;
     if (!this.reconciled) {
@@ -178,7 +191,11 @@ export class StageAutoScalingService {
       return;
     }
     this.drainWaiters();
-    if (this.fixedPool) return;
+    if (this.fixedPool || this.reconciling) return;
+    if (this.reconcileWanted) {
+      void this.reconcileNow();
+      return;
+    }
     const stages = this.store.listStages();
     // A draining stage with no delete in flight is a delete that failed or was cut by a crash: finish it.
     for (const s of stages) if (s.state === 'draining' && !this.deleting.has(s.arn)) this.launchDelete(s.arn, 'finish drain');
@@ -240,6 +257,7 @@ export class StageAutoScalingService {
             tags: created.tags,
             createdAt: created.createdAt,
             emptySince: at,
+            endpointsAt: at,
           });
           this.store.addScalingEvent({ at, action: 'create', stageArn: created.stageArn, reason, detail: { tookMs: at - startedAt } });
         } catch (err) {

@@ -40,6 +40,8 @@ export class ViewerService {
   private readonly log: Logger;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  /** Joins refused with 503 since start (every stage full and MAX_STAGES reached, or no seat in time). */
+  private capacityRefusals = 0;
 
   constructor(
     private readonly d: {
@@ -83,12 +85,14 @@ export class ViewerService {
     if (!stage) {
       if (!scaling.canGrow()) {
         metrics.joins.inc({ result: 'capacity_exceeded' });
+        this.capacityRefusals++;
         throw new CapacityExceeded('every stage is full and the pool is at MAX_STAGES', 10);
       }
       waited = true;
       stage = await scaling.waitForSeat(attempt);
       if (!stage) {
         metrics.joins.inc({ result: 'capacity_exceeded' });
+        this.capacityRefusals++;
         this.log.warn({ waitingJoins: scaling.waitingJoins }, 'viewer.join_timeout');
         throw new CapacityExceeded('no seat became available in time', 5);
       }
@@ -119,6 +123,10 @@ export class ViewerService {
       metrics.joins.inc({ result: 'error' });
       throw err;
     }
+  }
+
+  get refusedForCapacity(): number {
+    return this.capacityRefusals;
   }
 
   heartbeat(id: ViewerId): { stageArn: StageArn } {

@@ -1,7 +1,8 @@
 /**
  * Start-up reconciliation of the store with the provider. Stages cost money: none may leak.
  * - at the provider, not in the store (crash between create and store write): adopted — it is ours by tag;
- * - in the store, not at the provider (lost): dropped, its viewers released, `stage_deleted` announced.
+ * - in the store, not at the provider (lost): dropped, its viewers released, `stage_deleted` announced — only when it
+ *   was recorded before the listing began (a stage recorded meanwhile is newer than the listing, not lost).
  * A listing without endpoints (IVS ListStages) costs one GetStage per adopted stage, never one per kept stage;
  * an orphan whose WHIP endpoint cannot be learnt is deleted rather than recorded without one.
  */
@@ -31,6 +32,9 @@ export interface ReconcileResult {
 }
 
 export async function reconcile(d: ReconcileDeps): Promise<ReconcileResult> {
+  // Only a stage recorded before the listing began can be missing from it for being lost: one recorded while the
+  // listing was on its way (a create that landed meanwhile) may simply be newer than the provider's answer.
+  const before = new Set(d.store.listStages().map((s) => s.arn));
   const remote = await d.provider.listStages();
   const local = d.store.listStages();
   const remoteArns = new Set(remote.map((s) => s.stageArn));
@@ -66,6 +70,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileResult> {
       tags: r.tags,
       createdAt: r.createdAt,
       emptySince: now,
+      endpointsAt: now,
     });
     d.store.addScalingEvent({ at: now, action: 'adopt', stageArn: r.stageArn, reason: 'at the provider, missing from the store' });
     d.metrics?.scalingActions.inc({ action: 'adopt' });
@@ -74,7 +79,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileResult> {
     result.adopted.push(r.stageArn);
   }
   for (const l of local) {
-    if (remoteArns.has(l.arn)) continue;
+    if (remoteArns.has(l.arn) || !before.has(l.arn)) continue;
     const released = d.store.removeStage(l.arn);
     d.store.addScalingEvent({
       at: now,

@@ -48,6 +48,16 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       );
     `,
   },
+  {
+    version: 2,
+    name: 'stage endpoints fetched at',
+    // IVS allows caching a stage's endpoints for 14 days at most: when ours were last read from the provider.
+    // Rows from before are taken as read at creation (the oldest they can be), so they are refreshed first.
+    sql: `
+      ALTER TABLE stages ADD COLUMN endpoints_at INTEGER;
+      UPDATE stages SET endpoints_at = created_at;
+    `,
+  },
 ];
 
 export function migrate(db: Database.Database): number {

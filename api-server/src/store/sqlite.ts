@@ -26,6 +26,7 @@ interface StageRow {
   tags: string;
   created_at: number;
   empty_since: number | null;
+  endpoints_at: number | null;
   viewers: number;
   connected: number;
 }
@@ -67,6 +68,7 @@ const stageOf = (r: StageRow): StageWithCounts => ({
   tags: JSON.parse(r.tags) as Record<string, string>,
   createdAt: r.created_at,
   emptySince: r.empty_since,
+  endpointsAt: r.endpoints_at ?? r.created_at,
   viewers: r.viewers,
   connected: r.connected,
 });
@@ -117,12 +119,13 @@ export class SqliteStore implements Store {
     const db = this.db;
     this.q = {
       insertStage: db.prepare(
-        `INSERT INTO stages (arn, id, name, capacity, state, whip_url, playback, tags, created_at, empty_since)
-         VALUES (@arn, @id, @name, @capacity, @state, @whipUrl, @playback, @tags, @createdAt, @emptySince)`,
+        `INSERT INTO stages (arn, id, name, capacity, state, whip_url, playback, tags, created_at, empty_since, endpoints_at)
+         VALUES (@arn, @id, @name, @capacity, @state, @whipUrl, @playback, @tags, @createdAt, @emptySince, @endpointsAt)`,
       ),
       getStage: db.prepare(`${STAGES_WITH_COUNTS} WHERE s.arn = ? GROUP BY s.arn`),
       listStages: db.prepare(`${STAGES_WITH_COUNTS} GROUP BY s.arn ORDER BY s.created_at, s.arn`),
       setStageState: db.prepare('UPDATE stages SET state = ? WHERE arn = ?'),
+      setStageEndpoints: db.prepare('UPDATE stages SET whip_url = ?, endpoints_at = ? WHERE arn = ?'),
       stageViewerIds: db.prepare('SELECT id FROM viewers WHERE stage_arn = ?'),
       deleteStageViewers: db.prepare('DELETE FROM viewers WHERE stage_arn = ?'),
       deleteStage: db.prepare('DELETE FROM stages WHERE arn = ?'),
@@ -161,7 +164,7 @@ export class SqliteStore implements Store {
   }
 
   insertStage(s: StageRecord): void {
-    this.q.insertStage.run({ ...s, playback: JSON.stringify(s.playback), tags: JSON.stringify(s.tags) });
+    this.q.insertStage.run({ ...s, playback: JSON.stringify(s.playback), tags: JSON.stringify(s.tags), endpointsAt: s.endpointsAt ?? s.createdAt });
   }
   getStage(arn: StageArn): StageWithCounts | undefined {
     const r = this.q.getStage.get(arn) as StageRow | undefined;
@@ -172,6 +175,9 @@ export class SqliteStore implements Store {
   }
   setStageState(arn: StageArn, state: StageState): void {
     this.q.setStageState.run(state, arn);
+  }
+  updateStageEndpoints(arn: StageArn, whipUrl: string, at: number): boolean {
+    return this.q.setStageEndpoints.run(whipUrl, at, arn).changes > 0;
   }
   removeStage(arn: StageArn): ViewerId[] {
     return this.db.transaction(() => {

@@ -16,9 +16,12 @@ export interface StageRecord {
   createdAt: number;
   /** ms epoch since when it has had no seat taken; null while it has viewers. */
   emptySince: number | null;
+  /** ms epoch when whipUrl was last read from the provider (IVS: cache endpoints 14 days at most). Default: createdAt. */
+  endpointsAt?: number;
 }
 
 export interface StageWithCounts extends StageRecord {
+  endpointsAt: number;
   /** Seats taken. */
   viewers: number;
   /** Viewers whose connection the stage server reported. */
@@ -65,6 +68,8 @@ export interface Store {
   getStage(arn: StageArn): StageWithCounts | undefined;
   listStages(): StageWithCounts[];
   setStageState(arn: StageArn, state: StageState): void;
+  /** The endpoints as just read from the provider; false when the stage is no longer stored. */
+  updateStageEndpoints(arn: StageArn, whipUrl: string, at: number): boolean;
   /** Removes the stage and releases its viewers; returns the released viewer ids. */
   removeStage(arn: StageArn): ViewerId[];
 

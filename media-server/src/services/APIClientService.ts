@@ -255,8 +255,9 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
     return res.stages;
   }
 
-  async getStageToken(stageArn: StageArn): Promise<TokenResponse> {
-    return this.request(API_ROUTES.token, 'POST', TokenResponseSchema, { stageArn, serverId: this.o.serverId });
+  /** A PUBLISH token; `whipFailed` tells the API Server our last WHIP POST into the stage failed at its endpoint. */
+  async getStageToken(stageArn: StageArn, opts: { whipFailed?: boolean } = {}): Promise<TokenResponse> {
+    return this.request(API_ROUTES.token, 'POST', TokenResponseSchema, { stageArn, serverId: this.o.serverId, ...(opts.whipFailed ? { whipFailed: true } : {}) });
   }
 
   private async request<S extends z.ZodType>(route: string, method: 'GET' | 'POST', schema: S, body?: unknown): Promise<z.infer<S>> {

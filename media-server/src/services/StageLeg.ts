@@ -49,7 +49,8 @@ export const DEFAULT_LEG_TIMING: LegTiming = {
 export interface StageLegDeps {
   stageArn: StageArn;
   legId: string;
-  getToken(stageArn: StageArn): Promise<TokenResponse>;
+  /** `whipFailed`: this leg's last WHIP POST failed at the endpoint, so the API Server re-reads the stage's endpoints. */
+  getToken(stageArn: StageArn, opts?: { whipFailed?: boolean }): Promise<TokenResponse>;
   connect: LegConnector;
   router: SinkHostPort;
   log: Logger;
@@ -98,6 +99,8 @@ export class StageLeg extends EventEmitter<StageLegEvents> {
   private rotateTimer: NodeJS.Timeout | undefined;
   private started = false;
   private closedFlag = false;
+  /** The last attempt's WHIP POST failed (an HTTP error or no answer): the next token request says so. */
+  private whipPostFailed = false;
   /** Consecutive failures (reset on connect): the backoff exponent. */
   private streak = 0;
   private attempts = 0;
@@ -160,15 +163,22 @@ export class StageLeg extends EventEmitter<StageLegEvents> {
     let conn: LegConnection | undefined;
     try {
       const fetchedAt = this.now();
-      const t = await this.d.getToken(this.stageArn);
+      const t = await this.d.getToken(this.stageArn, this.whipPostFailed ? { whipFailed: true } : {});
       if (this.closedFlag) return;
-      conn = await this.d.connect({
-        id: `${this.legId}.${n}`,
-        whipUrl: t.whipUrl,
-        token: t.token,
-        timeoutMs: this.d.timing.requestTimeoutMs,
-        ...(this.d.bindAddress ? { bindAddress: this.d.bindAddress } : {}),
-      });
+      try {
+        conn = await this.d.connect({
+          id: `${this.legId}.${n}`,
+          whipUrl: t.whipUrl,
+          token: t.token,
+          timeoutMs: this.d.timing.requestTimeoutMs,
+          ...(this.d.bindAddress ? { bindAddress: this.d.bindAddress } : {}),
+        });
+        this.whipPostFailed = false;
+      } catch (err) {
+        // The POST to the stage's endpoint failed: IVS endpoints can move, so the API Server should look again.
+        this.whipPostFailed = true;
+        throw err;
+      }
       if (this.closedFlag) {
         // Closed while the POST was in flight: the stage holds a session now, DELETE it before close() settles.
         await conn.stop().catch(() => undefined);

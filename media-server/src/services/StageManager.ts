@@ -14,7 +14,7 @@ import { StageLeg, type LegTiming, type SinkHostPort, type StageLegStats } from 
 /** What the StageManager needs of the API client. */
 export interface StageApi {
   getActiveStages(): Promise<StageSummary[]>;
-  getStageToken(stageArn: StageArn): Promise<TokenResponse>;
+  getStageToken(stageArn: StageArn, opts?: { whipFailed?: boolean }): Promise<TokenResponse>;
   on<K extends keyof APIClientEvents>(event: K, listener: (...args: APIClientEvents[K]) => void): unknown;
   off<K extends keyof APIClientEvents>(event: K, listener: (...args: APIClientEvents[K]) => void): unknown;
 }
@@ -206,7 +206,7 @@ export class StageManager {
     return new StageLeg({
       stageArn,
       legId,
-      getToken: (arn) => this.d.api.getStageToken(arn),
+      getToken: (arn, opts) => this.d.api.getStageToken(arn, opts),
       connect: this.d.connect,
       router: this.d.router,
       log: this.d.log,

@@ -16,44 +16,42 @@ export function createMetrics(snapshot: () => MediaServerStats): Registry {
     },
   });
   const bitrate = g('publisher_bitrate_bps', 'Broadcaster bitrate (bits/s)');
-  const packetsIn = g('publisher_packets_received', 'RTP packets received from the broadcaster');
-  const keyframesIn = g('publisher_keyframes_received', 'Keyframes received from the broadcaster');
-  const lostIn = g('publisher_packets_lost', 'RTP packets lost from the broadcaster');
+  // Monotonic figures are counters (`*_total`), mirrored from the snapshot's totals at scrape time. A total that
+  // starts again (a new broadcaster session, a rotated leg) is a counter reset, which rate() and increase() handle.
+  const total = (name: string, help: string, labelNames: string[] = []) => new Counter({ name: `stagecast_media_${name}`, help, labelNames, registers: [registry] });
+  const packetsIn = total('publisher_packets_received_total', 'RTP packets received from the broadcaster');
+  const keyframesIn = total('publisher_keyframes_received_total', 'Keyframes received from the broadcaster');
+  const lostIn = total('publisher_packets_lost_total', 'RTP packets lost from the broadcaster');
   const expected = g('stages_expected', 'Stages the API Server has');
   const connected = g('stages_connected', 'Stages with a connected leg');
   const legState = g('legs', 'Legs by state', ['state']);
-  const legPackets = g('leg_packets_sent', 'RTP packets sent into a stage', ['stage']);
-  const legKeyframes = g('leg_keyframes_sent', 'Keyframes sent into a stage', ['stage']);
-  const legLost = g('leg_packets_lost', 'Packets lost on a leg (receiver reports)', ['stage']);
+  const legPackets = total('leg_packets_sent_total', 'RTP packets sent into a stage', ['stage']);
+  const legKeyframes = total('leg_keyframes_sent_total', 'Keyframes sent into a stage', ['stage']);
+  const legLost = total('leg_packets_lost_total', 'Packets lost on a leg (receiver reports)', ['stage']);
   const legRtt = g('leg_rtt_ms', 'Round-trip time of a leg', ['stage']);
-  const errors = g('errors', 'Error counters', ['kind']);
+  const errors = total('errors_total', 'Errors by kind (leg failures, sync, heartbeat, API requests, refused or conflicting ingest)', ['kind']);
   const registered = g('api_registration_fresh', '1 when the API Server acknowledged us recently');
   const wsUp = g('api_websocket_up', '1 when the API Server WebSocket is connected');
   // Counters mirrored from the snapshot's monotonic totals (the ingest service owns the counting).
   const c = (name: string, help: string) => new Counter({ name: `stagecast_media_${name}`, help, labelNames: ['code'], registers: [registry] });
-  const nacksSent = new Counter({ name: 'stagecast_media_publisher_nacks_sent_total', help: 'NACK entries sent to the broadcaster (one per packet asked for)', registers: [registry] });
-  const recovered = new Counter({ name: 'stagecast_media_publisher_packets_recovered_total', help: 'Broadcaster packets recovered after a NACK', registers: [registry] });
-  const lostForGood = new Counter({ name: 'stagecast_media_publisher_packets_lost_for_good_total', help: 'Broadcaster packets never recovered (given up on)', registers: [registry] });
+  const nacksSent = total('publisher_nacks_sent_total', 'NACK entries sent to the broadcaster (one per packet asked for)');
+  const recovered = total('publisher_packets_recovered_total', 'Broadcaster packets recovered after a NACK');
+  const lostForGood = total('publisher_packets_lost_for_good_total', 'Broadcaster packets never recovered (given up on)');
   const ivsRefusals = c('ivs_refusals_total', 'Broadcaster streams or offers refused because Amazon IVS would refuse them, by rule');
   const ivsWarnings = c('ivs_warnings_total', 'IVS limits exceeded without refusal (bitrate, keyframe interval, or rules not enforced), by rule');
   const ivsEnforcing = g('ivs_rules_enforcing', '1 when IVS rules are enforced (IVS_RULES=enforce, or auto with an IVS stage)');
-  const ivsRejoins = g('ivs_refused_reconnects', 'POSTs answered 422 because their token was refused moments ago');
+  const ivsRejoins = total('ivs_refused_reconnects_total', 'POSTs answered 422 because their token was refused moments ago');
 
   function fill(online: Gauge): void {
     const s = snapshot();
     online.set(s.publisher.online ? 1 : 0);
     bitrate.set(s.publisher.bitrateBps);
-    packetsIn.set(s.publisher.packetsReceived);
-    keyframesIn.set(s.publisher.keyframesReceived);
-    lostIn.set(s.publisher.lost);
-    for (const [counter, v] of [
-      [nacksSent, s.publisher.nacksSent ?? 0],
-      [recovered, s.publisher.packetsRecovered ?? 0],
-      [lostForGood, s.publisher.packetsLostForGood ?? 0],
-    ] as const) {
-      counter.reset();
-      counter.inc(v);
-    }
+    mirror(packetsIn, s.publisher.packetsReceived);
+    mirror(keyframesIn, s.publisher.keyframesReceived);
+    mirror(lostIn, Math.max(0, s.publisher.lost));
+    mirror(nacksSent, s.publisher.nacksSent ?? 0);
+    mirror(recovered, s.publisher.packetsRecovered ?? 0);
+    mirror(lostForGood, s.publisher.packetsLostForGood ?? 0);
     expected.set(s.stages.expected);
     connected.set(s.stages.connected);
     legState.reset();
@@ -73,12 +71,13 @@ export function createMetrics(snapshot: () => MediaServerStats): Registry {
     }
     for (const l of perStage.values()) {
       const stage = l.stageArn.slice(l.stageArn.lastIndexOf('/') + 1);
-      legPackets.set({ stage }, l.packetsSent);
-      legKeyframes.set({ stage }, l.keyframesSent);
-      legLost.set({ stage }, l.cumulativeLost);
+      legPackets.inc({ stage }, l.packetsSent);
+      legKeyframes.inc({ stage }, l.keyframesSent);
+      legLost.inc({ stage }, Math.max(0, l.cumulativeLost));
       if (l.rttMs !== undefined) legRtt.set({ stage }, l.rttMs);
     }
-    for (const [kind, v] of Object.entries(s.errors)) errors.set({ kind }, v);
+    errors.reset();
+    for (const [kind, v] of Object.entries(s.errors)) errors.inc({ kind }, v);
     registered.set(s.api.registrationFresh ? 1 : 0);
     wsUp.set(s.api.websocket === 'up' ? 1 : 0);
     ivsRefusals.reset();
@@ -87,8 +86,14 @@ export function createMetrics(snapshot: () => MediaServerStats): Registry {
       for (const [code, n] of Object.entries(s.ivs.refusalsByCode)) ivsRefusals.inc({ code }, n);
       for (const [code, n] of Object.entries(s.ivs.warningsByCode)) ivsWarnings.inc({ code }, n);
       ivsEnforcing.set(s.ivs.enforcing ? 1 : 0);
-      ivsRejoins.set(s.ivs.refusedReconnects);
+      mirror(ivsRejoins, s.ivs.refusedReconnects);
     }
   }
   return registry;
+}
+
+/** A counter that reads a total someone else keeps: its value at scrape time is that total. */
+function mirror(c: Counter, value: number): void {
+  c.reset();
+  c.inc(value);
 }

@@ -95,12 +95,15 @@ export class FakeStageApi extends EventEmitter<APIClientEvents> {
   tokens = 0;
   down = false;
   tokenTtlMs = 3_600_000;
+  /** Every token request, with whether it reported a failed WHIP POST. */
+  tokenRequests: { arn: StageArn; whipFailed: boolean }[] = [];
   async getActiveStages(): Promise<StageSummary[]> {
     await Promise.resolve();
     if (this.down) throw new Error('API Server unreachable');
     return [...this.stages].map((a) => ({ stageArn: a, stageId: stageIdOf(a), viewerCount: 0 }) as StageSummary);
   }
-  async getStageToken(arn: StageArn): Promise<TokenResponse> {
+  async getStageToken(arn: StageArn, opts: { whipFailed?: boolean } = {}): Promise<TokenResponse> {
+    this.tokenRequests.push({ arn, whipFailed: opts.whipFailed === true });
     await Promise.resolve();
     if (this.down) throw new Error('API Server unreachable');
     this.tokens++;

@@ -64,7 +64,15 @@ export const StagesResponseSchema = z.object({ stages: z.array(StageSummarySchem
 export type StagesResponse = z.infer<typeof StagesResponseSchema>;
 
 /** POST /api/media/token: a PUBLISH token for one stage, for the Media Server's WHIP leg. */
-export const TokenRequestSchema = z.object({ stageArn: StageArnSchema, serverId: ServerIdSchema.optional() });
+export const TokenRequestSchema = z.object({
+  stageArn: StageArnSchema,
+  serverId: ServerIdSchema.optional(),
+  /**
+   * The sender's last WHIP POST into this stage failed at the endpoint (network error or an HTTP error answer): the
+   * API Server reads the stage's endpoints again at the provider before answering (IVS endpoints may change).
+   */
+  whipFailed: z.boolean().optional(),
+});
 export type TokenRequest = z.input<typeof TokenRequestSchema>;
 export const TokenResponseSchema = z.object({
   /** Bearer token for `whipUrl`. Empty: send no Authorization (a STAGE_PROVIDER=whip destination without a token). */

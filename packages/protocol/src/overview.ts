@@ -11,6 +11,12 @@ export const DashboardResponseSchema = z.object({
   broadcaster: z.object({ online: z.boolean(), bitrateBps: z.number().nonnegative(), serverId: z.string().nullable() }),
   totals: z.object({ viewers: z.number().int().nonnegative(), connected: z.number().int().nonnegative(), capacity: z.number().int().nonnegative() }),
   events: z.array(ScalingEventSchema),
+  /** Requests refused since the API Server started: joins and heartbeats over the viewer key's per-address rate limit (429), joins with no seat (503). */
+  refused: z.object({
+    joinsRateLimited: z.number().int().nonnegative(),
+    joinsCapacityExceeded: z.number().int().nonnegative(),
+    heartbeatsRateLimited: z.number().int().nonnegative(),
+  }),
 });
 export type DashboardResponse = z.infer<typeof DashboardResponseSchema>;
 

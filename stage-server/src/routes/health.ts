@@ -1,5 +1,9 @@
-/** GET /health, GET /stats, GET /metrics: unauthenticated, read-only, no secrets. */
-import type { FastifyInstance } from 'fastify';
+/**
+ * GET /health (liveness), GET /ready (readiness), GET /stats, GET /metrics: read-only, no secrets. /stats and
+ * /metrics take METRICS_TOKEN as a bearer when it is set; /health and /ready are always open.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { bearerToken, secretEquals } from './auth.js';
 import type { HealthResponse, StageServerStatsResponse } from '@stagecast/protocol';
 import type { Metrics } from '../services/metrics.js';
 import type { ParticipantReporter } from '../services/ParticipantReporter.js';
@@ -10,6 +14,20 @@ export interface HealthDeps {
   reporter: ParticipantReporter;
   metrics: Metrics;
   startedAt: number;
+  /** Readiness: false before the stages are loaded and once stopping began (draining). */
+  state: () => 'starting' | 'ready' | 'draining';
+  metricsToken?: string;
+}
+
+/** Missing or wrong bearer → 401 JSON (compared in constant time). */
+function metricsGuard(token: string | undefined) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (!token) return;
+    const given = bearerToken(req.headers.authorization);
+    if (given !== undefined && secretEquals(given, token)) return;
+    reply.header('www-authenticate', 'Bearer');
+    await reply.code(401).send({ error: { code: 'UNAUTHORIZED', message: 'Authorization: Bearer <METRICS_TOKEN> required' } });
+  };
 }
 
 export function healthRoutes(d: HealthDeps) {
@@ -30,7 +48,21 @@ export function healthRoutes(d: HealthDeps) {
       };
     });
 
-    app.get('/stats', async (): Promise<StageServerStatsResponse> => {
+    // Can it take new stages and viewers? Not before the stages are loaded, nor while it drains at shutdown.
+    app.get('/ready', async (_req, reply) => {
+      const state = d.state();
+      const ok = state === 'ready';
+      const body: HealthResponse = {
+        status: ok ? 'ok' : 'degraded',
+        service: 'stage-server',
+        uptimeSeconds: uptime(),
+        checks: { state: ok ? { ok: true } : { ok: false, detail: state === 'draining' ? 'draining: shutting down' : 'starting: stages not loaded yet' } },
+      };
+      return reply.code(ok ? 200 : 503).send(body);
+    });
+
+    const guard = metricsGuard(d.metricsToken);
+    app.get('/stats', { onRequest: guard }, async (): Promise<StageServerStatsResponse> => {
       const stages = d.stages.stats();
       return {
         uptimeSeconds: uptime(),
@@ -43,7 +75,7 @@ export function healthRoutes(d: HealthDeps) {
       };
     });
 
-    app.get('/metrics', async (_req, reply) => {
+    app.get('/metrics', { onRequest: guard }, async (_req, reply) => {
       const text = await d.metrics.scrape();
       return reply.type(d.metrics.contentType).send(text);
     });

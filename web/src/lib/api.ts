@@ -9,6 +9,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Seconds the server asked us to wait (Retry-After on 429 / 503). */
+    readonly retryAfterS?: number,
   ) {
     super(message);
   }
@@ -36,7 +38,8 @@ export async function api<T>(path: string, key: string, init: RequestInit = {}):
   const body = (await res.json().catch(() => null)) as T | ErrorBody | null;
   if (!res.ok) {
     const e = (body as ErrorBody | null)?.error;
-    throw new ApiError(res.status, e?.code ?? 'HTTP_' + res.status, e?.message ?? res.statusText);
+    const retryAfter = Number(res.headers.get('retry-after'));
+    throw new ApiError(res.status, e?.code ?? 'HTTP_' + res.status, e?.message ?? res.statusText, retryAfter > 0 ? retryAfter : undefined);
   }
   return body as T;
 }
