@@ -55,8 +55,9 @@ interface Rig {
   jwt: (claims?: Record<string, unknown>) => Promise<string>;
 }
 
-async function withServer(fn: (r: Rig) => Promise<void>): Promise<void> {
+async function withServer(fn: (r: Rig) => Promise<void>, before?: (api: FakeApi) => void): Promise<void> {
   const api = await startFakeApi({ secret: SECRET, heartbeatIntervalMs: 100 });
+  before?.(api);
   const { publicKey, privateKey } = await generateKeyPair('ES384', { extractable: true });
   const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES384' };
   const jwt = (claims: Record<string, unknown> = {}) =>
@@ -114,6 +115,22 @@ test('start-up follows the seed: listen, register, WebSocket, a leg per existing
     // Heartbeats tell the API Server about the leg.
     await waitFor(() => JSON.stringify(api.servers.get('ms-test')?.legs ?? []).includes('"connected"'), { what: 'leg in heartbeat' });
   });
+});
+
+test('a stage created while the WebSocket is still opening (after the start-up sync) gets its leg at once, not at the next 60 s sync', async () => {
+  let release!: () => void;
+  await withServer(
+    async ({ ms, api, conn }) => {
+      // start() has registered and synced (no stages yet); the socket is still opening.
+      assert.equal(ms.api.websocketState, 'connecting');
+      const late = localStageArn('late');
+      api.createStage(late); // its stage_created event reaches no one
+      release();
+      await waitFor(() => ms.stageManager.legFor(late)?.state === 'connected', { timeoutMs: 3000, what: 'a leg for the stage created before the socket opened' });
+      assert.equal(conn.live(late).length, 1);
+    },
+    (api) => (release = api.holdUpgrades()),
+  );
 });
 
 test('WHIP ingest: 401 without or with a bad token; INGEST_TOKEN and an API Server JWT are accepted; one broadcaster at a time (409); the same token replaces the live session', async () => {
