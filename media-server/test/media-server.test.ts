@@ -21,6 +21,9 @@ class FakeEndpoint implements IngestEndpoint {
   sessions = new Map<string, FakeIngestSession>();
   posts = 0;
   constructor(private readonly o: IngestEndpointOptions) {}
+  checkOffer(req: HttpRequest): HttpResponse | undefined {
+    return req.body.toString().startsWith('v=0') ? undefined : { status: 400, headers: {}, body: '{"error":{"code":"INVALID_INPUT","message":"bad SDP offer"}}' };
+  }
   async handle(req: HttpRequest): Promise<HttpResponse> {
     const path = req.url.split('?')[0]!;
     if (req.method === 'POST' && path === '/whip') {
@@ -144,6 +147,8 @@ test('WHIP ingest: 401 without or with a bad token; INGEST_TOKEN and an API Serv
 
     const first = await post(url, INGEST_TOKEN);
     assert.equal(first.status, 201);
+    const malformed = await fetch(`${url}/whip`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${await jwt()}` }, body: 'not sdp' });
+    assert.equal(malformed.status, 400, 'a malformed offer is a 400 even while another broadcaster is live (not 409)');
     const loc1 = first.headers.get('location')!;
     assert.match(loc1, /^http:\/\/127\.0\.0\.1:\d+\/whip\/sessions\//);
     assert.equal(ms.stageManager.publisherOnline, true);

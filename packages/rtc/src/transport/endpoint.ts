@@ -42,6 +42,8 @@ export class OfferRejected extends Error {
 }
 
 export type SessionFactory<S extends MediaSessionBase> = (offer: string, sd: SessionDescription) => Promise<{ session: S; answer: string }>;
+/** Judges a parsed offer without side effects; throws OfferRejected. */
+export type OfferCheck = (sd: SessionDescription) => void;
 
 const CORS = {
   'access-control-allow-origin': '*',
@@ -59,7 +61,33 @@ export class SignallingEndpoint<S extends MediaSessionBase> {
   constructor(
     private readonly o: EndpointOptions<S>,
     private readonly factory: SessionFactory<S>,
+    private readonly check: OfferCheck = () => undefined,
   ) {}
+
+  /**
+   * The offer of a POST, judged before any limit: 415 for another media type, 400 for SDP that does not parse or
+   * lacks ICE/DTLS parameters, 422 for one we would refuse. Undefined when acceptable. Callers with limits of their
+   * own (the Media Server's one-broadcaster rule) call it first, so a malformed offer never gets 409 or 503.
+   */
+  checkOffer(req: HttpRequest): HttpResponse | undefined {
+    return this.parseOffer(req).refused;
+  }
+
+  private parseOffer(req: HttpRequest): { refused: HttpResponse; sd?: undefined; offer?: undefined } | { refused?: undefined; sd: SessionDescription; offer: string } {
+    if (contentType(req) !== 'application/sdp') {
+      return { refused: problem(415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/sdp', { 'accept-post': 'application/sdp' }) };
+    }
+    const offer = req.body.toString('utf8');
+    let sd: SessionDescription;
+    try {
+      sd = parseSdp(offer);
+      this.check(sd);
+    } catch (err) {
+      if (err instanceof OfferRejected) return { refused: problem(err.status, err.status === 400 ? 'INVALID_INPUT' : 'UNPROCESSABLE', err.message) };
+      return { refused: problem(400, 'INVALID_INPUT', err instanceof SdpError ? `bad SDP offer: ${err.message}` : 'bad SDP offer') };
+    }
+    return { sd, offer };
+  }
 
   get sessionCount(): number {
     return this.sessions.size;
@@ -162,16 +190,12 @@ export class SignallingEndpoint<S extends MediaSessionBase> {
           : problem(403, 'FORBIDDEN', d.message ?? 'token not accepted');
       }
     }
-    if (contentType(req) !== 'application/sdp') return problem(415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/sdp', { 'accept-post': 'application/sdp' });
+    // The offer first: a malformed one is the client's error (400) whether or not there is room.
+    const parsed = this.parseOffer(req);
+    if (parsed.refused) return parsed.refused;
+    const { offer, sd } = parsed;
     if (this.sessions.size + this.pending >= this.o.maxSessions) {
       return problem(503, 'CAPACITY_EXCEEDED', 'no room for another session', { 'retry-after': String(this.o.retryAfterSec ?? 5) });
-    }
-    const offer = req.body.toString('utf8');
-    let sd: SessionDescription;
-    try {
-      sd = parseSdp(offer);
-    } catch (err) {
-      return problem(400, 'INVALID_INPUT', err instanceof SdpError ? `bad SDP offer: ${err.message}` : 'bad SDP offer');
     }
     this.pending++;
     let created: { session: S; answer: string };
