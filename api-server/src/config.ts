@@ -3,6 +3,7 @@ import { createPrivateKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { ConfigError as BaseConfigError } from '@stagecast/service';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -110,7 +111,7 @@ export interface Config {
   viewerApiKey?: string;
 }
 
-export class ConfigError extends Error {}
+export class ConfigError extends BaseConfigError {}
 
 /** Pure: a map of variables → Config, or a ConfigError naming every bad variable. */
 export function parseConfig(env: Record<string, string | undefined>): Config {

@@ -8,6 +8,7 @@ import { SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
 import { parseConfig } from '../src/config.js';
 import type { IngestEndpoint, IngestEndpointOptions } from '../src/media/ports.js';
 import { createMediaServer, type MediaServer } from '../src/system.js';
+import { bodyOf, oversizedHeaderRequest, rawRequest } from '../../packages/service/test/raw-http.js';
 import { startFakeApi, type FakeApi } from './helpers/fake-api.js';
 import { FakeIngestSession, fakeConnector, type FakeConnector } from './helpers/fakes.js';
 import { testLogger, type LogCapture } from './helpers/log.js';
@@ -134,6 +135,20 @@ test('a stage created while the WebSocket is still opening (after the start-up s
     },
     (api) => (release = api.holdUpgrades()),
   );
+});
+
+test('every refusal has the one error shape: unknown route, over-long path parameter, malformed URL, body too large, header fields too large', async () => {
+  await withServer(async ({ url, ms }) => {
+    const err = async (r: Response) => ({ status: r.status, code: ((await r.json()) as { error: { code: string } }).error.code });
+    assert.deepEqual(await err(await fetch(`${url}/nowhere`)), { status: 404, code: 'NOT_FOUND' });
+    assert.deepEqual(await err(await fetch(`${url}/whip/sessions/${'a'.repeat(300)}`, { method: 'DELETE' })), { status: 414, code: 'URI_TOO_LONG' });
+    assert.deepEqual(await err(await fetch(`${url}/whip/sessions/%E0%A4%A`, { method: 'DELETE' })), { status: 400, code: 'INVALID_INPUT' });
+    const big = await fetch(`${url}/whip`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${INGEST_TOKEN}` }, body: 'v=0\r\n' + 'a=x\r\n'.repeat(20_000) });
+    assert.deepEqual(await err(big), { status: 413, code: 'PAYLOAD_TOO_LARGE' });
+    const raw = await rawRequest(ms.port, oversizedHeaderRequest());
+    assert.match(raw, /^HTTP\/1\.1 431 /);
+    assert.deepEqual(bodyOf(raw), { error: { code: 'HEADERS_TOO_LARGE', message: 'request header fields too large' } });
+  });
 });
 
 test('WHIP ingest: 401 without or with a bad token; INGEST_TOKEN and an API Server JWT are accepted; one broadcaster at a time (409); the same token replaces the live session', async () => {

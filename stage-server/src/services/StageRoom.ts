@@ -5,6 +5,7 @@
  * the viewer safety limit (503 + Retry-After), reports real joins and leaves, and keeps the stage's statistics.
  */
 import type { Logger } from 'pino';
+import { bearerToken, type ParticipantTokenVerifier } from '@stagecast/service';
 import {
   CapacityExceeded,
   Conflict,
@@ -16,17 +17,15 @@ import {
   type StageId,
   type StageMediaStats,
 } from '@stagecast/protocol';
-import { bearerToken } from '../routes/auth.js';
 import type { MediaHttpRequest, MediaHttpResponse, MediaRole } from './http.js';
 import type { IngestSession, MediaEndpoint, MediaPlane, MediaRouter, PlaybackSession, RouterSink } from './media-plane.js';
 import type { ParticipantReporter } from './ParticipantReporter.js';
 import type { Room, RoomIdentity } from './room.js';
-import type { TokenVerifier } from './tokens.js';
 
 export interface StageRoomOptions {
   stage: RoomIdentity;
   plane: MediaPlane;
-  tokens: Pick<TokenVerifier, 'verify'>;
+  tokens: Pick<ParticipantTokenVerifier, 'verify'>;
   reporter: Pick<ParticipantReporter, 'joined' | 'left'>;
   logger: Logger;
   /** Base URL of this server, without a trailing slash. */
@@ -181,7 +180,7 @@ export class StageRoom implements Room {
   }
 
   private async verify(req: MediaHttpRequest, capability: Capability) {
-    return this.o.tokens.verify(bearerToken(req.headers.authorization), this.stageArn, capability);
+    return this.o.tokens.verify(bearerToken(req.headers.authorization), { resource: this.stageArn, capability, label: 'stage' });
   }
 
   private takeSession<S>(pending: Map<string, S>, res: MediaHttpResponse): S | undefined {

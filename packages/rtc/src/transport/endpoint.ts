@@ -2,8 +2,8 @@
  * The HTTP side of WHIP (RFC 9725) and WHEP (draft-ietf-wish-whep), framework-free: POST creates a session,
  * PATCH trickles candidates, DELETE ends it, OPTIONS answers CORS. The media side is a strategy: `createSession`.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { bearerToken, contentType, header, iceServerLinks, problem, type HttpRequest, type HttpResponse, type IceServerConfig } from './http.js';
+import { bearerToken, secretEquals } from '@stagecast/service/auth';
+import { contentType, header, iceServerLinks, problem, type HttpRequest, type HttpResponse, type IceServerConfig } from './http.js';
 import type { MediaSessionBase } from './session.js';
 import { parseSdp, parseSdpFrag, SdpError, type SessionDescription } from './sdp.js';
 
@@ -50,8 +50,6 @@ const CORS = {
   'access-control-expose-headers': 'Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After',
 };
 const ALLOW = 'OPTIONS, GET, POST, PATCH, DELETE';
-
-const digest = (s: string) => createHash('sha256').update(s).digest();
 
 export class SignallingEndpoint<S extends MediaSessionBase> {
   private readonly sessions = new Map<string, S>();
@@ -175,7 +173,7 @@ export class SignallingEndpoint<S extends MediaSessionBase> {
     if (!session.token) return undefined;
     const given = bearerToken(header(req, 'authorization'));
     if (given === undefined || given === '') return problem(401, 'UNAUTHORIZED', 'bearer token required', { 'www-authenticate': 'Bearer' });
-    if (!timingSafeEqual(digest(given), digest(session.token))) return problem(403, 'FORBIDDEN', 'not the token of this session');
+    if (!secretEquals(given, session.token)) return problem(403, 'FORBIDDEN', 'not the token of this session');
     return undefined;
   }
 
