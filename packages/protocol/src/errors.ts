@@ -7,6 +7,7 @@ export const ERROR_CODES = {
   UNAUTHORIZED: 401, // credentials missing
   FORBIDDEN: 403, // credentials present but wrong, or not allowed
   NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405, // a WHIP/WHEP resource asked with a method it does not take (with Allow)
   REQUEST_TIMEOUT: 408, // the request did not arrive in time (Node's HTTP server)
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
