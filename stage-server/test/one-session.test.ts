@@ -74,4 +74,5 @@ describe('one WHEP session per subscribe token (real WebRTC, 127.0.0.1)', () => 
     cleanup.push(() => fourth.stop());
     assert.equal(fourth.status, 503, 'three seats taken');
   });
+
 });

@@ -45,6 +45,8 @@ export interface StageRoomOptions {
 }
 
 export const DEFAULT_REPLACE_AFTER_MS = 5000;
+/** WHEP POSTs of one token in flight at once (one set up, the rest waiting their turn); more get 429. */
+const MAX_POSTS_PER_TOKEN = 4;
 
 /** What to do with a publisher that arrives while `current` holds the slot. Pure: table-tested. */
 export function decidePublisher(current: ParticipantId | undefined, incoming: ParticipantId): 'accept' | 'replace' | 'conflict' {
@@ -95,6 +97,8 @@ export class StageRoom implements Room {
   /** Sessions created by the endpoints, until the POST that made them returns and names their participant. */
   private readonly newIngest = new Map<string, IngestSession>();
   private readonly viewers = new Map<string, Viewer>();
+  /** WHEP POSTs of one token run one at a time, so each later one sees the earlier one's session and replaces it. */
+  private readonly postsByToken = new Map<ParticipantId, { tail: Promise<unknown>; n: number }>();
   private pendingViewers = 0;
   /** Sessions whose POST's reservation was already turned into a viewer. */
   private readonly reservationsTaken = new Set<string>();
@@ -173,6 +177,21 @@ export class StageRoom implements Room {
   private async postWhep(req: MediaHttpRequest): Promise<MediaHttpResponse> {
     const claims = await this.verify(req, 'subscribe');
     const jti = claims.jti as ParticipantId;
+    const q = this.postsByToken.get(jti) ?? { tail: Promise.resolve(), n: 0 };
+    if (q.n >= MAX_POSTS_PER_TOKEN) throw new StagecastError('RATE_LIMITED', 'this token is already setting up a session', { retryAfter: 1 });
+    q.n++;
+    this.postsByToken.set(jti, q);
+    const run = q.tail.then(() => this.seatWhep(req, jti));
+    q.tail = run.catch(() => undefined);
+    try {
+      return await run;
+    } finally {
+      if (--q.n === 0 && this.postsByToken.get(jti) === q) this.postsByToken.delete(jti);
+    }
+  }
+
+  private async seatWhep(req: MediaHttpRequest, jti: ParticipantId): Promise<MediaHttpResponse> {
+    if (this.closed) throw new StagecastError('NOT_FOUND', 'stage deleted');
     // A token that already holds a seat is replacing its session, not taking another seat.
     const reseat = [...this.viewers.values()].some((v) => v.participantId === jti);
     if (!reseat && !viewerFits(this.seatedViewers(), this.pendingViewers, this.o.maxViewers)) {
