@@ -9,6 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { chooseLogFormat, prettyLineFormatter } from '@stagecast/service';
 
 const root = resolve(import.meta.dirname, '..');
 if (existsSync(join(root, '.env'))) process.loadEnvFile(join(root, '.env'));
@@ -98,6 +99,10 @@ const allApps: App[] = [
 // Apps not yet built in this checkout are left out (the Media Server lands after the stage server).
 const apps = allApps.filter((a) => existsSync(join(root, a.dir, 'src', 'index.ts')));
 
+// The apps write JSON (their output is a pipe to us); on a terminal we turn each line into a readable one.
+const logFormat = chooseLogFormat({ isTTY: process.stdout.isTTY, requested: env.LOG_FORMAT });
+const formatLine = logFormat === 'pretty' ? prettyLineFormatter({ colorize: true }) : (line: string) => line;
+
 const children = new Map<string, ChildProcess>();
 let stopping = false;
 
@@ -116,7 +121,7 @@ function start(app: App): ChildProcess {
       buf += d.toString();
       let i;
       while ((i = buf.indexOf('\n')) >= 0) {
-        dst.write(prefix + buf.slice(0, i) + '\n');
+        dst.write(prefix + formatLine(buf.slice(0, i)) + '\n');
         buf = buf.slice(i + 1);
       }
     });

@@ -11,6 +11,8 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     assetsDir: 'assets',
+    // The IVS Web Broadcast SDK (~710 kB) is a chunk of its own, loaded by /watch only for IVS stages.
+    chunkSizeWarningLimit: 800,
     rollupOptions: { input: { index: page('index'), broadcast: page('broadcast'), watch: page('watch'), dashboard: page('dashboard') } },
   },
   // `npm run dev -w web`: the pages on Vite's dev server, the API on the API Server.

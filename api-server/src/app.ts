@@ -1,6 +1,6 @@
 /** Builds the Fastify app from the services: routes, error mapping, metrics. No listening here. */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import { ERROR_CODES, isStagecastError, type ErrorBody, type ErrorCode } from '@stagecast/protocol';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { httpErrorOptions, registerErrorHandling } from '@stagecast/service';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { healthRoutes } from './routes/health.js';
 import { mediaRoutes } from './routes/media.js';
@@ -14,14 +14,6 @@ import type { Services } from './services.js';
 
 export const BODY_LIMIT = 64 * 1024;
 
-const CODE_BY_STATUS = new Map<number, ErrorCode>(
-  (Object.entries(ERROR_CODES) as [ErrorCode, number][]).map(([code, status]) => [status, code] as const).reverse(),
-);
-
-function errorBody(code: ErrorCode, message: string, details?: unknown): ErrorBody {
-  return { error: { code, message, ...(details === undefined ? {} : { details }) } };
-}
-
 export function buildApp(s: Services): FastifyInstance {
   const app = Fastify({
     loggerInstance: s.log as FastifyBaseLogger,
@@ -32,7 +24,10 @@ export function buildApp(s: Services): FastifyInstance {
     // req.ip follows X-Forwarded-For only through the proxies named in TRUSTED_PROXIES (hop by hop, from the
     // right): a client cannot choose its own address for the viewer rate limit by sending the header itself.
     ...(s.config.trustedProxies.length ? { trustProxy: s.config.trustedProxies } : {}),
+    // Fastify's own refusals and Node's (431, 400) in the one error shape too.
+    ...httpErrorOptions(),
   });
+  registerErrorHandling(app);
 
   // An empty JSON body means "no body" (POST /api/viewers/join with no options); anything else is parsed strictly.
   const json = app.getDefaultJsonParser('error', 'error');
@@ -41,22 +36,6 @@ export function buildApp(s: Services): FastifyInstance {
     if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, undefined);
     return json(req, typeof body === 'string' ? body : body.toString('utf8'), done);
   });
-
-  app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (isStagecastError(err)) {
-      if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
-      if (err.status >= 500) req.log.error({ err: err.message, code: err.code }, 'http.error');
-      return reply.code(err.status).send(err.toBody());
-    }
-    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 500) {
-      req.log.error({ err }, 'http.internal_error');
-      return reply.code(500).send(errorBody('INTERNAL', 'internal error'));
-    }
-    const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : (CODE_BY_STATUS.get(status) ?? 'INVALID_INPUT');
-    return reply.code(status).send(errorBody(code, err.message));
-  });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';

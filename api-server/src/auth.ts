@@ -1,14 +1,10 @@
-/** Shared-secret checks. Constant time and length-independent: both sides are hashed before comparing. */
-import { createHash, timingSafeEqual } from 'node:crypto';
+/** Shared-secret checks over the one Bearer reading and constant-time comparison of @stagecast/service. */
 import { Forbidden, HEADERS, Unauthorized } from '@stagecast/protocol';
+import { bearerToken, secretEquals } from '@stagecast/service';
 
 type Headers = Record<string, string | string[] | undefined>;
 
-export function secretMatches(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b) && expected.length > 0;
-}
+export const secretMatches = secretEquals;
 
 export type AuthVerdict = 'ok' | 'missing' | 'wrong';
 
@@ -18,10 +14,7 @@ function header(h: Headers, name: string): string | undefined {
 }
 
 function bearer(h: Headers): string | undefined {
-  const v = header(h, HEADERS.authorization);
-  if (!v) return undefined;
-  const m = /^Bearer\s+(.+)$/i.exec(v.trim());
-  return m ? m[1]! : '';
+  return bearerToken(h[HEADERS.authorization]);
 }
 
 function verdict(given: string | undefined, expected: string): AuthVerdict {

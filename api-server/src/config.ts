@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { ConfigError as BaseConfigError } from '@stagecast/service';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -130,7 +131,7 @@ export interface Config {
   metricsToken?: string;
 }
 
-export class ConfigError extends Error {}
+export class ConfigError extends BaseConfigError {}
 
 /** Pure: a map of variables → Config, or a ConfigError naming every bad variable. */
 export function parseConfig(env: Record<string, string | undefined>): Config {

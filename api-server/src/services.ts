@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { createIvsClient, IVS_STAGE_TPS, IVS_TOKEN_TPS, IvsStageProvider } from './providers/ivs.js';
+import { IVS_DISCONNECT_TPS, IvsParticipantDisconnector } from './providers/ivs-disconnect.js';
 import { IvsApiTokenIssuer, IvsSelfSignedTokenIssuer } from './providers/ivs-tokens.js';
 import { LocalStageProvider } from './providers/local.js';
 import { PacedProvider, Pacer } from './providers/pacing.js';
@@ -55,6 +56,8 @@ export interface ProviderBundle {
   issuer: StageTokenIssuer;
   /** The IVS provider itself (for the viewer reconciler), when STAGE_PROVIDER=ivs. */
   ivs?: IvsStageProvider;
+  /** STAGE_PROVIDER=ivs: released and expired seats are disconnected at IVS (their tokens outlive them). */
+  seats?: IvsParticipantDisconnector;
 }
 
 export function createProvider(config: Config, log: Logger, tokens: TokenService): ProviderBundle {
@@ -77,7 +80,9 @@ export function createProvider(config: Config, log: Logger, tokens: TokenService
       const issuer = ivsConfig.selfSigned
         ? new IvsSelfSignedTokenIssuer({ ...ivsConfig.selfSigned, eventsUrl: ivsConfig.eventsUrl })
         : new IvsApiTokenIssuer(client, new Pacer(IVS_TOKEN_TPS, plog, undefined, 1));
-      return { provider: new PacedProvider(ivs, plog, undefined, pacer), issuer, ivs };
+      // DisconnectParticipant has a 5 TPS quota of its own: its own budget, so kicks never slow scaling.
+      const seats = new IvsParticipantDisconnector(client, { pacer: new Pacer(IVS_DISCONNECT_TPS, plog, undefined, 1), log: plog });
+      return { provider: new PacedProvider(ivs, plog, undefined, pacer), issuer, ivs, seats };
     }
   }
 }
@@ -117,6 +122,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     metrics,
     log,
     ...(ivsViewers ? { reconciler: ivsViewers } : {}),
+    ...(bundle.seats ? { seats: bundle.seats } : {}),
     config: {
       viewerTokenTtlSeconds: config.viewerTokenTtlSeconds,
       viewerHeartbeatIntervalMs: config.viewerHeartbeatIntervalMs,

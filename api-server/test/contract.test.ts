@@ -16,6 +16,7 @@ import {
   ViewerHeartbeatResponseSchema,
   ViewerJoinResponseSchema,
 } from '@stagecast/protocol';
+import { bodyOf, oversizedHeaderRequest, rawRequest } from '../../packages/service/test/raw-http.js';
 import { apiKey, call, mediaAuth, SECRETS, stageAuth, startApi, type TestApi } from './helpers/api.js';
 import { startStageBackend, type StageBackend } from './helpers/stage-backend.js';
 import { waitFor } from './helpers/wait.js';
@@ -203,6 +204,19 @@ test('malformed JSON → 400 JSON; unknown route → 404 JSON; heartbeat of an u
   const hb = await call(`${api.url}/api/media/heartbeat`, { headers: mediaAuth, json: { serverId: 'never-registered' } });
   assert.equal(hb.status, 404);
   assert.equal(hb.body.error.code, 'NOT_FOUND');
+});
+
+test('Fastify’s and Node’s own refusals have the one shape: over-long path parameter 414, malformed URL 400, unsupported type 415, header fields too large 431', async () => {
+  const err = async (r: Response) => ({ status: r.status, code: ((await r.json()) as { error: { code: string } }).error.code });
+  assert.deepEqual(await err(await fetch(`${api.url}/api/viewers/${'v'.repeat(300)}`, { method: 'DELETE', headers: apiKey })), { status: 414, code: 'URI_TOO_LONG' });
+  assert.deepEqual(await err(await fetch(`${api.url}/api/viewers/%E0%A4%A`, { method: 'DELETE', headers: apiKey })), { status: 400, code: 'INVALID_INPUT' });
+  assert.deepEqual(
+    await err(await fetch(`${api.url}/api/viewers/join`, { method: 'POST', headers: { ...apiKey, 'content-type': 'text/csv' }, body: 'a,b' })),
+    { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  );
+  const raw = await rawRequest(Number(new URL(api.url).port), oversizedHeaderRequest());
+  assert.match(raw, /^HTTP\/1\.1 431 /);
+  assert.deepEqual(bodyOf(raw), { error: { code: 'HEADERS_TOO_LARGE', message: 'request header fields too large' } });
 });
 
 test('GET /metrics exposes the stagecast metrics in Prometheus text format', async () => {

@@ -2,7 +2,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from './logger.js';
 import type { IngestEndpoint } from './media/ports.js';
-import { sendError } from './routes/errors.js';
+import { httpErrorOptions, registerErrorHandling } from '@stagecast/service';
 import { healthRoutes, type HealthSource } from './routes/health.js';
 import { whipRoutes } from './routes/whip.js';
 import type { IngestService } from './services/IngestService.js';
@@ -14,13 +14,9 @@ export async function buildApp(d: { log: Logger; health: HealthSource; ingest: I
     bodyLimit: 64 * 1024,
     // WHIP sessions outlive their HTTP exchange; close() must not wait for idle keep-alive sockets.
     forceCloseConnections: true,
+    ...httpErrorOptions(),
   });
-  app.setErrorHandler((err, _req, reply) => {
-    const e = err as { statusCode?: number; code?: string; message: string };
-    if (e.statusCode && e.statusCode < 500) return reply.code(e.statusCode).send({ error: { code: e.statusCode === 413 ? 'PAYLOAD_TOO_LARGE' : 'INVALID_INPUT', message: e.message } });
-    return sendError(reply, err);
-  });
-  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } }));
+  registerErrorHandling(app);
   await healthRoutes(app, d.health);
   await whipRoutes(app, { ingest: d.ingest, endpoint: d.endpoint });
   return app;

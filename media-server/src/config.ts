@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { ConfigError as BaseConfigError } from '@stagecast/service';
 
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 const url = z.string().url();
@@ -71,7 +72,7 @@ const IGNORED: Record<string, string> = {
     'not used by the Media Server: it authenticates to the API Server with MEDIA_SERVER_SECRET, and the operator key (which opens the dashboard and ingest tokens) need not be on this host — remove it here',
 };
 
-export class ConfigError extends Error {}
+export class ConfigError extends BaseConfigError {}
 
 /** Pure: a map of variables → Config, or a ConfigError naming every bad variable. */
 export function parseConfig(env: Record<string, string | undefined>, host = hostname()): Config {

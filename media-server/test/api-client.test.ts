@@ -102,7 +102,7 @@ test('getActiveStages and getStageToken return validated bodies; API errors are 
   });
 });
 
-test('the WebSocket delivers stage events, reconnects with backoff after an API Server restart and then asks for a resync', async () => {
+test('the WebSocket delivers stage events, asks for a resync on every opening, reconnects with backoff after an API Server restart', async () => {
   await withApi(async (api) => {
     const { c, logs } = client(api, { requestTimeoutMs: 300 });
     const created: StageArn[] = [];
@@ -118,7 +118,7 @@ test('the WebSocket delivers stage events, reconnects with backoff after an API 
       c.startHeartbeat();
       c.connectWebSocket();
       await waitFor(() => c.websocketState === 'up', { what: 'the WebSocket' });
-      assert.equal(resyncs, 0, 'no resync on the first connection');
+      await waitFor(() => resyncs === 1, { what: 'a resync on the first opening too' });
       api.createStage(localStageArn('one'));
       api.deleteStage(localStageArn('one'));
       await waitFor(() => deleted.length === 1, { what: 'stage events' });
@@ -137,7 +137,7 @@ test('the WebSocket delivers stage events, reconnects with backoff after an API 
 
       api.forgetServers(); // the restarted API Server lost its registry
       await api.start();
-      await waitFor(() => resyncs === 1, { timeoutMs: 5000, what: 'resync after reconnect' });
+      await waitFor(() => resyncs === 2, { timeoutMs: 5000, what: 'resync after reconnect' });
       assert.equal(c.websocketState, 'up');
       assert.equal(c.status().wsReconnects, 1);
       assert.equal(api.wsConnections, 2);
@@ -163,6 +163,24 @@ test('a WebSocket refused for a wrong secret is retried without crashing and log
       await waitFor(() => api.wsAttempts >= 3, { what: 'three attempts' });
       assert.equal(api.wsConnections, 0);
       assert.equal(logs.count('websocket.refused'), 1);
+    } finally {
+      c.stop();
+    }
+  });
+});
+
+test('a registration refused for the secret (401/403) is logged once as register.refused, naming MEDIA_SERVER_SECRET', async () => {
+  await withApi(async (api) => {
+    const { c, logs } = client(api, { secret: 'wrong-secret-xyz' });
+    try {
+      await assert.rejects(c.register(), (e: unknown) => e instanceof ApiRequestError && e.status === 403);
+      await assert.rejects(c.register());
+      const refused = logs.lines().filter((l) => l.msg === 'register.refused');
+      assert.equal(refused.length, 1, 'once per outage, not per retry');
+      assert.equal(refused[0]!.level, 50, 'an error, not a hint');
+      assert.equal(refused[0]!.status, 403);
+      assert.match(String(refused[0]!.hint), /MEDIA_SERVER_SECRET/);
+      assert.ok(!logs.text.includes('wrong-secret-xyz'), 'the secret is never logged');
     } finally {
       c.stop();
     }

@@ -8,6 +8,7 @@ import { SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
 import { parseConfig } from '../src/config.js';
 import type { IngestEndpoint, IngestEndpointOptions } from '../src/media/ports.js';
 import { createMediaServer, type MediaServer } from '../src/system.js';
+import { bodyOf, oversizedHeaderRequest, rawRequest } from '../../packages/service/test/raw-http.js';
 import { startFakeApi, type FakeApi } from './helpers/fake-api.js';
 import { FakeIngestSession, fakeConnector, type FakeConnector } from './helpers/fakes.js';
 import { testLogger, type LogCapture } from './helpers/log.js';
@@ -21,6 +22,9 @@ class FakeEndpoint implements IngestEndpoint {
   sessions = new Map<string, FakeIngestSession>();
   posts = 0;
   constructor(private readonly o: IngestEndpointOptions) {}
+  checkOffer(req: HttpRequest): HttpResponse | undefined {
+    return req.body.toString().startsWith('v=0') ? undefined : { status: 400, headers: {}, body: '{"error":{"code":"INVALID_INPUT","message":"bad SDP offer"}}' };
+  }
   async handle(req: HttpRequest): Promise<HttpResponse> {
     const path = req.url.split('?')[0]!;
     if (req.method === 'POST' && path === '/whip') {
@@ -55,8 +59,9 @@ interface Rig {
   jwt: (claims?: Record<string, unknown>) => Promise<string>;
 }
 
-async function withServer(fn: (r: Rig) => Promise<void>): Promise<void> {
+async function withServer(fn: (r: Rig) => Promise<void>, before?: (api: FakeApi) => void): Promise<void> {
   const api = await startFakeApi({ secret: SECRET, heartbeatIntervalMs: 100 });
+  before?.(api);
   const { publicKey, privateKey } = await generateKeyPair('ES384', { extractable: true });
   const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES384' };
   const jwt = (claims: Record<string, unknown> = {}) =>
@@ -118,6 +123,36 @@ test('start-up follows the seed: listen, register, WebSocket, a leg per existing
   });
 });
 
+test('a stage created while the WebSocket is still opening (after the start-up sync) gets its leg at once, not at the next 60 s sync', async () => {
+  let release!: () => void;
+  await withServer(
+    async ({ ms, api, conn }) => {
+      // start() has registered and synced (no stages yet); the socket is still opening.
+      assert.equal(ms.api.websocketState, 'connecting');
+      const late = localStageArn('late');
+      api.createStage(late); // its stage_created event reaches no one
+      release();
+      await waitFor(() => ms.stageManager.legFor(late)?.state === 'connected', { timeoutMs: 3000, what: 'a leg for the stage created before the socket opened' });
+      assert.equal(conn.live(late).length, 1);
+    },
+    (api) => (release = api.holdUpgrades()),
+  );
+});
+
+test('every refusal has the one error shape: unknown route, over-long path parameter, malformed URL, body too large, header fields too large', async () => {
+  await withServer(async ({ url, ms }) => {
+    const err = async (r: Response) => ({ status: r.status, code: ((await r.json()) as { error: { code: string } }).error.code });
+    assert.deepEqual(await err(await fetch(`${url}/nowhere`)), { status: 404, code: 'NOT_FOUND' });
+    assert.deepEqual(await err(await fetch(`${url}/whip/sessions/${'a'.repeat(300)}`, { method: 'DELETE' })), { status: 414, code: 'URI_TOO_LONG' });
+    assert.deepEqual(await err(await fetch(`${url}/whip/sessions/%E0%A4%A`, { method: 'DELETE' })), { status: 400, code: 'INVALID_INPUT' });
+    const big = await fetch(`${url}/whip`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${INGEST_TOKEN}` }, body: 'v=0\r\n' + 'a=x\r\n'.repeat(20_000) });
+    assert.deepEqual(await err(big), { status: 413, code: 'PAYLOAD_TOO_LARGE' });
+    const raw = await rawRequest(ms.port, oversizedHeaderRequest());
+    assert.match(raw, /^HTTP\/1\.1 431 /);
+    assert.deepEqual(bodyOf(raw), { error: { code: 'HEADERS_TOO_LARGE', message: 'request header fields too large' } });
+  });
+});
+
 test('WHIP ingest: 401 without or with a bad token; INGEST_TOKEN and an API Server JWT are accepted; one broadcaster at a time (409); the same token replaces the live session', async () => {
   await withServer(async ({ ms, url, endpoint, jwt }) => {
     const none = await post(url);
@@ -129,6 +164,8 @@ test('WHIP ingest: 401 without or with a bad token; INGEST_TOKEN and an API Serv
 
     const first = await post(url, INGEST_TOKEN);
     assert.equal(first.status, 201);
+    const malformed = await fetch(`${url}/whip`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${await jwt()}` }, body: 'not sdp' });
+    assert.equal(malformed.status, 400, 'a malformed offer is a 400 even while another broadcaster is live (not 409)');
     const loc1 = first.headers.get('location')!;
     assert.match(loc1, /^http:\/\/127\.0\.0\.1:\d+\/whip\/sessions\//);
     assert.equal(ms.stageManager.publisherOnline, true);

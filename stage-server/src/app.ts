@@ -4,6 +4,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { httpErrorOptions, ParticipantTokenVerifier } from '@stagecast/service';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { adminRoutes } from './routes/admin.js';
@@ -16,14 +17,13 @@ import { IdleRoom, type RoomFactory } from './services/room.js';
 import type { MediaPlane } from './services/media-plane.js';
 import { StageRoom } from './services/StageRoom.js';
 import { StageService } from './services/StageService.js';
-import { TokenVerifier } from './services/tokens.js';
 import { FileStageStore, stagesFilePath } from './store/file.js';
 
 export interface StageServer {
   app: FastifyInstance;
   stages: StageService;
   reporter: ParticipantReporter;
-  tokens: TokenVerifier;
+  tokens: ParticipantTokenVerifier;
   /** Listens on config.host:config.port; resolves with the bound port. */
   start(): Promise<number>;
   /** Graceful: ends every session, flushes participant events, closes the HTTP server. Idempotent. */
@@ -41,7 +41,7 @@ export interface StageServerOverrides {
 
 export interface RoomDeps {
   config: Config;
-  tokens: TokenVerifier;
+  tokens: ParticipantTokenVerifier;
   reporter: ParticipantReporter;
   logger: Logger;
   publicUrl: () => string;
@@ -51,7 +51,7 @@ export function createStageServer(config: Config, logger: Logger, overrides: Sta
   let boundPort: number | undefined;
   const publicUrl = () => config.publicUrl ?? `http://127.0.0.1:${boundPort ?? config.port}`;
 
-  const tokens = new TokenVerifier({ jwksUrl: config.jwksUrl });
+  const tokens = new ParticipantTokenVerifier({ jwksUrl: config.jwksUrl });
   const reporter = new ParticipantReporter({
     url: config.participantEventsUrl,
     secret: config.stageServerSecret,
@@ -89,6 +89,7 @@ export function createStageServer(config: Config, logger: Logger, overrides: Sta
     bodyLimit: 64 * 1024,
     // Media sessions are long-lived; close() must not wait for keep-alive sockets of idle HTTP clients.
     forceCloseConnections: true,
+    ...httpErrorOptions(),
   });
   registerErrorHandling(app);
   void app.register(adminRoutes(stages, config.stageServerSecret));
@@ -125,6 +126,7 @@ export function createStageServer(config: Config, logger: Logger, overrides: Sta
         await stages.stop();
         await reporter.stop();
         await app.close();
+        logger.info('server.stopped');
       })();
       return stopping;
     },

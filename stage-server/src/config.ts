@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { API_ROUTES } from '@stagecast/protocol';
 import { z } from 'zod';
+import { ConfigError as BaseConfigError } from '@stagecast/service';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -46,7 +47,7 @@ export interface Config {
   logLevel: (typeof LOG_LEVELS)[number];
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends BaseConfigError {
   constructor(readonly problems: string[]) {
     super(`invalid stage-server configuration: ${problems.join('; ')}`);
     this.name = 'ConfigError';

@@ -7,6 +7,7 @@ import {
   type ErrorBody,
 } from '@stagecast/protocol';
 import type { StageServer } from '../src/app.js';
+import { bodyOf, oversizedHeaderRequest, rawRequest } from '../../packages/service/test/raw-http.js';
 import { admin, SECRET, startInProcess, tempDir } from './helpers.js';
 
 describe('admin API over a real port', () => {
@@ -172,6 +173,18 @@ describe('admin API over a real port', () => {
     const res = await api.get('bad%20id');
     assert.equal(res.status, 400);
     assert.equal((await errorOf(res)).code, 'INVALID_INPUT');
+  });
+
+  test('Fastify’s and Node’s own refusals have the one shape: over-long path parameter 414, malformed URL 400, header fields too large 431', async () => {
+    const long = await fetch(`${base}/stages/${'a'.repeat(300)}/whep`, { method: 'POST' });
+    assert.equal(long.status, 414);
+    assert.equal((await errorOf(long)).code, 'URI_TOO_LONG');
+    const badUrl = await fetch(`${base}/stages/%E0%A4%A/whep`, { method: 'POST' });
+    assert.equal(badUrl.status, 400);
+    assert.equal((await errorOf(badUrl)).code, 'INVALID_INPUT');
+    const raw = await rawRequest(Number(new URL(base).port), oversizedHeaderRequest());
+    assert.match(raw, /^HTTP\/1\.1 431 /);
+    assert.deepEqual(bodyOf(raw), { error: { code: 'HEADERS_TOO_LARGE', message: 'request header fields too large' } });
   });
 
   test('an unknown route → 404 JSON error', async () => {

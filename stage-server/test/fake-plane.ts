@@ -76,6 +76,7 @@ class FakeEndpoint implements MediaEndpoint {
     private readonly role: 'whip' | 'whep',
     private readonly o: EndpointOptions<FakeSession>,
     private readonly all: FakeSession[],
+    private readonly gate: () => Promise<void> | undefined,
   ) {}
   async handle(req: MediaHttpRequest): Promise<MediaHttpResponse> {
     const path = req.url.split('?')[0]!;
@@ -87,6 +88,7 @@ class FakeEndpoint implements MediaEndpoint {
       s.on('closed', () => this.sessions.delete(s.id));
       this.o.onSession(s, '');
       await new Promise((r) => setImmediate(r)); // an answer takes a moment: let concurrent requests interleave
+      await this.gate();
       return {
         status: 201,
         headers: { location: `${this.o.endpointUrl()}/${s.id}`, etag: '"1"', 'content-type': 'application/sdp' },
@@ -169,6 +171,8 @@ export class FakeRouter extends EventEmitter implements MediaRouter {
 export class FakePlane implements MediaPlane {
   readonly routers = new Map<string, FakeRouter>();
   readonly sessions: FakeSession[] = [];
+  /** While set, every POST's answer waits for it (tests of concurrent POSTs). */
+  answerGate: Promise<void> | undefined;
   /** With a factory (e.g. packages/rtc's real Router), routers are not recorded. */
   constructor(private readonly routerFactory?: () => MediaRouter) {}
   createRouter(label: string): MediaRouter {
@@ -178,10 +182,10 @@ export class FakePlane implements MediaPlane {
     return r;
   }
   createWhipEndpoint(o: EndpointOptions<IngestSession>) {
-    return new FakeEndpoint('whip', o as unknown as EndpointOptions<FakeSession>, this.sessions);
+    return new FakeEndpoint('whip', o as unknown as EndpointOptions<FakeSession>, this.sessions, () => this.answerGate);
   }
   createWhepEndpoint(o: EndpointOptions<PlaybackSession>) {
-    return new FakeEndpoint('whep', o as unknown as EndpointOptions<FakeSession>, this.sessions);
+    return new FakeEndpoint('whep', o as unknown as EndpointOptions<FakeSession>, this.sessions, () => this.answerGate);
   }
   of(role: 'whip' | 'whep') {
     return this.sessions.filter((s) => s.role === role);

@@ -199,6 +199,33 @@ describe('stage media routes on an in-memory media plane', () => {
     assert.equal((await post(stage.whepUrl, await tok())).status, 201);
   });
 
+  test('WHEP POSTs of one token at once: one set up at a time, four in flight at most (more get 429); each supersedes the last; one seat', async () => {
+    const stage = await newStage();
+    const token = await api.token({ stageArn: stage.stageArn, capability: 'subscribe', jti: 'flood-1' });
+    const before = plane.of('whep').length;
+    let release!: () => void;
+    plane.answerGate = new Promise<void>((r) => (release = r));
+    const statuses: number[] = [];
+    const posts = Array.from({ length: 8 }, () => post(stage.whepUrl, token).then((r) => (statuses.push(r.status), r)));
+    try {
+      await waitFor(() => statuses.length === 4, { what: 'the POSTs beyond four refused at once' });
+      assert.deepEqual(statuses, [429, 429, 429, 429]);
+      assert.equal(plane.of('whep').length - before, 1, 'one session set up at a time, the others wait their turn');
+    } finally {
+      plane.answerGate = undefined;
+      release();
+    }
+    const answered = await Promise.all(posts);
+    assert.equal(answered.filter((r) => r.status === 201).length, 4);
+    assert.ok(answered.filter((r) => r.status === 429).every((r) => Number(r.headers.get('retry-after')) > 0));
+    const mine = plane.of('whep').slice(before);
+    assert.equal(mine.length, 4);
+    assert.equal(mine.filter((s) => s.closedWith === undefined).length, 1, 'each answered session superseded the one before');
+    assert.equal(server.stages.room(stage.stageId).stats().viewers, 1);
+    // MAX_VIEWERS_PER_STAGE=2: the flood took one seat.
+    assert.equal((await post(stage.whepUrl, await api.token({ stageArn: stage.stageArn, capability: 'subscribe' }))).status, 201);
+  });
+
   test('viewer joins and leaves reach the API Server as participant events (participantId = token jti)', async () => {
     const stage = await newStage();
     const res = await post(stage.whepUrl, await api.token({ stageArn: stage.stageArn, capability: 'subscribe', jti: 'viewer-42' }));

@@ -31,10 +31,10 @@ const TYPES: Record<string, string> = {
 /** A file name Vite writes into assets/ (name-hash.ext): letters, digits, dot, dash, underscore; no leading dot. */
 const ASSET_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}$/;
 
-/** Security headers for our own pages: scripts only from us (and IVS's SDK CDN for /watch's IVS playback). */
+/** Security headers for our own pages: scripts only from us (the IVS SDK too: it is built from its npm package). */
 const CSP = [
   "default-src 'self'",
-  "script-src 'self' https://web-broadcast.live-video.net",
+  "script-src 'self'",
   "connect-src 'self' http: https: ws: wss:",
   "img-src 'self' data:",
   "media-src 'self' blob:",

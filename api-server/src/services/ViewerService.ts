@@ -14,6 +14,7 @@ import {
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Store, StageWithCounts } from '../store/store.js';
+import type { SeatObserver } from '../providers/ivs-disconnect.js';
 import type { StageTokenIssuer } from '../providers/token-issuer.js';
 import { SUBSCRIBE_GRANT } from '../tokens.js';
 import { pickStage } from './planning.js';
@@ -49,6 +50,8 @@ export class ViewerService {
       issuer: StageTokenIssuer;
       /** Checks our accounting against the provider's own (IVS: IvsViewerReconciler); runs while the service does. */
       reconciler?: { start(): void; stop(): void };
+      /** Told of every seat given and ended (IVS: a released seat's connection is ended at IVS, whose tokens outlive seats). */
+      seats?: SeatObserver;
       scaling: StageAutoScalingService;
       metrics: Metrics;
       log: Logger;
@@ -67,6 +70,7 @@ export class ViewerService {
   }
   stop(): void {
     this.d.reconciler?.stop();
+    this.d.seats?.stop?.();
     clearInterval(this.sweeper);
     this.sweeper = undefined;
   }
@@ -107,6 +111,7 @@ export class ViewerService {
         ttlSeconds: this.d.config.viewerTokenTtlSeconds,
         nowMs: this.now(),
       });
+      this.d.seats?.seated(viewerId, stage.arn, signed.participantId);
       metrics.joins.inc({ result: waited ? 'waited' : 'seated' });
       this.log.info({ viewerId, stageArn: stage.arn, viewers: stage.viewers, waited }, 'viewer.joined');
       return {
@@ -136,7 +141,9 @@ export class ViewerService {
   }
 
   leave(id: ViewerId): void {
+    const seat = this.d.seats ? this.d.store.getViewer(id) : undefined;
     if (!this.d.store.releaseViewer(id, this.now())) throw new NotFound('unknown viewer');
+    if (seat) this.d.seats?.released(id, seat.stageArn, 'left');
     this.log.info({ viewerId: id }, 'viewer.left');
     this.d.scaling.drainWaiters();
   }
@@ -158,7 +165,10 @@ export class ViewerService {
   sweep(): number {
     const now = this.now();
     const released = this.d.store.releaseStaleViewers(now - 3 * this.d.config.viewerHeartbeatIntervalMs, now);
-    for (const v of released) this.log.info({ viewerId: v.id, stageArn: v.stageArn }, 'viewer.expired');
+    for (const v of released) {
+      this.log.info({ viewerId: v.id, stageArn: v.stageArn }, 'viewer.expired');
+      this.d.seats?.released(v.id, v.stageArn, 'expired');
+    }
     if (released.length) this.d.scaling.drainWaiters();
     return released.length;
   }

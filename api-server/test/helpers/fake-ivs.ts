@@ -8,6 +8,7 @@ import {
   CreateParticipantTokenCommand,
   CreateStageCommand,
   DeleteStageCommand,
+  DisconnectParticipantCommand,
   GetStageCommand,
   IVSRealTimeClient,
   ListParticipantsCommand,
@@ -97,6 +98,18 @@ export class FakeIvs {
         const start = input.nextToken ? Number(input.nextToken) : 0;
         const size = Math.min(input.maxResults ?? 50, this.pageSize);
         return { participants: list.slice(start, start + size), ...(start + size < list.length ? { nextToken: String(start + size) } : {}) };
+      }),
+    );
+    this.installDisconnect();
+  }
+
+  private installDisconnect(): void {
+    this.mock.on(DisconnectParticipantCommand).callsFake((input) =>
+      this.handle('DisconnectParticipant', input, () => {
+        if (!this.stages.has(input.stageArn)) throw awsError('ResourceNotFoundException', 'stage not found', 404);
+        const list = this.participants.get(input.stageArn) ?? [];
+        this.participants.set(input.stageArn, list.filter((p) => p.participantId !== input.participantId));
+        return {};
       }),
     );
   }

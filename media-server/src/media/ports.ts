@@ -23,6 +23,8 @@ export interface IngestSession {
 
 export interface IngestEndpoint {
   handle(req: HttpRequest): Promise<HttpResponse>;
+  /** A POST's offer judged alone (415 / 400 / 422), before any limit; undefined when acceptable. */
+  checkOffer(req: HttpRequest): HttpResponse | undefined;
   close(): void;
 }
 

@@ -1,9 +1,8 @@
 /** GET /health (liveness), GET /ready (readiness), GET / (stats), GET /metrics. */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { metricsGuard } from '@stagecast/service';
 import type { HealthResponse, MediaServerStats } from '@stagecast/protocol';
 import type { Registry } from 'prom-client';
-import { bearerToken } from '../services/IngestAuth.js';
 
 export interface HealthSource {
   /** Liveness: 200 while the process works — even with the API Server away (the media keeps flowing). */
@@ -14,20 +13,6 @@ export interface HealthSource {
   metrics: Registry;
   /** When set, GET / and /metrics need `Authorization: Bearer <metricsToken>`. */
   metricsToken?: string;
-}
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest();
-
-/** The stats and metrics guard: a missing or wrong bearer is 401 (constant time; nothing about the token is echoed). */
-export function metricsGuard(token: string | undefined) {
-  const expected = token ? sha256(token) : undefined;
-  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (!expected) return;
-    const given = bearerToken(req.headers.authorization);
-    if (given !== undefined && timingSafeEqual(sha256(given), expected)) return;
-    reply.header('www-authenticate', 'Bearer');
-    await reply.code(401).send({ error: { code: 'UNAUTHORIZED', message: 'Authorization: Bearer <METRICS_TOKEN> required' } });
-  };
 }
 
 export async function healthRoutes(app: FastifyInstance, s: HealthSource): Promise<void> {

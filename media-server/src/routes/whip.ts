@@ -42,6 +42,9 @@ export async function whipRoutes(app: FastifyInstance, d: { ingest: IngestServic
       try {
         const principal = await d.ingest.authorize(req.headers.authorization);
         const r = toRequest(req);
+        // A malformed offer is the client's error (400) even while another broadcaster holds the slot (409).
+        const refused = d.endpoint.checkOffer(r);
+        if (refused) return send(reply, refused);
         // The offer goes to the ingest service too: with IVS rules enforced it refuses an offer IVS would refuse.
         return send(reply, await d.ingest.admit(principal, () => d.endpoint.handle(r), r.body.toString('utf8')));
       } catch (err) {

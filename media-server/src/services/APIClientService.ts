@@ -1,9 +1,10 @@
 /**
  * The Media Server's client of the API Server: registration, heartbeats, the stage list, PUBLISH tokens
  * and the `/ws?type=media-server` event stream. It never crashes when the API Server is away: every call
- * has a timeout, the WebSocket reconnects with jittered exponential backoff (and emits 'resync' after a
- * reconnect, since events may have been missed), a 404 on heartbeat re-registers, and failures are logged
- * once per state change, not per retry.
+ * has a timeout, the WebSocket reconnects with jittered exponential backoff (and emits 'resync' on every
+ * opening, the first included: stage events sent before the socket was open — during the start-up sync, or
+ * during an outage — reached no one), a 404 on heartbeat re-registers, and failures are logged once per
+ * state change, not per retry. A 401/403 is a wrong MEDIA_SERVER_SECRET and is logged as an error saying so.
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
@@ -57,7 +58,7 @@ export interface APIClientEvents {
   stage_deleted: [StageEvent];
   connected: [];
   disconnected: [{ code: number; reason: string }];
-  /** The WebSocket came back after a drop: stage events may have been missed, sync everything. */
+  /** The WebSocket opened (first time or again): stage events may have been missed, sync everything. */
   resync: [];
   registered: [{ heartbeatIntervalMs: number }];
 }
@@ -135,6 +136,7 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
   private wsReconnects = 0;
   private wsMessages = 0;
   private wsFailLogged = false;
+  private refusedLogged = false;
   private stopped = false;
 
   constructor(o: APIClientOptions) {
@@ -186,11 +188,18 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
   // ---- REST ------------------------------------------------------------------------------------
 
   async register(): Promise<void> {
-    const res = await this.request(API_ROUTES.register, 'POST', RegisterResponseSchema, {
-      serverId: this.o.serverId,
-      ipAddress: this.o.advertisedIp,
-      port: this.port,
-    });
+    let res: z.infer<typeof RegisterResponseSchema>;
+    try {
+      res = await this.request(API_ROUTES.register, 'POST', RegisterResponseSchema, {
+        serverId: this.o.serverId,
+        ipAddress: this.o.advertisedIp,
+        port: this.port,
+      });
+    } catch (err) {
+      if (err instanceof ApiRequestError && (err.status === 401 || err.status === 403)) this.logRefused('register', err.status);
+      throw err;
+    }
+    this.refusedLogged = false;
     if (this.o.heartbeatIntervalMs === undefined) this.hbInterval = res.heartbeatIntervalMs;
     this.registered = true;
     this.lastAckAt = this.now();
@@ -298,6 +307,16 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
     return parsed.data;
   }
 
+  /** The API Server refused our secret: nothing will work until an operator fixes it, so say what to check. Once per outage. */
+  private logRefused(what: 'register' | 'websocket', status: number): void {
+    if (this.refusedLogged) return;
+    this.refusedLogged = true;
+    this.log.error(
+      { status, apiUrl: this.o.apiUrl, hint: 'check MEDIA_SERVER_SECRET: it must be the same at the API Server and the Media Server' },
+      `${what}.refused`,
+    );
+  }
+
   private setReachable(up: boolean, err?: unknown): void {
     if (this.apiReachable === up) return;
     const first = this.apiReachable === undefined;
@@ -346,7 +365,8 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
       if (reconnect) this.wsReconnects++;
       this.log.info({ reconnect }, 'websocket.connected');
       this.emit('connected');
-      if (reconnect) this.emit('resync');
+      // Stage events sent before this moment reached no one (the start-up sync ran while the socket was opening).
+      this.emit('resync');
     });
     ws.on('ping', () => {
       this.wsLastSeen = this.now();
@@ -357,7 +377,9 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
       this.onMessage(data.toString());
     });
     ws.on('unexpected-response', (req, res) => {
-      if (!this.wsFailLogged) this.log.warn({ status: res.statusCode }, 'websocket.refused');
+      const status = res.statusCode ?? 0;
+      if (status === 401 || status === 403) this.logRefused('websocket', status);
+      else if (!this.wsFailLogged) this.log.warn({ status }, 'websocket.refused');
       this.wsFailLogged = true;
       // Handling this event makes the request ours to abort; a reset of the refused socket must not throw.
       const ignore = (): void => undefined;

@@ -98,10 +98,6 @@ export class StageManager {
   private readonly onResync = (): void => {
     void this.syncAllStages();
   };
-  private readonly onConnected = (): void => {
-    // The first connection after a failed initial sync: catch up now rather than at the next period.
-    if (this.lastSyncOk === false) void this.syncAllStages();
-  };
   private readonly onKeyframe = (): void => {
     if (this.publishingLogged || !this.publisher) return;
     this.publishingLogged = true;
@@ -114,14 +110,16 @@ export class StageManager {
     this.now = d.now ?? Date.now;
   }
 
-  /** Subscribes to the API Server's stage events. The seed's order: register → initialize → WebSocket → sync. */
+  /**
+   * Subscribes to the API Server's stage events. The seed's order: register → initialize → WebSocket → sync; the
+   * client's 'resync' on every opening of the socket then closes the gap between that sync and the socket.
+   */
   initialize(): void {
     if (this.initialized) return;
     this.initialized = true;
     this.d.api.on('stage_created', this.onCreated);
     this.d.api.on('stage_deleted', this.onDeleted);
     this.d.api.on('resync', this.onResync);
-    this.d.api.on('connected', this.onConnected);
     this.d.router.on('keyframe', this.onKeyframe);
   }
 
@@ -333,7 +331,6 @@ export class StageManager {
     this.d.api.off('stage_created', this.onCreated);
     this.d.api.off('stage_deleted', this.onDeleted);
     this.d.api.off('resync', this.onResync);
-    this.d.api.off('connected', this.onConnected);
     this.d.router.off('keyframe', this.onKeyframe);
     const closing: Promise<void>[] = [];
     for (const e of this.stages.values()) {

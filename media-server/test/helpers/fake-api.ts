@@ -25,6 +25,8 @@ export interface FakeApi {
   createStage(arn: StageArn): void;
   deleteStage(arn: StageArn): void;
   forgetServers(): void;
+  /** Holds every WebSocket upgrade (the socket stays 'connecting') until the returned function is called. */
+  holdUpgrades(): () => void;
   openSockets(): number;
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -42,6 +44,7 @@ export async function startFakeApi(o: {
   let server: Server | undefined;
   let wss: WebSocketServer | undefined;
   let seq = 0;
+  let upgradeGate: Promise<void> | undefined;
   const api: FakeApi = {
     url: '',
     port: o.port ?? 0,
@@ -66,6 +69,14 @@ export async function startFakeApi(o: {
     },
     forgetServers() {
       api.servers.clear();
+    },
+    holdUpgrades() {
+      let release!: () => void;
+      upgradeGate = new Promise<void>((r) => (release = r));
+      return () => {
+        upgradeGate = undefined;
+        release();
+      };
     },
     openSockets() {
       return wss ? wss.clients.size : 0;
@@ -94,7 +105,9 @@ export async function startFakeApi(o: {
           return;
         }
         const w = wss!;
-        w.handleUpgrade(req, socket, head, (ws: WebSocket) => w.emit('connection', ws, req));
+        const accept = () => w.handleUpgrade(req, socket, head, (ws: WebSocket) => w.emit('connection', ws, req));
+        if (upgradeGate) void upgradeGate.then(accept);
+        else accept();
       });
       const s = server;
       await new Promise<void>((r) => s.listen(api.port, '127.0.0.1', () => r()));

@@ -7,13 +7,17 @@ export const ERROR_CODES = {
   UNAUTHORIZED: 401, // credentials missing
   FORBIDDEN: 403, // credentials present but wrong, or not allowed
   NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405, // a WHIP/WHEP resource asked with a method it does not take (with Allow)
+  REQUEST_TIMEOUT: 408, // the request did not arrive in time (Node's HTTP server)
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
+  URI_TOO_LONG: 414, // a path parameter longer than the server accepts
   UNSUPPORTED_MEDIA_TYPE: 415,
   UNPROCESSABLE: 422, // well-formed but refused (e.g. two video tracks, a stream IVS would reject)
   PRECONDITION_REQUIRED: 428,
   PRECONDITION_FAILED: 412,
   RATE_LIMITED: 429,
+  HEADERS_TOO_LARGE: 431, // request header fields too large (Node's HTTP server)
   CAPACITY_EXCEEDED: 503, // no room: every stage full and MAX_STAGES reached, or a WHIP endpoint full
   PROVIDER_ERROR: 502, // the stage provider (IVS, stage server) failed
   INTERNAL: 500,

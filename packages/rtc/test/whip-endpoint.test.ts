@@ -83,7 +83,7 @@ describe('WhipEndpoint (RFC 9725)', () => {
     await waitFor(() => endpoint.sessionCount === 0, 'sessions freed');
   });
 
-  test('503 with Retry-After when full; a DELETE frees the room for the next POST', async () => {
+  test('503 with Retry-After when full, but a malformed offer still gets 400; a DELETE frees the room for the next POST', async () => {
     const pubs = [new ObsLikePublisher(), new ObsLikePublisher(), new ObsLikePublisher()];
     try {
       assert.equal((await pubs[0]!.publish(base, TOKEN)).status, 201);
@@ -92,6 +92,11 @@ describe('WhipEndpoint (RFC 9725)', () => {
       assert.equal(full.status, 503);
       assert.equal(full.headers.get('retry-after'), '5');
       assert.equal(((await full.json()) as { error: { code: string } }).error.code, 'CAPACITY_EXCEEDED');
+      // Judged before the limit: a malformed offer is the client's error, full or not.
+      const bad = await post('v=0\r\nnot sdp');
+      assert.equal(bad.status, 400, 'a malformed offer gets 400, never 503');
+      assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'INVALID_INPUT');
+      assert.equal((await post('v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=sendonly\r\n')).status, 400, 'no ICE/DTLS parameters: 400, not 503');
       await pubs[0]!.stop(TOKEN);
       const next = new ObsLikePublisher();
       pubs.push(next);

@@ -2,8 +2,8 @@
  * GET /health (liveness), GET /ready (readiness), GET /stats, GET /metrics: read-only, no secrets. /stats and
  * /metrics take METRICS_TOKEN as a bearer when it is set; /health and /ready are always open.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { bearerToken, secretEquals } from './auth.js';
+import type { FastifyInstance } from 'fastify';
+import { metricsGuard } from '@stagecast/service';
 import type { HealthResponse, StageServerStatsResponse } from '@stagecast/protocol';
 import type { Metrics } from '../services/metrics.js';
 import type { ParticipantReporter } from '../services/ParticipantReporter.js';
@@ -17,17 +17,6 @@ export interface HealthDeps {
   /** Readiness: false before the stages are loaded and once stopping began (draining). */
   state: () => 'starting' | 'ready' | 'draining';
   metricsToken?: string;
-}
-
-/** Missing or wrong bearer → 401 JSON (compared in constant time). */
-function metricsGuard(token: string | undefined) {
-  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (!token) return;
-    const given = bearerToken(req.headers.authorization);
-    if (given !== undefined && secretEquals(given, token)) return;
-    reply.header('www-authenticate', 'Bearer');
-    await reply.code(401).send({ error: { code: 'UNAUTHORIZED', message: 'Authorization: Bearer <METRICS_TOKEN> required' } });
-  };
 }
 
 export function healthRoutes(d: HealthDeps) {

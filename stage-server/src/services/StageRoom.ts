@@ -3,8 +3,14 @@
  * participant tokens (publish for WHIP, subscribe for WHEP), keeps the publisher slot (a second publisher gets 409
  * unless it presents the same participant id, which replaces the first, as OBS does when it reconnects), enforces
  * the viewer safety limit (503 + Retry-After), reports real joins and leaves, and keeps the stage's statistics.
+ *
+ * One seat, one session: a subscribe token (its participant id) plays at most one WHEP session at a time. A second
+ * POST with the same token replaces the first make-before-break — the new session is answered at once, the old one
+ * keeps playing until the new one is connected, or until `replaceAfterMs`, whichever comes first — so a viewer can
+ * reconnect without a gap, but can never fill a stage. A newer POST supersedes a replacement that has not connected.
  */
 import type { Logger } from 'pino';
+import { bearerToken, type ParticipantTokenVerifier } from '@stagecast/service';
 import {
   CapacityExceeded,
   Conflict,
@@ -16,17 +22,15 @@ import {
   type StageId,
   type StageMediaStats,
 } from '@stagecast/protocol';
-import { bearerToken } from '../routes/auth.js';
 import type { MediaHttpRequest, MediaHttpResponse, MediaRole } from './http.js';
 import type { IngestSession, MediaEndpoint, MediaPlane, MediaRouter, PlaybackSession, RouterSink } from './media-plane.js';
 import type { ParticipantReporter } from './ParticipantReporter.js';
 import type { Room, RoomIdentity } from './room.js';
-import type { TokenVerifier } from './tokens.js';
 
 export interface StageRoomOptions {
   stage: RoomIdentity;
   plane: MediaPlane;
-  tokens: Pick<TokenVerifier, 'verify'>;
+  tokens: Pick<ParticipantTokenVerifier, 'verify'>;
   reporter: Pick<ParticipantReporter, 'joined' | 'left'>;
   logger: Logger;
   /** Base URL of this server, without a trailing slash. */
@@ -36,7 +40,13 @@ export interface StageRoomOptions {
   bindAddress?: string;
   /** Seconds a refused viewer is told to wait. */
   retryAfterSec?: number;
+  /** The longest an old session of a token plays on once a newer one was answered. Default 5 s. */
+  replaceAfterMs?: number;
 }
+
+export const DEFAULT_REPLACE_AFTER_MS = 5000;
+/** WHEP POSTs of one token in flight at once (one set up, the rest waiting their turn); more get 429. */
+const MAX_POSTS_PER_TOKEN = 4;
 
 /** What to do with a publisher that arrives while `current` holds the slot. Pure: table-tested. */
 export function decidePublisher(current: ParticipantId | undefined, incoming: ParticipantId): 'accept' | 'replace' | 'conflict' {
@@ -62,6 +72,11 @@ interface Viewer {
   /** Set once the viewer's tracks are open. */
   sink?: RouterSink;
   joined: boolean;
+  connected: boolean;
+  /** A newer session of the same token was answered: this one ends when that one connects, or at this timer. */
+  retireTimer?: NodeJS.Timeout;
+  /** Older sessions of the same token that this one closes once connected. */
+  replaces: Viewer[];
 }
 
 interface Totals {
@@ -84,6 +99,8 @@ export class StageRoom implements Room {
   /** Sessions created by the endpoints, until the POST that made them returns and names their participant. */
   private readonly newIngest = new Map<string, IngestSession>();
   private readonly viewers = new Map<string, Viewer>();
+  /** WHEP POSTs of one token run one at a time, so each later one sees the earlier one's session and replaces it. */
+  private readonly postsByToken = new Map<ParticipantId, { tail: Promise<unknown>; n: number }>();
   private pendingViewers = 0;
   /** Sessions whose POST's reservation was already turned into a viewer. */
   private readonly reservationsTaken = new Set<string>();
@@ -109,7 +126,8 @@ export class StageRoom implements Room {
     this.whep = o.plane.createWhepEndpoint({
       basePath: path('whep'),
       endpointUrl: () => o.publicUrl() + path('whep'),
-      maxSessions: o.maxViewers > 0 ? o.maxViewers : 100_000,
+      // Twice the seats: a seat's old session plays on while its replacement connects (the room counts seats).
+      maxSessions: o.maxViewers > 0 ? 2 * o.maxViewers : 100_000,
       bindAddress: o.bindAddress,
       onSession: (s) => this.addViewer(s),
     });
@@ -160,7 +178,25 @@ export class StageRoom implements Room {
 
   private async postWhep(req: MediaHttpRequest): Promise<MediaHttpResponse> {
     const claims = await this.verify(req, 'subscribe');
-    if (!viewerFits(this.viewers.size, this.pendingViewers, this.o.maxViewers)) {
+    const jti = claims.jti as ParticipantId;
+    const q = this.postsByToken.get(jti) ?? { tail: Promise.resolve(), n: 0 };
+    if (q.n >= MAX_POSTS_PER_TOKEN) throw new StagecastError('RATE_LIMITED', 'this token is already setting up a session', { retryAfter: 1 });
+    q.n++;
+    this.postsByToken.set(jti, q);
+    const run = q.tail.then(() => this.seatWhep(req, jti));
+    q.tail = run.catch(() => undefined);
+    try {
+      return await run;
+    } finally {
+      if (--q.n === 0 && this.postsByToken.get(jti) === q) this.postsByToken.delete(jti);
+    }
+  }
+
+  private async seatWhep(req: MediaHttpRequest, jti: ParticipantId): Promise<MediaHttpResponse> {
+    if (this.closed) throw new StagecastError('NOT_FOUND', 'stage deleted');
+    // A token that already holds a seat is replacing its session, not taking another seat.
+    const reseat = [...this.viewers.values()].some((v) => v.participantId === jti);
+    if (!reseat && !viewerFits(this.seatedViewers(), this.pendingViewers, this.o.maxViewers)) {
       throw new CapacityExceeded('this stage has no room for another viewer', this.o.retryAfterSec ?? 5);
     }
     this.pendingViewers++;
@@ -176,14 +212,56 @@ export class StageRoom implements Room {
     const id = sessionIdOf(res);
     const viewer = id === undefined ? undefined : this.viewers.get(id);
     if (viewer) {
-      viewer.participantId = claims.jti as ParticipantId;
-      this.log.info({ participantId: viewer.participantId, sessionId: id }, 'viewer.session_created');
+      viewer.participantId = jti;
+      this.log.info({ participantId: jti, sessionId: id }, 'viewer.session_created');
+      this.replaceOlderSessions(viewer, jti);
     }
     return res;
   }
 
+  /** Sessions that hold a seat: a session being replaced does not. */
+  private seatedViewers(): number {
+    let n = 0;
+    for (const v of this.viewers.values()) if (!v.retireTimer) n++;
+    return n;
+  }
+
+  /** `next` is the newest session of `jti`: older connected ones retire (make-before-break), unconnected ones end now. */
+  private replaceOlderSessions(next: Viewer, jti: ParticipantId): void {
+    const older = [...this.viewers.values()].filter((v) => v !== next && v.participantId === jti);
+    for (const old of older) {
+      if (!old.connected) {
+        // A replacement that never connected, superseded in turn: it hands over what it was to replace.
+        next.replaces.push(...old.replaces);
+        old.replaces = [];
+        old.session.close('superseded by a newer session of the same token');
+        continue;
+      }
+      next.replaces.push(old);
+      if (!old.retireTimer) {
+        old.retireTimer = setTimeout(() => old.session.close('replaced by a newer session of the same token (bound)'), this.o.replaceAfterMs ?? DEFAULT_REPLACE_AFTER_MS);
+        old.retireTimer.unref?.();
+      }
+    }
+    if (older.length > 0) this.log.info({ participantId: jti, sessionId: next.session.id, replacing: older.length }, 'viewer.session_replacing');
+  }
+
+  /** `v` connected: the sessions it replaces end, and its seat's "joined" carries over (no left + joined in between). */
+  private completeReplacement(v: Viewer): void {
+    const olds = v.replaces;
+    v.replaces = [];
+    for (const old of olds) {
+      if (!this.viewers.has(old.session.id)) continue;
+      if (old.joined) {
+        old.joined = false;
+        v.joined = true;
+      }
+      old.session.close('replaced by a newer session of the same token');
+    }
+  }
+
   private async verify(req: MediaHttpRequest, capability: Capability) {
-    return this.o.tokens.verify(bearerToken(req.headers.authorization), this.stageArn, capability);
+    return this.o.tokens.verify(bearerToken(req.headers.authorization), { resource: this.stageArn, capability, label: 'stage' });
   }
 
   private takeSession<S>(pending: Map<string, S>, res: MediaHttpResponse): S | undefined {
@@ -251,7 +329,7 @@ export class StageRoom implements Room {
       this.pendingViewers--;
       this.reservationsTaken.add(session.id);
     }
-    const v: Viewer = { session, joined: false };
+    const v: Viewer = { session, joined: false, connected: false, replaces: [] };
     this.viewers.set(session.id, v);
     // A viewer becomes a sink as soon as its tracks can carry packets, publisher or not: it then gets the cached
     // keyframe at once, and media whenever a publisher arrives. Added any earlier, the replay would be lost.
@@ -262,7 +340,10 @@ export class StageRoom implements Room {
       session.onRtcp((packet) => sink.handleRtcp(packet));
     });
     session.on('connected', () => {
-      if (v.joined || !v.participantId || !this.viewers.has(session.id)) return;
+      if (!this.viewers.has(session.id)) return;
+      v.connected = true;
+      this.completeReplacement(v);
+      if (v.joined || !v.participantId) return;
       v.joined = true;
       this.o.reporter.joined(this.stageArn, v.participantId);
       this.log.info({ participantId: v.participantId }, 'viewer.connected');
@@ -274,6 +355,7 @@ export class StageRoom implements Room {
     const v = this.viewers.get(id);
     if (!v) return;
     this.viewers.delete(id);
+    clearTimeout(v.retireTimer);
     if (v.sink) {
       const st = v.sink.stats();
       this.gone.packetsSent += st.packetsSent;

@@ -1,8 +1,9 @@
 /**
- * IVS Real-Time playback with Amazon's Web Broadcast SDK, loaded from its official CDN only when a viewer is given
- * an IVS stage (local stages never load it). Subscribes to every publisher's audio and video; publishes nothing.
+ * IVS Real-Time playback with Amazon's Web Broadcast SDK, from the npm package `amazon-ivs-web-broadcast`: Vite puts
+ * it in a chunk of its own, served by the API Server like our other assets (same origin, hashed name, the version the
+ * lockfile pins) and loaded only when a viewer is given an IVS stage (local stages never load it). No third-party
+ * script host: the page's CSP allows scripts from 'self' only. Subscribes to every publisher's audio and video.
  */
-const SDK_URL = 'https://web-broadcast.live-video.net/1.32.0/amazon-ivs-web-broadcast.js';
 
 interface IvsStream {
   mediaStreamTrack: MediaStreamTrack;
@@ -20,17 +21,14 @@ interface IvsSdk {
 
 let loading: Promise<IvsSdk> | undefined;
 function loadSdk(): Promise<IvsSdk> {
-  loading ??= new Promise((resolve, reject) => {
-    const s = document.createElement('script');
-    s.src = SDK_URL;
-    s.async = true;
-    s.onload = () => resolve((window as unknown as { IVSBroadcastClient: IvsSdk }).IVSBroadcastClient);
-    s.onerror = () => {
+  // The package is a UMD bundle (module.exports = the SDK): its namespace's default, or the namespace itself.
+  loading ??= import('amazon-ivs-web-broadcast').then(
+    (m) => ((m as unknown as { default?: IvsSdk }).default ?? m) as unknown as IvsSdk,
+    (err: unknown) => {
       loading = undefined;
-      reject(new Error('could not load the IVS Web Broadcast SDK'));
-    };
-    document.head.append(s);
-  });
+      throw new Error(`could not load the IVS Web Broadcast SDK: ${err instanceof Error ? err.message : String(err)}`);
+    },
+  );
   return loading;
 }
 

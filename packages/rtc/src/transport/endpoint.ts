@@ -2,8 +2,8 @@
  * The HTTP side of WHIP (RFC 9725) and WHEP (draft-ietf-wish-whep), framework-free: POST creates a session,
  * PATCH trickles candidates, DELETE ends it, OPTIONS answers CORS. The media side is a strategy: `createSession`.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { bearerToken, contentType, header, iceServerLinks, problem, type HttpRequest, type HttpResponse, type IceServerConfig } from './http.js';
+import { bearerToken, secretEquals } from '@stagecast/service/auth';
+import { contentType, header, iceServerLinks, problem, type HttpRequest, type HttpResponse, type IceServerConfig } from './http.js';
 import type { MediaSessionBase } from './session.js';
 import { parseSdp, parseSdpFrag, SdpError, type SessionDescription } from './sdp.js';
 
@@ -42,14 +42,14 @@ export class OfferRejected extends Error {
 }
 
 export type SessionFactory<S extends MediaSessionBase> = (offer: string, sd: SessionDescription) => Promise<{ session: S; answer: string }>;
+/** Judges a parsed offer without side effects; throws OfferRejected. */
+export type OfferCheck = (sd: SessionDescription) => void;
 
 const CORS = {
   'access-control-allow-origin': '*',
   'access-control-expose-headers': 'Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After',
 };
 const ALLOW = 'OPTIONS, GET, POST, PATCH, DELETE';
-
-const digest = (s: string) => createHash('sha256').update(s).digest();
 
 export class SignallingEndpoint<S extends MediaSessionBase> {
   private readonly sessions = new Map<string, S>();
@@ -59,7 +59,33 @@ export class SignallingEndpoint<S extends MediaSessionBase> {
   constructor(
     private readonly o: EndpointOptions<S>,
     private readonly factory: SessionFactory<S>,
+    private readonly check: OfferCheck = () => undefined,
   ) {}
+
+  /**
+   * The offer of a POST, judged before any limit: 415 for another media type, 400 for SDP that does not parse or
+   * lacks ICE/DTLS parameters, 422 for one we would refuse. Undefined when acceptable. Callers with limits of their
+   * own (the Media Server's one-broadcaster rule) call it first, so a malformed offer never gets 409 or 503.
+   */
+  checkOffer(req: HttpRequest): HttpResponse | undefined {
+    return this.parseOffer(req).refused;
+  }
+
+  private parseOffer(req: HttpRequest): { refused: HttpResponse; sd?: undefined; offer?: undefined } | { refused?: undefined; sd: SessionDescription; offer: string } {
+    if (contentType(req) !== 'application/sdp') {
+      return { refused: problem(415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/sdp', { 'accept-post': 'application/sdp' }) };
+    }
+    const offer = req.body.toString('utf8');
+    let sd: SessionDescription;
+    try {
+      sd = parseSdp(offer);
+      this.check(sd);
+    } catch (err) {
+      if (err instanceof OfferRejected) return { refused: problem(err.status, err.status === 400 ? 'INVALID_INPUT' : 'UNPROCESSABLE', err.message) };
+      return { refused: problem(400, 'INVALID_INPUT', err instanceof SdpError ? `bad SDP offer: ${err.message}` : 'bad SDP offer') };
+    }
+    return { sd, offer };
+  }
 
   get sessionCount(): number {
     return this.sessions.size;
@@ -147,7 +173,7 @@ export class SignallingEndpoint<S extends MediaSessionBase> {
     if (!session.token) return undefined;
     const given = bearerToken(header(req, 'authorization'));
     if (given === undefined || given === '') return problem(401, 'UNAUTHORIZED', 'bearer token required', { 'www-authenticate': 'Bearer' });
-    if (!timingSafeEqual(digest(given), digest(session.token))) return problem(403, 'FORBIDDEN', 'not the token of this session');
+    if (!secretEquals(given, session.token)) return problem(403, 'FORBIDDEN', 'not the token of this session');
     return undefined;
   }
 
@@ -162,16 +188,12 @@ export class SignallingEndpoint<S extends MediaSessionBase> {
           : problem(403, 'FORBIDDEN', d.message ?? 'token not accepted');
       }
     }
-    if (contentType(req) !== 'application/sdp') return problem(415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/sdp', { 'accept-post': 'application/sdp' });
+    // The offer first: a malformed one is the client's error (400) whether or not there is room.
+    const parsed = this.parseOffer(req);
+    if (parsed.refused) return parsed.refused;
+    const { offer, sd } = parsed;
     if (this.sessions.size + this.pending >= this.o.maxSessions) {
       return problem(503, 'CAPACITY_EXCEEDED', 'no room for another session', { 'retry-after': String(this.o.retryAfterSec ?? 5) });
-    }
-    const offer = req.body.toString('utf8');
-    let sd: SessionDescription;
-    try {
-      sd = parseSdp(offer);
-    } catch (err) {
-      return problem(400, 'INVALID_INPUT', err instanceof SdpError ? `bad SDP offer: ${err.message}` : 'bad SDP offer');
     }
     this.pending++;
     let created: { session: S; answer: string };

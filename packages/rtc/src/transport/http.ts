@@ -1,4 +1,5 @@
 /** Framework-free HTTP shapes the WHIP/WHEP endpoints take and give, and small helpers shared by them. */
+import type { ErrorCode } from '@stagecast/protocol';
 export interface HttpRequest {
   method: string;
   /** Path and query, as received. */
@@ -23,15 +24,8 @@ export function contentType(req: Pick<HttpRequest, 'headers'>): string {
   return (header(req, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
 }
 
-/** `Authorization: Bearer <token>` → token; '' for another scheme; undefined when absent. */
-export function bearerToken(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  const v = value.trim();
-  return v.length > 7 && v.slice(0, 7).toLowerCase() === 'bearer ' ? v.slice(7).trim() : '';
-}
-
-/** A JSON error body in the project's shape ({error:{code,message}}). */
-export function problem(status: number, code: string, message: string, headers: Record<string, string | string[]> = {}): HttpResponse {
+/** A JSON error body in the project's shape ({error:{code,message}}), with a code from the closed list. */
+export function problem(status: number, code: ErrorCode, message: string, headers: Record<string, string | string[]> = {}): HttpResponse {
   return {
     status,
     headers: { 'content-type': 'application/json', ...headers },

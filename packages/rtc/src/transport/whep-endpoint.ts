@@ -76,6 +76,6 @@ export class WhepEndpoint extends SignallingEndpoint<WhepSession> {
         session.close('offer refused');
         throw err;
       }
-    });
+    }, (sd) => void acceptOffer(sd, ['recvonly', 'sendrecv']));
   }
 }

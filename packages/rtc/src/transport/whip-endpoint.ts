@@ -102,6 +102,6 @@ export class WhipEndpoint extends SignallingEndpoint<WhipSession> {
         session.close('offer refused');
         throw err;
       }
-    });
+    }, (sd) => void acceptOffer(sd, ['sendonly', 'sendrecv']));
   }
 }

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { localStageArn, StagecastError, type ParticipantClaims } from '@stagecast/protocol';
-import { TokenVerifier } from '../src/services/tokens.js';
+import { ParticipantTokenVerifier } from '../src/index.js';
 
 const STAGE = localStageArn('StageAAAAAAA');
 const OTHER = localStageArn('StageBBBBBBB');
@@ -26,11 +26,12 @@ async function jwksServer(keys: JWK[]): Promise<{ url: string; hits: () => numbe
   };
 }
 
-describe('TokenVerifier against a JWKS served over HTTP', () => {
+/** One verifier, one mapping of failures, for the stage server (stage tokens) and the Media Server (ingest tokens). */
+describe('ParticipantTokenVerifier against a JWKS served over HTTP', () => {
   let key: CryptoKey;
   let otherKey: CryptoKey;
   let jwks: Awaited<ReturnType<typeof jwksServer>>;
-  let verifier: TokenVerifier;
+  let verifier: ParticipantTokenVerifier;
   const now = () => Math.floor(Date.now() / 1000);
 
   function claims(over: Partial<ParticipantClaims> = {}): ParticipantClaims {
@@ -62,7 +63,7 @@ describe('TokenVerifier against a JWKS served over HTTP', () => {
       { ...real, kid: 'k1', alg: 'ES384', use: 'sig' },
       { ...decoy, kid: 'decoy', alg: 'ES384', use: 'sig' },
     ]);
-    verifier = new TokenVerifier({ jwksUrl: jwks.url, cooldownMs: 0 });
+    verifier = new ParticipantTokenVerifier({ jwksUrl: jwks.url, cooldownMs: 0 });
   });
   after(async () => {
     await jwks?.close();
@@ -78,70 +79,74 @@ describe('TokenVerifier against a JWKS served over HTTP', () => {
   }
 
   test('a good publish token is accepted for publish on its stage and returns its claims', async () => {
-    const c = await verifier.verify(await sign(claims()), STAGE, 'publish');
+    const c = await verifier.verify(await sign(claims()), { resource: STAGE, capability: 'publish', label: 'stage' });
     assert.equal(c.jti, 'participant_1');
     assert.equal(c.resource, STAGE);
   });
 
   test('a good subscribe token is accepted for subscribe', async () => {
     const t = await sign(claims({ jti: 'viewer_1', capabilities: { allow_publish: false, allow_subscribe: true } }));
-    assert.equal((await verifier.verify(t, STAGE, 'subscribe')).jti, 'viewer_1');
+    assert.equal((await verifier.verify(t, { resource: STAGE, capability: 'subscribe', label: 'stage' })).jti, 'viewer_1');
   });
 
   test('a missing token → 401', async () => {
-    await expectRefusal(verifier.verify(undefined, STAGE, 'publish'), 401, 'UNAUTHORIZED');
-    await expectRefusal(verifier.verify('', STAGE, 'publish'), 401, 'UNAUTHORIZED');
+    await expectRefusal(verifier.verify(undefined, { resource: STAGE, capability: 'publish', label: 'stage' }), 401, 'UNAUTHORIZED');
+    await expectRefusal(verifier.verify('', { resource: STAGE, capability: 'publish', label: 'stage' }), 401, 'UNAUTHORIZED');
   });
 
   test('an expired token → 401', async () => {
-    await expectRefusal(verifier.verify(await sign(claims({ exp: now() - 60, iat: now() - 120 })), STAGE, 'publish'), 401, 'UNAUTHORIZED');
+    await expectRefusal(verifier.verify(await sign(claims({ exp: now() - 60, iat: now() - 120 })), { resource: STAGE, capability: 'publish', label: 'stage' }), 401, 'UNAUTHORIZED');
   });
 
   test('a token signed by another key (bad signature) → 401', async () => {
-    await expectRefusal(verifier.verify(await sign(claims(), { with: otherKey }), STAGE, 'publish'), 401, 'UNAUTHORIZED');
+    await expectRefusal(verifier.verify(await sign(claims(), { with: otherKey }), { resource: STAGE, capability: 'publish', label: 'stage' }), 401, 'UNAUTHORIZED');
   });
 
   test('a token whose signature bytes were altered → 401', async () => {
     const t = await sign(claims());
     const [h, p, s] = t.split('.');
     const flipped = s!.slice(0, 10) + (s![10] === 'A' ? 'B' : 'A') + s!.slice(11);
-    await expectRefusal(verifier.verify(`${h}.${p}.${flipped}`, STAGE, 'publish'), 401, 'UNAUTHORIZED');
+    await expectRefusal(verifier.verify(`${h}.${p}.${flipped}`, { resource: STAGE, capability: 'publish', label: 'stage' }), 401, 'UNAUTHORIZED');
   });
 
   test('a token with an unknown key id → 401', async () => {
-    await expectRefusal(verifier.verify(await sign(claims(), { kid: 'nope' }), STAGE, 'publish'), 401, 'UNAUTHORIZED');
+    await expectRefusal(verifier.verify(await sign(claims(), { kid: 'nope' }), { resource: STAGE, capability: 'publish', label: 'stage' }), 401, 'UNAUTHORIZED');
   });
 
-  test('garbage that is not a JWT → 401', async () => {
-    await expectRefusal(verifier.verify('not.a.jwt', STAGE, 'publish'), 401, 'UNAUTHORIZED');
+  test('garbage that is not a JWT, or a token longer than any we sign → 401 (no key fetch needed)', async () => {
+    await expectRefusal(verifier.verify('not.a.jwt', { resource: STAGE, capability: 'publish', label: 'stage' }), 401, 'UNAUTHORIZED');
+    const before = jwks.hits();
+    await expectRefusal(verifier.verify('opaque-not-a-jwt', { resource: STAGE, capability: 'publish' }), 401, 'UNAUTHORIZED');
+    await expectRefusal(verifier.verify(`a.${'b'.repeat(9000)}.c`, { resource: STAGE, capability: 'publish' }), 401, 'UNAUTHORIZED');
+    assert.equal(jwks.hits(), before);
   });
 
-  test('a validly signed token with malformed claims (no capabilities) → 401', async () => {
+  test('a validly signed token with malformed claims (no capabilities) → 403: authentic, but not a participant token', async () => {
     const { capabilities: _c, ...rest } = claims();
-    await expectRefusal(verifier.verify(await sign(rest), STAGE, 'publish'), 401, 'UNAUTHORIZED');
+    await expectRefusal(verifier.verify(await sign(rest), { resource: STAGE, capability: 'publish', label: 'stage' }), 403, 'FORBIDDEN');
   });
 
   test('a token for another stage (resource) → 403', async () => {
-    await expectRefusal(verifier.verify(await sign(claims({ resource: OTHER })), STAGE, 'publish'), 403, 'FORBIDDEN');
+    await expectRefusal(verifier.verify(await sign(claims({ resource: OTHER })), { resource: STAGE, capability: 'publish', label: 'stage' }), 403, 'FORBIDDEN');
   });
 
   test('a subscribe-only token used to publish → 403', async () => {
     const t = await sign(claims({ capabilities: { allow_publish: false, allow_subscribe: true } }));
-    await expectRefusal(verifier.verify(t, STAGE, 'publish'), 403, 'FORBIDDEN');
+    await expectRefusal(verifier.verify(t, { resource: STAGE, capability: 'publish', label: 'stage' }), 403, 'FORBIDDEN');
   });
 
   test('a publish-only token used to subscribe → 403', async () => {
-    await expectRefusal(verifier.verify(await sign(claims()), STAGE, 'subscribe'), 403, 'FORBIDDEN');
+    await expectRefusal(verifier.verify(await sign(claims()), { resource: STAGE, capability: 'subscribe', label: 'stage' }), 403, 'FORBIDDEN');
   });
 
   test('the key set is fetched once and cached across verifications', async () => {
     const before = jwks.hits();
-    for (let i = 0; i < 5; i++) await verifier.verify(await sign(claims()), STAGE, 'publish');
+    for (let i = 0; i < 5; i++) await verifier.verify(await sign(claims()), { resource: STAGE, capability: 'publish', label: 'stage' });
     assert.equal(jwks.hits(), before);
   });
 
   test('an unreachable JWKS → 502 PROVIDER_ERROR (not the client’s fault)', async () => {
-    const down = new TokenVerifier({ jwksUrl: 'http://127.0.0.1:9/.well-known/jwks.json', timeoutMs: 1000 });
-    await expectRefusal(down.verify(await sign(claims()), STAGE, 'publish'), 502, 'PROVIDER_ERROR');
+    const down = new ParticipantTokenVerifier({ jwksUrl: 'http://127.0.0.1:9/.well-known/jwks.json', timeoutMs: 1000 });
+    await expectRefusal(down.verify(await sign(claims()), { resource: STAGE, capability: 'publish', label: 'stage' }), 502, 'PROVIDER_ERROR');
   });
 });
