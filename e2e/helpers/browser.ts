@@ -91,6 +91,7 @@ export interface SenderStats {
   packetsSent: number;
   nackCount: number;
   pliCount: number;
+  firCount: number;
   retransmittedPacketsSent: number;
   framesEncoded: number;
   keyFramesEncoded: number;
@@ -245,7 +246,7 @@ window.sc = (() => {
       return out;
     },
     async senderStats() {
-      const out = { packetsSent: 0, nackCount: 0, pliCount: 0, retransmittedPacketsSent: 0, framesEncoded: 0, keyFramesEncoded: 0 };
+      const out = { packetsSent: 0, nackCount: 0, pliCount: 0, firCount: 0, retransmittedPacketsSent: 0, framesEncoded: 0, keyFramesEncoded: 0 };
       if (!pc) return out;
       (await pc.getStats()).forEach((s) => {
         if (s.type === 'outbound-rtp' && s.kind === 'video') for (const k of Object.keys(out)) out[k] = s[k] || 0;
