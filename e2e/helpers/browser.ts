@@ -89,6 +89,9 @@ export interface VideoStats {
 /** A publishing page's video outbound-rtp: what the receiver asked of it (NACK, PLI) and what it resent. */
 export interface SenderStats {
   packetsSent: number;
+  bytesSent: number;
+  /** The encoder's target, bps (what the bandwidth estimate allows). */
+  targetBitrate: number;
   nackCount: number;
   pliCount: number;
   firCount: number;
@@ -246,7 +249,7 @@ window.sc = (() => {
       return out;
     },
     async senderStats() {
-      const out = { packetsSent: 0, nackCount: 0, pliCount: 0, firCount: 0, retransmittedPacketsSent: 0, framesEncoded: 0, keyFramesEncoded: 0 };
+      const out = { packetsSent: 0, bytesSent: 0, targetBitrate: 0, nackCount: 0, pliCount: 0, firCount: 0, retransmittedPacketsSent: 0, framesEncoded: 0, keyFramesEncoded: 0 };
       if (!pc) return out;
       (await pc.getStats()).forEach((s) => {
         if (s.type === 'outbound-rtp' && s.kind === 'video') for (const k of Object.keys(out)) out[k] = s[k] || 0;

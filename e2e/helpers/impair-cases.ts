@@ -95,7 +95,7 @@ export interface CaseResult {
     packetsLost: number;
     framesDropped: number;
   };
-  broadcaster: { nackCount: number; pliCount: number; firCount: number; retransmittedPacketsSent: number; keyFramesEncoded: number };
+  broadcaster: { kbps: number; targetKbps: number; nackCount: number; pliCount: number; firCount: number; retransmittedPacketsSent: number; keyFramesEncoded: number };
   relays: { ingest: Record<string, number>; viewer: Record<string, number> };
   mediaServer: Record<RecoveryField, number | null> & { keyframeRequestsSent: number | null; legNacksReceived: number | null; legPlisReceived: number | null };
   stageServer: Record<RecoveryField, number | null> & { keyframeRequestsSent: number | null };

@@ -203,7 +203,7 @@ function figures(c: ImpairCase, a: Snapshot, b: Snapshot, baselineFps: number | 
       packetsLost: v('packetsLost'),
       framesDropped: v('framesDropped'),
     },
-    broadcaster: { nackCount: s('nackCount'), pliCount: s('pliCount'), firCount: s('firCount'), retransmittedPacketsSent: s('retransmittedPacketsSent'), keyFramesEncoded: s('keyFramesEncoded') },
+    broadcaster: { kbps: round((s('bytesSent') * 8) / windowMs), targetKbps: round(b.sender.targetBitrate / 1000), nackCount: s('nackCount'), pliCount: s('pliCount'), firCount: s('firCount'), retransmittedPacketsSent: s('retransmittedPacketsSent'), keyFramesEncoded: s('keyFramesEncoded') },
     relays: { ingest: relay(a.relays.ingest, b.relays.ingest), viewer: relay(a.relays.viewer, b.relays.viewer) },
     mediaServer: media,
     stageServer: stage,
