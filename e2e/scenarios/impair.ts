@@ -12,7 +12,6 @@
  * Prints progress on stderr and one `RESULT {json}` line.
  */
 import type { Page } from 'playwright-core';
-import { shutdownRtc } from '@stagecast/rtc';
 import { framesPresentedSince, launchChromium, playWhep, publishWhip, senderStats, stopWhip, videoStats, type SenderStats, type TestBrowser, type VideoStats } from '../helpers/browser.js';
 import { CASES, FREEZE_MS, MEDIA_PATHS, RECOVERY_FIELDS, STAGE_PATHS, at, deltaAt, type CaseResult, type ImpairCase } from '../helpers/impair-cases.js';
 import { startSystem, type StagecastSystem } from '../helpers/system.js';
@@ -239,6 +238,5 @@ try {
   result.cases = cases;
   await browser?.close();
   await sys?.stop().catch(() => undefined);
-  await shutdownRtc();
   console.log('RESULT ' + JSON.stringify(result));
 }
