@@ -111,10 +111,12 @@ export interface GoalCheck {
 }
 
 /**
- * The issue's goals, per case, as written. The viewer hop is held to "frozen ≤ 2 %" rather than "no freeze": at 3 %
- * random loss a packet and its retransmission are both lost ~0.1 % of the time (0.03²), at ~100–300 video packets/s
- * that is one unrecoverable loss every few seconds to a minute, and the viewer then needs a keyframe — a short
- * freeze no NACK/RTX design avoids. The same bar as the ingest 3 % case.
+ * The issue's goals, per case, as written. The viewer hop at 3 % loss is held to the issue's 3 %-loss goal (frozen
+ * ≤ 2 %, frames ≥ 90 % of the no-loss run), not to "no freeze", which the issue asks at 1 %: on today's code, where
+ * the stage server already answers the viewer's NACKs, 40-s and 20-s runs each showed one freeze of 205–250 ms
+ * (Chromium's threshold is 200 ms at the fake camera's 20 fps) for ~60–130 packets dropped — a recovered packet
+ * that arrives a little late, or a lost retransmission waiting for the next NACK round, is still a "freeze" by that
+ * count. Zero would make the case fail on a hiccup the goal does not target.
  */
 export function checkGoal(c: CaseResult): GoalCheck | undefined {
   const v = c.viewer;
@@ -128,7 +130,11 @@ export function checkGoal(c: CaseResult): GoalCheck | undefined {
         got: `frozen ${v.frozenPct} %, frames ${v.framesVsBaselinePct ?? '-'} %`,
       };
     case 'viewer-3':
-      return { goal: 'frozen ≤ 2 %', met: v.frozenPct <= 2, got: `frozen ${v.frozenPct} % (${v.freezes} freezes)` };
+      return {
+        goal: 'frozen ≤ 2 %, frames ≥ 90 % of baseline',
+        met: v.frozenPct <= 2 && (v.framesVsBaselinePct ?? 0) >= 90,
+        got: `frozen ${v.frozenPct} % (${v.freezes} freezes), frames ${v.framesVsBaselinePct ?? '-'} %`,
+      };
     case 'blackout': {
       const ms = c.blackout?.recoveryMs ?? null;
       return { goal: 'picture back ≤ 500 ms after the link returns', met: ms !== null && ms <= 500, got: ms === null ? 'not back within the window' : `${ms} ms` };
