@@ -4,7 +4,9 @@
  * system between them; per case the viewer's decoded frames against the no-loss run, freezes and frozen time, PLIs,
  * NACKs, the Media Server's recovered / lost-for-good packets (once the router counts them), and the blackout's
  * recovery time. Chromium needs the network namespace, so this needs root (as the e2e browser tests do).
- * usage: node --import tsx bench/impair.ts [--seconds=40] [--cases=baseline,ingest-1,...] [--seed=13]
+ * usage: node --import tsx bench/impair.ts [--seconds=40] [--cases=baseline,ingest-1,...] [--seed=13] [--video=busy [--kbps=2500]]
+ *   --video=busy: an OBS-like feed (a busy fake-camera picture at a pinned bitrate, ~300 packets/s) instead of
+ *   Chromium's test pattern (~370 kbps, ~100 packets/s with audio), which the e2e test uses.
  */
 import { CASES, TABLE_HEADERS, tableRow, type CaseResult } from '../e2e/helpers/impair-cases.js';
 import { createNetns } from '../e2e/helpers/netns.js';
@@ -15,6 +17,8 @@ import { arg, writeResult } from './lib/env.js';
 const seconds = Number(arg('seconds', '40'));
 const cases = arg('cases', CASES.map((c) => c.name).join(','));
 const seed = Number(arg('seed', '13'));
+const video = arg('video', 'pattern');
+const kbps = arg('kbps', '2500');
 
 /** Runs the scenario in a fresh namespace, its progress passed through to stderr; resolves with its RESULT. */
 function run(): Promise<Record<string, any>> {
@@ -23,7 +27,7 @@ function run(): Promise<Record<string, any>> {
   return new Promise((resolve, reject) => {
     const child = ns.spawn(process.execPath, ['--import', 'tsx', 'e2e/scenarios/impair.ts'], {
       cwd: ROOT,
-      env: { ...process.env, NODE_ENV: 'test', IMPAIR_SECONDS: String(seconds), IMPAIR_CASES: cases, IMPAIR_SEED: String(seed) },
+      env: { ...process.env, NODE_ENV: 'test', IMPAIR_SECONDS: String(seconds), IMPAIR_CASES: cases, IMPAIR_SEED: String(seed), IMPAIR_VIDEO: video, IMPAIR_KBPS: kbps },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -50,7 +54,7 @@ function run(): Promise<Record<string, any>> {
   });
 }
 
-const result: Record<string, unknown> = { bench: 'impair', node: process.version, seconds, seed, startedAt: new Date().toISOString() };
+const result: Record<string, unknown> = { bench: 'impair', node: process.version, seconds, seed, video, kbps: video === 'busy' ? Number(kbps) : null, startedAt: new Date().toISOString() };
 try {
   console.error(`impair: cases ${cases}, ${seconds} s each (~${Math.round((cases.split(',').length * (seconds + 12) + 20) / 60)} min)`);
   const r = await run();
@@ -65,5 +69,5 @@ try {
 } finally {
   result.finishedAt = new Date().toISOString();
   console.log(JSON.stringify(result));
-  console.error(`written ${writeResult('impair', result)}`);
+  console.error(`written ${writeResult(video === 'busy' ? 'impair-busy' : 'impair', result)}`);
 }

@@ -27,9 +27,15 @@ export interface TestBrowser {
   close(): Promise<void>;
 }
 
-export async function launchChromium(): Promise<TestBrowser> {
+export interface LaunchOptions {
+  /** A Y4M file the fake camera plays (looped) instead of Chromium's built-in test pattern. */
+  fakeVideoFile?: string;
+}
+
+export async function launchChromium(o: LaunchOptions = {}): Promise<TestBrowser> {
+  const args = o.fakeVideoFile ? [...CHROMIUM_ARGS, `--use-file-for-fake-video-capture=${o.fakeVideoFile}`] : CHROMIUM_ARGS;
   // playwright-core gives every launch a fresh, temporary profile of its own.
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args });
   const server: Server = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/html' });
     res.end('<!doctype html><html><body style="margin:0;background:#111"></body></html>');
@@ -115,9 +121,17 @@ export interface SignalOptions {
    * setRemoteDescription: the moment to point a relay at the server's real candidate, before the first check.
    */
   onAnswer?: (answerSdp: string) => void | Promise<void>;
+  /**
+   * Send video at this bitrate (kbps), as OBS does at its configured rate, instead of where Chromium's bandwidth
+   * estimate sits (~600 kbps here: our servers send no transport-cc or REMB). Added to the answer's H.264 fmtp as
+   * x-google-{start,min,max}-bitrate, which Chromium's sender honours. The built-in test pattern needs only ~370
+   * kbps whatever it is allowed: use it with a busy fake-camera file (y4m.ts).
+   */
+  videoBitrateKbps?: number;
 }
 
 interface PageSignal {
+  kbps: number | null;
   strip: boolean;
   rewrite: { address: string; port: number } | null;
   hook: string | null;
@@ -134,7 +148,7 @@ async function pageSignal(page: Page, o: SignalOptions): Promise<PageSignal> {
       await fn(sdp);
     });
   }
-  return { strip: o.stripOfferCandidates ?? false, rewrite: o.answerCandidatesTo ?? null, hook };
+  return { strip: o.stripOfferCandidates ?? false, rewrite: o.answerCandidatesTo ?? null, hook, kbps: o.videoBitrateKbps ?? null };
 }
 
 type PageApi = {
@@ -175,9 +189,13 @@ window.sc = (() => {
     return f.join(' ');
   }).join('\r\n');
   // Signal options (SignalOptions in Node): strip the offer's candidates, let Node see the answer, rewrite it.
+  // a=fmtp:<pt> ...packetization-mode=1... (H.264) gets Chromium's own bitrate bounds.
+  const pinBitrate = (sdp, kbps) => sdp.split('\r\n').map((l) => /^a=fmtp:\d+ .*packetization-mode=/.test(l) ? l + ';x-google-start-bitrate=' + kbps + ';x-google-min-bitrate=' + kbps + ';x-google-max-bitrate=' + kbps : l).join('\r\n');
   async function answerFor(body, o) {
     if (o && o.hook) await window[o.hook](body);
-    return o && o.rewrite ? rewriteCandidates(body, o.rewrite) : body;
+    let sdp = o && o.rewrite ? rewriteCandidates(body, o.rewrite) : body;
+    if (o && o.kbps) sdp = pinBitrate(sdp, o.kbps);
+    return sdp;
   }
   const gathered = (pc) => new Promise((r) => {
     if (pc.iceGatheringState === 'complete') return r();

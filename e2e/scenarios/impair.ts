@@ -11,17 +11,28 @@
  * deltas over that window only. Env: IMPAIR_SECONDS, IMPAIR_CASES (comma list of names), IMPAIR_SEED.
  * Prints progress on stderr and one `RESULT {json}` line.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { framesPresentedSince, launchChromium, playWhep, publishWhip, senderStats, stopWhip, videoStats, type SenderStats, type TestBrowser, type VideoStats } from '../helpers/browser.js';
 import { CASES, FREEZE_MS, MEDIA_PATHS, RECOVERY_FIELDS, STAGE_PATHS, at, deltaAt, type CaseResult, type ImpairCase } from '../helpers/impair-cases.js';
 import { startSystem, type StagecastSystem } from '../helpers/system.js';
 import { UdpRelay, type DirectionCounters, type Endpoint } from '../helpers/udp-relay.js';
 import { waitFor } from '../helpers/wait.js';
+import { writeBusyY4m } from '../helpers/y4m.js';
 
 const BIND = '127.0.0.2';
 const SECONDS = Number(process.env.IMPAIR_SECONDS ?? 20);
 const SEED = Number(process.env.IMPAIR_SEED ?? 13);
 const WANTED = (process.env.IMPAIR_CASES ?? CASES.map((c) => c.name).join(',')).split(',');
+/**
+ * IMPAIR_VIDEO=busy: an OBS-like feed — the broadcaster's camera plays a busy picture (helpers/y4m.ts) at a pinned
+ * IMPAIR_KBPS (default 2500), ~5× the packets of Chromium's test pattern (~370 kbps, its default here), so the same
+ * loss rate hits ~5× more packets per second.
+ */
+const VIDEO = process.env.IMPAIR_VIDEO === 'busy' ? 'busy' : 'pattern';
+const KBPS = VIDEO === 'busy' ? Number(process.env.IMPAIR_KBPS ?? 2500) : null;
 /** Frames the viewer decodes before the window opens: it plays, and its jitter buffer has settled. */
 const WARMUP_FRAMES = 60;
 
@@ -70,6 +81,7 @@ async function runCase(sys: StagecastSystem, browser: TestBrowser, c: ImpairCase
       stripOfferCandidates: true,
       answerCandidatesTo: { address: ingestRelay.address, port: ingestRelay.port },
       onAnswer: (sdp) => ingestRelay.setTarget(hostCandidate(sdp)),
+      ...(KBPS ? { videoBitrateKbps: KBPS } : {}),
     });
     if (pub.status !== 201) throw new Error(`${c.name}: WHIP POST ${pub.status}`);
     if (pub.offerCandidates.length) throw new Error(`${c.name}: the offer still had candidates`);
@@ -212,7 +224,8 @@ function figures(c: ImpairCase, a: Snapshot, b: Snapshot, baselineFps: number | 
 
 let sys: StagecastSystem | undefined;
 let browser: TestBrowser | undefined;
-const result: Record<string, unknown> = { seconds: SECONDS, seed: SEED };
+let videoFile: string | undefined;
+const result: Record<string, unknown> = { seconds: SECONDS, seed: SEED, video: VIDEO, kbps: KBPS };
 const cases: CaseResult[] = [];
 try {
   const unknown = WANTED.filter((w) => !CASES.some((c) => c.name === w));
@@ -221,7 +234,11 @@ try {
   sys = await startSystem({ stageCapacity: 50, rtcBindAddress: BIND });
   const s = sys;
   await waitFor(async () => ((await s.mediaStats()).stages.connected >= 1 ? true : undefined), 'the Media Server’s leg into the first stage', 20_000);
-  browser = await launchChromium();
+  if (VIDEO === 'busy') {
+    videoFile = join(mkdtempSync(join(tmpdir(), 'sc-impair-')), 'busy.y4m');
+    writeBusyY4m(videoFile);
+  }
+  browser = await launchChromium(videoFile ? { fakeVideoFile: videoFile } : {});
   let baselineFps: number | null = null;
   for (const c of CASES.filter((x) => WANTED.includes(x.name))) {
     log(`${c.name}: starting (${SECONDS} s window)`);
@@ -238,5 +255,6 @@ try {
   result.cases = cases;
   await browser?.close();
   await sys?.stop().catch(() => undefined);
+  if (videoFile) rmSync(dirname(videoFile), { recursive: true, force: true });
   console.log('RESULT ' + JSON.stringify(result));
 }
