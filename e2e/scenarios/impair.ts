@@ -8,7 +8,8 @@
  * carried over); the system is reused, as a live one would be.
  *
  * Per case: warm up until the viewer plays, impair, measure a window (IMPAIR_SECONDS, default 20), and report the
- * deltas over that window only. Env: IMPAIR_SECONDS, IMPAIR_CASES (comma list of names), IMPAIR_SEED.
+ * deltas over that window only. Env: IMPAIR_SECONDS, IMPAIR_CASES (comma list of names), IMPAIR_SEED, IMPAIR_VIDEO,
+ * IMPAIR_KBPS.
  * Prints progress on stderr and one `RESULT {json}` line.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -28,8 +29,8 @@ const SEED = Number(process.env.IMPAIR_SEED ?? 13);
 const WANTED = (process.env.IMPAIR_CASES ?? CASES.map((c) => c.name).join(',')).split(',');
 /**
  * IMPAIR_VIDEO=busy: an OBS-like feed — the broadcaster's camera plays a busy picture (helpers/y4m.ts) at a pinned
- * IMPAIR_KBPS (default 2500), ~5× the packets of Chromium's test pattern (~370 kbps, its default here), so the same
- * loss rate hits ~5× more packets per second.
+ * IMPAIR_KBPS (default 2500): ~300 SRTP packets/s on the ingest hop against ~100 for Chromium's test pattern (~370
+ * kbps, the default), so the same loss rate hits ~3× more packets per second.
  */
 const VIDEO = process.env.IMPAIR_VIDEO === 'busy' ? 'busy' : 'pattern';
 const KBPS = VIDEO === 'busy' ? Number(process.env.IMPAIR_KBPS ?? 2500) : null;
