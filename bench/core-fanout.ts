@@ -4,7 +4,7 @@
  * usage: node --import tsx bench/core-fanout.ts [--seconds=2] [--sinks=1,10,50,100,200]
  */
 import { Router } from '../packages/rtc/src/core/index.js';
-import { FakeSinkPort, FakeSourcePort, H264, OPUS, SyntheticPublisher } from '../packages/rtc/src/core/testing.js';
+import { FakeSinkPort, FakeSourcePort, H264, OPUS, SyntheticPublisher } from '@stagecast/rtc/testing';
 
 const arg = (name: string, dflt: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
 const seconds = Number(arg('seconds', '2'));

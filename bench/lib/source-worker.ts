@@ -4,7 +4,7 @@
  * and stamps every packet (but a keyframe's STAP-A) with its send time just before it is sent.
  */
 import { shutdownRtc, WHIPClient } from '@stagecast/rtc';
-import { mulberry32, SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
+import { mulberry32, SyntheticPublisher } from '@stagecast/rtc/testing';
 import { serve } from './ipc.js';
 import { monoMs, writeStamp } from './stamp.js';
 

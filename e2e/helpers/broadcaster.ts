@@ -18,7 +18,7 @@
  */
 import nodeDataChannel from 'node-datachannel';
 import { Peer, TrackHandle, type PeerState } from '@stagecast/rtc';
-import { SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
+import { SyntheticPublisher } from '@stagecast/rtc/testing';
 
 export const OBS_H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
 

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { localStageArn, type StageArn } from '@stagecast/protocol';
 import { WhipEndpoint, WHIPClient, parseRtpHeader, RtpInfo, toNodeHttp, type WhipSession } from '@stagecast/rtc';
-import { SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
+import { SyntheticPublisher } from '@stagecast/rtc/testing';
 import { parseConfig } from '../src/config.js';
 import { createMediaServer } from '../src/system.js';
 import { startFakeApi } from './helpers/fake-api.js';

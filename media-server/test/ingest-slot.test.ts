@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Conflict } from '@stagecast/protocol';
-import { SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
+import { SyntheticPublisher } from '@stagecast/rtc/testing';
 import type { IngestAuth, IngestPrincipal } from '../src/services/IngestAuth.js';
 import { IngestService, type PublisherSink } from '../src/services/IngestService.js';
 import { FakeIngestSession } from './helpers/fakes.js';

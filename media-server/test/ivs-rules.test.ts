@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isStagecastError, localStageArn } from '@stagecast/protocol';
-import { H264, SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
+import { H264, SyntheticPublisher } from '@stagecast/rtc/testing';
 import { CraftedH264Stream, SPS_CB_1080P, SPS_CB_640x480_CRAFTED, SPS_HIGH_640x480, type SliceKind } from '../../e2e/helpers/h264.js';
 import type { IngestAuth, IngestPrincipal } from '../src/services/IngestAuth.js';
 import { IngestService, type PublisherSink } from '../src/services/IngestService.js';

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair } from 'jose';
 import { MediaServerStatsSchema, localStageArn } from '@stagecast/protocol';
 import type { HttpRequest, HttpResponse } from '@stagecast/rtc';
-import { SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
+import { SyntheticPublisher } from '@stagecast/rtc/testing';
 import { parseConfig } from '../src/config.js';
 import type { IngestEndpoint, IngestEndpointOptions } from '../src/media/ports.js';
 import { createMediaServer, type MediaServer } from '../src/system.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { localStageArn } from '@stagecast/protocol';
 import { Router } from '@stagecast/rtc';
-import { SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
+import { SyntheticPublisher } from '@stagecast/rtc/testing';
 import { DEFAULT_LEG_TIMING, type LegTiming } from '../src/services/StageLeg.js';
 import { StageManager } from '../src/services/StageManager.js';
 import { FakeIngestSession, FakeStageApi, fakeConnector, type FakeConnector } from './helpers/fakes.js';

@@ -10,7 +10,7 @@ import nodeDataChannel from 'node-datachannel';
 import { MediaStreamTrack, type RtpPacket } from 'werift';
 import { CreateStageResponseSchema, type LocalStage } from '@stagecast/protocol';
 import { NAL_FU_A, NAL_SPS, NAL_STAP_A, parseH264Sps, type H264Sps } from '@stagecast/rtc';
-import { SyntheticPublisher } from '../../packages/rtc/src/core/testing.js';
+import { SyntheticPublisher } from '@stagecast/rtc/testing';
 import { weriftOffer, weriftPeer } from '../../packages/rtc/test/helpers/werift.js';
 import type { StageServer } from '../src/app.js';
 import { createRtcPlane } from '../src/services/rtc-plane.js';

@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events';
 import { localStageArn, stageIdOf, type StageArn, type StageSummary, type TokenResponse } from '@stagecast/protocol';
 import type { MediaKind, SourceParams, SourcePort } from '@stagecast/rtc';
-import { FakeSinkPort, H264, OPUS } from '../../../packages/rtc/src/core/testing.js';
+import { FakeSinkPort, H264, OPUS } from '@stagecast/rtc/testing';
 import type { IngestSession, LegConnection, LegConnectionState, LegConnectOptions, LegConnector } from '../../src/media/ports.js';
 import type { APIClientEvents } from '../../src/services/APIClientService.js';
 
