@@ -33,6 +33,8 @@ test('a viewer keeps playing through 1 % and 3 % ingest loss with jitter, 3 % vi
   const base = get('baseline');
   // Without loss the harness itself must not freeze the picture, or every other figure is meaningless.
   assert.equal(base.viewer.freezes, 0, `baseline (no loss) froze: ${JSON.stringify(base.viewer)}`);
+  // Nor may a relay lose what it was not told to (a full socket buffer): that loss would be the harness's.
+  for (const c of cases.values()) assert.deepEqual([c.relays.ingest.kernelDrops, c.relays.viewer.kernelDrops], [0, 0], `${c.name}: datagrams dropped by the kernel at a relay`);
 
   // The goals as the issue writes them (helpers/impair-cases.ts checkGoal, shared with the bench's table).
   const failures: string[] = [];

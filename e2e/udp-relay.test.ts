@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { test } from 'node:test';
-import { UdpRelay, type RelayOptions } from './helpers/udp-relay.js';
+import { UdpRelay, udpDrops, type RelayOptions } from './helpers/udp-relay.js';
 import { waitFor } from './helpers/wait.js';
 
 interface Peer {
@@ -149,4 +149,17 @@ test('close() with datagrams still delayed leaves no timer or socket behind, and
   // socket's handle a loop turn or so after its close callback, hence the short wait.)
   const leftovers = () => process.getActiveResourcesInfo().filter((x) => x === 'Timeout' || x === 'UDPWrap');
   await waitFor(() => leftovers().length === 0, 'no timer or socket left', 1000, 5).catch(() => assert.deepEqual(leftovers(), []));
+});
+
+test('udpDrops reads the kernel’s drop count of a socket whose receive queue overflowed (the relay’s self-check)', async () => {
+  const sink = await peer();
+  sink.sock.setRecvBufferSize(4096);
+  const src = createSocket('udp4');
+  try {
+    // Sent synchronously: the sink cannot read until this loop ends, so its small queue overflows.
+    for (let i = 0; i < 200; i++) src.send(Buffer.alloc(1000), sink.port, '127.0.0.1');
+    await waitFor(() => udpDrops([sink.port]) > 0, 'the kernel counts drops at the sink', 2000, 10);
+  } finally {
+    await Promise.all([src, sink.sock].map((s) => new Promise<void>((res) => s.close(() => res()))));
+  }
 });

@@ -17,9 +17,11 @@
  *   r.impair('up' | 'down', { loss, jitterMs: [min, max] })
  *   const back = await r.blackout(2000)  // wall-clock ms when the link returned (also r.blackouts)
  *   r.counters.up.forwarded / .dropped / .blackoutDropped
+ *   r.kernelDrops()                      // datagrams lost to a full socket buffer: must stay 0
  *   await r.close()
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 
 export type Direction = 'up' | 'down';
 
@@ -78,15 +80,45 @@ export function prng(seed: number): () => number {
 /** RFC 7983 demultiplexing: 128–191 is RTP/RTCP (here always SRTP/SRTCP). */
 export const isSrtp = (msg: Buffer): boolean => msg.length > 0 && msg[0]! >= 128 && msg[0]! <= 191;
 
+/**
+ * Socket buffers large enough for a keyframe burst at OBS bitrates (a few hundred 1.2-kB datagrams at once): the
+ * relay must drop only what it is told to. Capped by net.core.rmem_max / wmem_max; kernelDrops() tells if it was not.
+ */
+const SOCKET_BUFFER = 4 * 1024 * 1024;
+
 function bind(address: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = createSocket('udp4');
     s.once('error', reject);
     s.bind(0, address, () => {
       s.off('error', reject);
+      for (const set of [() => s.setRecvBufferSize(SOCKET_BUFFER), () => s.setSendBufferSize(SOCKET_BUFFER)]) {
+        try {
+          set();
+        } catch {
+          /* above the system's maximum: the kernel keeps its default */
+        }
+      }
       resolve(s);
     });
   });
+}
+
+/** Datagrams the kernel dropped at these local ports' receive queues (/proc/net/udp `drops`, this namespace). */
+export function udpDrops(ports: number[]): number {
+  let text = '';
+  try {
+    text = readFileSync('/proc/net/udp', 'utf8');
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    const port = parseInt(f[1]?.split(':')[1] ?? '', 16);
+    if (ports.includes(port)) n += Number(f[f.length - 1]) || 0;
+  }
+  return n;
 }
 
 export class UdpRelay {
@@ -142,6 +174,14 @@ export class UdpRelay {
   }
   get clientAddress(): Endpoint | undefined {
     return this.client;
+  }
+
+  /**
+   * Datagrams the kernel dropped before the relay read them (full receive buffer): loss the relay did not choose,
+   * which would make the figures wrong. Should stay 0.
+   */
+  kernelDrops(): number {
+    return this.closed ? 0 : udpDrops([this.clientSide.address().port, this.serverSide.address().port]);
   }
 
   setTarget(t: Endpoint): void {

@@ -65,6 +65,7 @@ interface Snapshot {
   media: any;
   stage: any;
   relays: { ingest: Record<'up' | 'down', DirectionCounters>; viewer: Record<'up' | 'down', DirectionCounters> };
+  kernelDrops: { ingest: number; viewer: number };
 }
 
 async function runCase(sys: StagecastSystem, browser: TestBrowser, c: ImpairCase, baselineFps: number | null): Promise<CaseResult> {
@@ -118,6 +119,7 @@ async function runCase(sys: StagecastSystem, browser: TestBrowser, c: ImpairCase
       media: await raw(sys.mediaUrl + '/'),
       stage: ((await raw(sys.stage.url + '/stats')).stages as any[]).find((s) => s.stageArn === seat.stageArn),
       relays: { ingest: structuredClone(ingestRelay.counters), viewer: structuredClone(viewerRelay.counters) },
+      kernelDrops: { ingest: ingestRelay.kernelDrops(), viewer: viewerRelay.kernelDrops() },
     });
 
     // The window: impair, measure, and for the blackout case cut the ingest hop in its middle.
@@ -216,7 +218,10 @@ function figures(c: ImpairCase, a: Snapshot, b: Snapshot, baselineFps: number | 
       framesDropped: v('framesDropped'),
     },
     broadcaster: { kbps: round((s('bytesSent') * 8) / windowMs), targetKbps: round(b.sender.targetBitrate / 1000), nackCount: s('nackCount'), pliCount: s('pliCount'), firCount: s('firCount'), retransmittedPacketsSent: s('retransmittedPacketsSent'), keyFramesEncoded: s('keyFramesEncoded') },
-    relays: { ingest: relay(a.relays.ingest, b.relays.ingest), viewer: relay(a.relays.viewer, b.relays.viewer) },
+    relays: {
+      ingest: { ...relay(a.relays.ingest, b.relays.ingest), kernelDrops: b.kernelDrops.ingest - a.kernelDrops.ingest },
+      viewer: { ...relay(a.relays.viewer, b.relays.viewer), kernelDrops: b.kernelDrops.viewer - a.kernelDrops.viewer },
+    },
     mediaServer: media,
     stageServer: stage,
     sources,
