@@ -6,7 +6,7 @@
  *   ingest-3-jitter  3 % loss + 0–20 ms jitter, both ways on the ingest hop: frozen ≤ 2 %, frames ≥ 90 % of baseline
  *   viewer-3         3 % loss, stage server → viewer: the same 3 %-loss goal (why not "no freeze": checkGoal)
  *   blackout         2 s of nothing on the ingest hop: the viewer's picture back ≤ 500 ms after the link returns
- * They fail until the packet path recovers loss (NACK upstream, RTX, keyframe requests). Against any branch:
+ * Without loss recovery in the packet path (NACK upstream, RTX, keyframe requests) they fail. To run it alone:
  *   node --import tsx --test e2e/impairment.test.ts        (IMPAIR_SECONDS per case, default 20; ~2 min)
  */
 import assert from 'node:assert/strict';

@@ -31,27 +31,25 @@ export const CASES: readonly ImpairCase[] = [
 export const FREEZE_MS = 200;
 
 /**
- * Where the loss-recovery counters are read. `router.ingress.video.*` of the Media Server's GET / is where the
- * router's IngressCounters are to appear (nacksSent, recovered, lostForGood, rtxReceived are being added; `lost`
- * exists in the router today, and GET / gives it as publisher.lost). For the stage server's GET /stats, per stage,
- * the same names are looked for on the stage entry and under its `ingress.video`. The first path present wins;
- * none → null.
+ * Where the loss-recovery counters are read: the Media Server's GET / (`publisher.*`, about the broadcaster) and the
+ * stage server's GET /stats entry of the viewer's stage (about its publisher, the Media Server's leg). The stage
+ * server receives no RTX (the leg resends on the media SSRC): null there.
  */
 export const RECOVERY_FIELDS = ['nacksSent', 'recovered', 'lostForGood', 'lost', 'rtxReceived'] as const;
 export type RecoveryField = (typeof RECOVERY_FIELDS)[number];
 export const MEDIA_PATHS: Record<RecoveryField, string[]> = {
-  nacksSent: ['router.ingress.video.nacksSent'],
-  recovered: ['router.ingress.video.recovered'],
-  lostForGood: ['router.ingress.video.lostForGood'],
-  lost: ['router.ingress.video.lost', 'publisher.lost'],
-  rtxReceived: ['router.ingress.video.rtxReceived'],
+  nacksSent: ['publisher.nacksSent'],
+  recovered: ['publisher.packetsRecovered'],
+  lostForGood: ['publisher.packetsLostForGood'],
+  lost: ['publisher.lost'],
+  rtxReceived: ['publisher.rtxReceived'],
 };
 export const STAGE_PATHS: Record<RecoveryField, string[]> = {
-  nacksSent: ['nacksSent', 'ingress.video.nacksSent'],
-  recovered: ['recovered', 'ingress.video.recovered'],
-  lostForGood: ['lostForGood', 'ingress.video.lostForGood'],
-  lost: ['ingress.video.lost', 'packetsLost'],
-  rtxReceived: ['rtxReceived', 'ingress.video.rtxReceived'],
+  nacksSent: ['nacksSent'],
+  recovered: ['packetsRecovered'],
+  lostForGood: ['packetsLostForGood'],
+  lost: ['packetsLost'],
+  rtxReceived: [],
 };
 
 /** A number at a dotted path of a JSON value, or undefined. */
