@@ -214,7 +214,9 @@ window.sc = (() => {
       const vt = pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly', streams: [stream] });
       pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly', streams: [stream] });
       const h264 = RTCRtpSender.getCapabilities('video').codecs.filter((c) => c.mimeType === 'video/H264' && /packetization-mode=1/.test(c.sdpFmtpLine || '') && /profile-level-id=42e01f/.test(c.sdpFmtpLine || ''));
-      if (h264.length) vt.setCodecPreferences(h264);
+      // RTX stays in (as the /broadcast page keeps it): the Media Server negotiates it and unwraps resends.
+      const rtx = RTCRtpSender.getCapabilities('video').codecs.filter((c) => c.mimeType === 'video/rtx');
+      if (h264.length) vt.setCodecPreferences([...h264, ...rtx]);
       await pc.setLocalDescription();
       await gathered(pc);
       const offer = o && o.strip ? stripCandidates(pc.localDescription.sdp) : pc.localDescription.sdp;

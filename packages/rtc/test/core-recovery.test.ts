@@ -239,3 +239,41 @@ test('a PLI from a playing sink reaches the publisher at most once per 500 ms, h
     router.close();
   }
 });
+
+test('the reorder window follows how late reordered packets come, so jitter does not turn into NACKs for packets that were only late', () => {
+  const c = clock();
+  const timers: Array<() => void> = [];
+  const router = new Router({ now: c.now, random: mulberry32(8), schedule: (fn) => timers.push(fn) });
+  try {
+    const src = new FakeSourcePort();
+    router.setSource(src, { video: H264_NACK });
+    const pub = publisher(2);
+    for (const p of pub.videoFrame(true)) router.pushRtp('video', p);
+    assert.equal(router.stats().ingress.video.nackReorderMs, 10);
+    // Every other frame, the first packet comes 25 ms late (after the next one), unasked.
+    for (let f = 0; f < 40; f++) {
+      const [a, b] = pub.videoFrame(false);
+      router.pushRtp('video', b!);
+      c.t += 25;
+      if (f < 3) timers.splice(0).forEach((fn) => fn()); // the first few are NACKed (window still 10 ms)
+      router.pushRtp('video', a!);
+      c.t += 8;
+    }
+    const st = router.stats().ingress.video;
+    assert.ok(st.nackReorderMs >= 30 && st.nackReorderMs <= 60, `window ${st.nackReorderMs} ms`);
+    const nacked = nacks(src).length;
+    src.rtcp.length = 0;
+    for (let f = 0; f < 20; f++) {
+      const [a, b] = pub.videoFrame(false);
+      router.pushRtp('video', b!);
+      c.t += 25;
+      timers.splice(0).forEach((fn) => fn());
+      router.pushRtp('video', a!);
+      c.t += 8;
+    }
+    assert.ok(nacked <= 3, `${nacked} NACKs while learning`);
+    assert.equal(nacks(src).length, 0, 'none once the window has learnt the reordering');
+  } finally {
+    router.close();
+  }
+});

@@ -78,5 +78,8 @@ export function preferBaselineH264(t: RTCRtpTransceiver): void {
   const h264 = caps.codecs.filter((c) => c.mimeType === 'video/H264' && /packetization-mode=1/.test(c.sdpFmtpLine ?? ''));
   const baseline = h264.filter((c) => /profile-level-id=42e0/i.test(c.sdpFmtpLine ?? ''));
   const pick = baseline.length ? baseline : h264;
-  if (pick.length) t.setCodecPreferences(pick);
+  // Keep RTX (RFC 4588): without it in the preferences the offer has none, and a packet the Media Server NACKs is
+  // resent on the media SSRC, where it cannot be told from the original and bandwidth probes consume sequence numbers.
+  const rtx = caps.codecs.filter((c) => c.mimeType === 'video/rtx');
+  if (pick.length) t.setCodecPreferences([...pick, ...rtx]);
 }

@@ -2,8 +2,10 @@
  * Receive-side loss detection for one incoming stream (RFC 4585 generic NACK): which sequence numbers are missing,
  * when to ask for them again, and when to give up. Works in the publisher's unwrapped sequence space (Ingress ext).
  *
- * - A packet is first asked for once it has been missing for `reorderMs` (jitter reorders packets: asking at once
- *   would fetch many that are merely late), then again every retry interval — the measured NACK→retransmission time
+ * - A packet is first asked for once it has been missing for the reorder window (jitter reorders packets: asking at
+ *   once would fetch many that are merely late). The window follows how late reordered packets actually come — the
+ *   ones that arrive out of order unasked, and, when RTX is used, originals that arrive after we asked — between
+ *   `reorderMs` and `maxReorderMs`. Then it is asked for again every retry interval — the measured NACK→retransmission time
  *   plus a margin, clamped — at most `maxTries` times and never once it is older than `maxAgeMs`. Then it is lost
  *   for good: the owner marks its keyframe cache and asks for a keyframe.
  * - A gap that opens after a silence longer than `maxAgeMs` (a blackout), or wider than `maxMissing`, is not asked
@@ -13,7 +15,9 @@
  */
 
 export interface NackGeneratorOptions {
+  /** The reorder window's floor and ceiling (ms). */
   reorderMs?: number;
+  maxReorderMs?: number;
   maxTries?: number;
   maxAgeMs?: number;
   maxMissing?: number;
@@ -40,7 +44,10 @@ export interface NackCounters {
 
 export class NackGenerator implements NackCounters {
   private readonly missing = new Map<number, Missing>();
-  private readonly reorderMs: number;
+  private readonly minReorderMs: number;
+  private readonly maxReorderMs: number;
+  /** How long out-of-order packets were late, a decaying maximum (ms). */
+  reorderLateMs = 0;
   private readonly maxTries: number;
   private readonly maxAgeMs: number;
   private readonly maxMissing: number;
@@ -57,7 +64,8 @@ export class NackGenerator implements NackCounters {
   lostForGood = 0;
 
   constructor(o: NackGeneratorOptions = {}) {
-    this.reorderMs = o.reorderMs ?? 10;
+    this.minReorderMs = o.reorderMs ?? 10;
+    this.maxReorderMs = o.maxReorderMs ?? 60;
     this.maxTries = o.maxTries ?? 10;
     this.maxAgeMs = o.maxAgeMs ?? 1000;
     this.maxMissing = o.maxMissing ?? 512;
@@ -76,11 +84,24 @@ export class NackGenerator implements NackCounters {
     this.lastArrival = NaN;
   }
 
+  /** The current reorder window (ms). */
+  get reorderMs(): number {
+    const w = this.reorderLateMs * 1.25 + 2;
+    return w < this.minReorderMs ? this.minReorderMs : w > this.maxReorderMs ? this.maxReorderMs : w;
+  }
+
+  private noteLate(ms: number): void {
+    // Decays by a fiftieth per sample: one very late packet widens the window for a while, not for ever.
+    this.reorderLateMs = ms > this.reorderLateMs ? ms : this.reorderLateMs - (this.reorderLateMs - ms) / 50;
+  }
+
   /**
-   * A packet numbered `ext` arrived; `highestBefore` is the highest ext seen before it (-1 = none). Returns the
+   * A packet numbered `ext` arrived; `highestBefore` is the highest ext seen before it (-1 = none). `kind`: 'rtx' for
+   * a retransmission unwrapped from RTX, 'media' for the media SSRC when RTX is negotiated (so a packet we asked for
+   * that comes this way is a late original), 'either' when RTX is not used (the media SSRC carries both). Returns the
    * number of packets given up on at once (a gap after a blackout, or too wide): the owner then asks for a keyframe.
    */
-  onPacket(ext: number, highestBefore: number, now: number, giveUp: (ext: number) => void): number {
+  onPacket(ext: number, highestBefore: number, now: number, giveUp: (ext: number) => void, kind: 'rtx' | 'media' | 'either' = 'either'): number {
     const silentFor = now - this.lastArrival;
     this.lastArrival = now;
     if (highestBefore < 0) return 0;
@@ -88,11 +109,14 @@ export class NackGenerator implements NackCounters {
       const m = this.missing.get(ext);
       if (m !== undefined) {
         this.missing.delete(ext);
-        if (m.tries > 0) {
+        if (m.tries > 0 && kind !== 'media') {
           this.recovered++;
           const sample = now - m.lastNackAt;
           if (sample >= 0) this.rttMs += (sample - this.rttMs) / 8;
-        } else this.reordered++;
+        } else {
+          this.reordered++;
+          this.noteLate(now - m.since);
+        }
         if (this.missing.size === 0) this.dueAt = Infinity;
       }
       return 0;
@@ -131,10 +155,11 @@ export class NackGenerator implements NackCounters {
   collect(now: number, out: number[], giveUp: (ext: number) => void): number {
     if (now < this.dueAt) return 0;
     const retry = this.retryMs();
+    const reorder = this.reorderMs;
     let given = 0;
     let next = Infinity;
     for (const [ext, m] of this.missing) {
-      const at = m.tries === 0 ? m.since + this.reorderMs : m.lastNackAt + retry;
+      const at = m.tries === 0 ? m.since + reorder : m.lastNackAt + retry;
       // The last try still gets one retry interval to be answered.
       if (now - m.since > this.maxAgeMs || (m.tries >= this.maxTries && at <= now)) {
         this.missing.delete(ext);

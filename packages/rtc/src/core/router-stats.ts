@@ -46,6 +46,8 @@ export interface IngressCounters {
   lostForGood: number;
   nackPending: number;
   nackRttMs: number;
+  /** The reorder window a missing packet is given before its first NACK (ms). */
+  nackReorderMs: number;
 }
 
 export function ingressCounters(i: Ingress, n: NackGenerator): IngressCounters {
@@ -69,6 +71,7 @@ export function ingressCounters(i: Ingress, n: NackGenerator): IngressCounters {
     lostForGood: n.lostForGood,
     nackPending: n.pending,
     nackRttMs: Math.round(n.rttMs * 10) / 10,
+    nackReorderMs: Math.round(n.reorderMs * 10) / 10,
   };
   if (i.ssrc >= 0) c.ssrc = i.ssrc;
   return c;

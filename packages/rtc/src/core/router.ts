@@ -272,6 +272,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     }
     let buf = packet;
     let len = packet.length;
+    let viaRtx = false;
     let info = parseRtpHeader(buf, len, this.info);
     if (info === undefined) {
       ing.malformed++;
@@ -285,6 +286,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
       len = this.recovery.unwrapRtx(packet, info, ing, params.payloadType);
       if (len < 0) return;
       buf = this.recovery.rtxBuf;
+      viaRtx = true;
       info = parseRtpHeader(buf, len, this.info);
       if (info === undefined) {
         ing.malformed++;
@@ -300,7 +302,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
     const ext = ing.curExt;
     const highestBefore = ing.newEpoch ? -1 : ing.highestExt;
     if (info.payloadLength === 0 && ing.padding()) {
-      this.recovery.noteArrival(video, ext, highestBefore, now);
+      this.recovery.noteArrival(video, ext, highestBefore, now, viaRtx, params.rtxPayloadType !== undefined);
       return;
     }
     const store = video ? this.videoStore : this.audioStore;
@@ -317,7 +319,7 @@ export class Router extends EventEmitter<RouterEvents> implements SinkHost {
       return;
     }
     ing.commit(info, len, now);
-    this.recovery.noteArrival(video, ext, highestBefore, now);
+    this.recovery.noteArrival(video, ext, highestBefore, now, viaRtx, params.rtxPayloadType !== undefined);
     if (!video) {
       this.forward(this.audioClasses, view, r, t, false);
       return;

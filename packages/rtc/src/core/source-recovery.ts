@@ -83,11 +83,15 @@ export class SourceRecovery {
     return off + n;
   }
 
-  /** A packet (media or padding) numbered `ext` arrived: note gaps, and ask for what is missing when it is due. */
-  noteArrival(video: boolean, ext: number, highestBefore: number, now: number): void {
+  /**
+   * A packet (media or padding) numbered `ext` arrived — unwrapped from RTX when `viaRtx`, else on the media SSRC
+   * (`rtxNegotiated`: then it is never a retransmission). Note gaps, and ask for what is missing when it is due.
+   */
+  noteArrival(video: boolean, ext: number, highestBefore: number, now: number, viaRtx = false, rtxNegotiated = false): void {
     if (video ? this.videoOn : this.audioOn) {
       const gen = video ? this.video : this.audio;
-      if (gen.onPacket(ext, highestBefore, now, video ? this.onVideoLost : this.onAudioLost) > 0 && video) this.host.needKeyframe(now);
+      const kind = viaRtx ? 'rtx' : rtxNegotiated ? 'media' : 'either';
+      if (gen.onPacket(ext, highestBefore, now, video ? this.onVideoLost : this.onAudioLost, kind) > 0 && video) this.host.needKeyframe(now);
     }
     if (this.video.dueAt <= now || this.audio.dueAt <= now) this.flush(now);
     else this.armTimer(now);
