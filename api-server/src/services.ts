@@ -9,6 +9,7 @@ import { PacedProvider, Pacer } from './providers/pacing.js';
 import type { StageProvider } from './providers/provider.js';
 import { LocalTokenIssuer, type StageTokenIssuer } from './providers/token-issuer.js';
 import { WhipTargetProvider, WhipTargetTokenIssuer } from './providers/whip.js';
+import { CostMeter } from './services/CostMeter.js';
 import { EventBus } from './services/EventBus.js';
 import { IvsViewerReconciler } from './services/IvsViewerReconciler.js';
 import { MediaServerRegistry } from './services/MediaServerRegistry.js';
@@ -33,6 +34,8 @@ export interface Services {
   viewers: ViewerService;
   registry: MediaServerRegistry;
   publishTokens: PublishTokenService;
+  /** Participant-time per stage, stored by the minute: GET /api/cost, /metrics, the dashboard. */
+  cost: CostMeter;
   /** STAGE_PROVIDER=ivs: viewer accounting checked against ListParticipants (started with the viewers). */
   ivsViewers?: IvsViewerReconciler;
   startedAt: number;
@@ -123,10 +126,12 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     publishTokenTtlSeconds: config.publishTokenTtlSeconds,
     mediaServerUrl: config.mediaServerUrl,
   });
+  const cost = new CostMeter({ store, metrics, log, config: config.cost });
   return {
     config,
     log,
     store,
+    cost,
     tokens,
     provider,
     issuer,

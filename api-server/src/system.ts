@@ -26,6 +26,7 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
     async start() {
       services.registry.start();
       services.viewers.start();
+      services.cost.start();
       // Reconciles with the provider before the first plan (retried on each tick if the provider is away).
       await services.scaling.start();
       await app.listen({ port: config.port, host: config.host });
@@ -38,6 +39,7 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       stopped = true;
       await app.close(); // sockets first: no request may reach a stopping service
       await services.scaling.stop();
+      services.cost.stop();
       services.viewers.stop();
       services.registry.stop();
       services.provider.stop();
