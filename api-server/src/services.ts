@@ -9,6 +9,7 @@ import { PacedProvider, Pacer } from './providers/pacing.js';
 import type { StageProvider } from './providers/provider.js';
 import { LocalTokenIssuer, type StageTokenIssuer } from './providers/token-issuer.js';
 import { WhipTargetProvider, WhipTargetTokenIssuer } from './providers/whip.js';
+import { ConsolidationService } from './services/ConsolidationService.js';
 import { CostMeter } from './services/CostMeter.js';
 import { EventBus } from './services/EventBus.js';
 import { IvsViewerReconciler } from './services/IvsViewerReconciler.js';
@@ -36,6 +37,8 @@ export interface Services {
   publishTokens: PublishTokenService;
   /** Participant-time per stage, stored by the minute: GET /api/cost, /metrics, the dashboard. */
   cost: CostMeter;
+  /** Merges sparse stages when the audience shrinks (CONSOLIDATION_ENABLED). */
+  consolidation: ConsolidationService;
   /** STAGE_PROVIDER=ivs: viewer accounting checked against ListParticipants (started with the viewers). */
   ivsViewers?: IvsViewerReconciler;
   startedAt: number;
@@ -112,6 +115,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     metrics,
     log,
     ...(ivsViewers ? { reconciler: ivsViewers } : {}),
+    onMoveConfirmed: () => consolidation.switched(),
     config: {
       viewerTokenTtlSeconds: config.viewerTokenTtlSeconds,
       viewerHeartbeatIntervalMs: config.viewerHeartbeatIntervalMs,
@@ -127,7 +131,15 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     mediaServerUrl: config.mediaServerUrl,
   });
   const cost = new CostMeter({ store, metrics, log, config: config.cost });
+  const consolidation = new ConsolidationService({
+    store,
+    scaling,
+    metrics,
+    log,
+    config: { ...config.scaling, ...config.consolidation },
+  });
   return {
+    consolidation,
     config,
     log,
     store,

@@ -29,6 +29,7 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       services.cost.start();
       // Reconciles with the provider before the first plan (retried on each tick if the provider is away).
       await services.scaling.start();
+      services.consolidation.start();
       await app.listen({ port: config.port, host: config.host });
       const addr = app.server.address();
       server.port = typeof addr === 'object' && addr ? addr.port : config.port;
@@ -38,6 +39,7 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       if (stopped) return;
       stopped = true;
       await app.close(); // sockets first: no request may reach a stopping service
+      services.consolidation.stop();
       await services.scaling.stop();
       services.cost.stop();
       services.viewers.stop();
