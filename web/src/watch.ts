@@ -3,17 +3,36 @@
  * SDK for IVS stages), heartbeats, leaves on close, and joins again by itself — with backoff — when the
  * connection fails or the heartbeat is refused (seat lost, stage deleted). When the server moves the seat to
  * another stage (consolidation: `move` in the heartbeat answer), it switches make-before-break: the new stage plays
- * in a second <video> underneath, and only once it shows a picture does it take the old one's place and the old
- * subscription end.
+ * in a second, hidden <video>, and only once it plays steadily do its tracks replace the old ones on screen and the
+ * old subscription end.
  */
 import './style.css';
 import type { ViewerHeartbeatResponse, ViewerJoinResponse, ViewerMove } from '@stagecast/protocol';
 import { $, ApiError, api, askKey, forgetKey, takeKey } from './lib/api.js';
 import { kbps } from './lib/stats.js';
-import { ExternalPlayback, firstFrame, subscribe, type Subscription, type SubscriptionHooks } from './lib/subscribe.js';
+import { ExternalPlayback, firstFrame, steadyPlayback, subscribe, type Subscription, type SubscriptionHooks } from './lib/subscribe.js';
 
 const KEY = 'stagecast.viewerKey';
 const SWITCH_TIMEOUT_MS = 10_000;
+/** How long the new stage must play without a stall before it replaces the old one on screen. */
+const STEADY_MS = 1500;
+/** The longest the old stage's audio plays on after the video was switched. */
+const AUDIO_SWAP_TIMEOUT_MS = 2000;
+
+/** Resolves after `video` has presented `n` more frames (requestVideoFrameCallback), or after `timeoutMs` in any case. */
+function presented(video: HTMLVideoElement, n: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = window.setTimeout(resolve, timeoutMs);
+    let left = n;
+    const cb = () => {
+      if (--left <= 0) {
+        clearTimeout(timer);
+        resolve();
+      } else if (video.isConnected) video.requestVideoFrameCallback(cb);
+    };
+    if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(cb);
+  });
+}
 const stateEl = $('#state');
 const errorEl = $('#error');
 /** The element on screen is always #player; a switch builds the next one beside it. */
@@ -96,8 +115,8 @@ async function heartbeat(key: string, playing: Playing): Promise<ViewerHeartbeat
 }
 
 /**
- * Make-before-break: subscribe to the new stage in an invisible <video> stacked over the old one, wait for its
- * first picture, then swap them in one step and end the old subscription. The next heartbeat confirms the switch.
+ * Make-before-break: subscribe to the new stage in a hidden <video>, wait until it plays steadily, then move its
+ * tracks into the <video> on screen in one step and end the old subscription. The next heartbeat confirms the switch.
  * On failure the old stage keeps playing and the next heartbeat (which repeats the move) tries again.
  */
 async function switchTo(key: string, playing: Playing, move: ViewerMove): Promise<void> {
@@ -112,24 +131,47 @@ async function switchTo(key: string, playing: Playing, move: ViewerMove): Promis
   old.after(next);
   let sub: Subscription | undefined;
   let live = false;
+  const began = performance.now();
   try {
     sub = await subscribe(move, next, hooksFor(key, playing, () => live));
     await firstFrame(next, SWITCH_TIMEOUT_MS);
+    await steadyPlayback(next, { steadyMs: STEADY_MS, maxGapMs: 200, timeoutMs: SWITCH_TIMEOUT_MS });
     if (current !== playing) throw new Error('left meanwhile');
-    // The swap: one synchronous step, so no frame shows neither.
-    old.removeAttribute('id');
-    next.id = 'player';
-    next.className = '';
-    old.remove();
+    // The swap: the new stage's video track replaces the old one in the stream the <video> on screen already plays
+    // — the element, its renderer and its place stay, only the source changes. Audio follows once the new video is
+    // presented: changing both at once restarts the element's audio clock and Chromium then presents video at about
+    // 1 frame/s for a second or two. (Showing a second <video> instead stalls too: one that was not rendered presents
+    // its first frame late, and two rendered at once are composited at 1 frame/s.)
+    const shown = old.srcObject instanceof MediaStream ? old.srcObject : null;
+    const incoming = next.srcObject instanceof MediaStream ? next.srcObject : null;
+    if (shown && incoming) {
+      for (const t of shown.getVideoTracks()) shown.removeTrack(t);
+      for (const t of incoming.getVideoTracks()) shown.addTrack(t);
+      next.srcObject = null;
+      next.remove();
+      void presented(old, 10, AUDIO_SWAP_TIMEOUT_MS).then(() => {
+        if (playing.sub !== sub) return;
+        for (const t of shown.getAudioTracks()) shown.removeTrack(t);
+        for (const t of incoming.getAudioTracks()) shown.addTrack(t);
+      });
+    } else {
+      old.removeAttribute('id');
+      next.id = 'player';
+      next.className = '';
+      old.remove();
+    }
     live = true;
     const previous = playing.sub;
     playing.sub = sub;
     playing.stageArn = move.stageArn;
     moves++;
     document.body.dataset.moves = String(moves);
+    document.body.dataset.switchMs = String(Math.round(performance.now() - began));
+    document.body.dataset.switchedAt = String(Math.round(performance.timeOrigin + performance.now()));
     showStage(move.stageId);
     setState('playing', 'ok');
-    void previous?.stop();
+    // The old subscription ends once its audio is no longer played (or at once when there is nothing to hand over).
+    void (shown && incoming ? presented(old, 10, AUDIO_SWAP_TIMEOUT_MS) : Promise.resolve()).then(() => previous?.stop());
     // Confirm now rather than at the next interval: the old stage can go sooner.
     await heartbeat(key, playing).catch(() => undefined);
   } catch (err) {

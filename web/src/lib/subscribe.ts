@@ -112,3 +112,33 @@ export function firstFrame(video: HTMLVideoElement, timeoutMs: number): Promise<
     for (const e of events) video.addEventListener(e, check);
   });
 }
+
+/**
+ * Resolves once `video` has decoded frames steadily for `steadyMs` — no pause longer than `maxGapMs` — or rejects
+ * after `timeoutMs`. A new WebRTC subscription often stutters in its first second (a replayed keyframe, the jitter
+ * buffer settling): a make-before-break switch waits this out while the old subscription is still on screen.
+ */
+export function steadyPlayback(video: HTMLVideoElement, o: { steadyMs: number; maxGapMs: number; timeoutMs: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    let frames = -1;
+    let lastFrameAt = 0;
+    let steadySince: number | null = null;
+    const timer = window.setInterval(() => {
+      const now = performance.now();
+      const n = video.getVideoPlaybackQuality().totalVideoFrames;
+      if (n > frames) {
+        if (frames >= 0 && steadySince === null && video.videoWidth > 0) steadySince = now;
+        frames = n;
+        lastFrameAt = now;
+      } else if (now - lastFrameAt > o.maxGapMs) steadySince = null;
+      if (steadySince !== null && now - steadySince >= o.steadyMs) {
+        clearInterval(timer);
+        resolve();
+      } else if (now - started > o.timeoutMs) {
+        clearInterval(timer);
+        reject(new Error('the new stage did not play steadily in time'));
+      }
+    }, 25);
+  });
+}
