@@ -20,16 +20,19 @@ const charts = {
   bitrate: new Sparkline($<HTMLCanvasElement>('#c-bitrate'), 120, '#d29922'),
   cost: new Sparkline($<HTMLCanvasElement>('#c-cost'), 120, '#a371f7'),
 };
-const usd = (x: number) => (x >= 100 ? `$${x.toFixed(0)}` : `$${x.toFixed(2)}`);
+const usd = (x: number) => (x >= 100 ? `$${x.toFixed(0)}` : x >= 0.01 || x === 0 ? `$${x.toFixed(2)}` : `$${x.toFixed(4)}`);
+const usage = (hours: number) => (hours >= 1 ? `${hours.toFixed(1)} participant-hours` : `${(hours * 60).toFixed(1)} participant-minutes`);
 
 function renderCost(day: CostResponse, recent: CostResponse): void {
   const l = day.live;
   $('#k-rate').textContent = `${usd(l.costPerHour)}/h`;
   $('#k-live').textContent = `${l.participants} participants (${l.viewers} viewers + ${l.publishers} stage legs) at $${day.pricePerParticipantHour}/participant-hour`;
-  $('#k-day').textContent = `Last 24 h: ${day.totals.participantHours.toFixed(1)} participant-hours · ${usd(day.totals.estimatedCost)}`;
-  // Per minute over the last two hours, minutes without usage as zero.
+  $('#k-day').textContent = `Last 24 h: ${usage(day.totals.participantHours)} · ${usd(day.totals.estimatedCost)}`;
+  // Per minute over the last two hours (from the first minute metered, when that is later), minutes without usage
+  // as zero.
   const byMinute = new Map(recent.series.map((p) => [Date.parse(p.at), p.viewers + p.publishers]));
-  const start = Math.floor(Date.parse(recent.from) / 60_000) * 60_000;
+  const first = recent.series.length ? Date.parse(recent.series[0]!.at) : Date.parse(recent.from);
+  const start = Math.floor(Math.max(first, Date.parse(recent.from)) / 60_000) * 60_000;
   const points: number[] = [];
   for (let t = start; t < Date.parse(recent.to); t += 60_000) points.push(byMinute.get(t) ?? 0);
   charts.cost.set(points);

@@ -143,15 +143,21 @@ async function switchTo(key: string, playing: Playing, move: ViewerMove): Promis
     // 1 frame/s for a second or two. (Showing a second <video> instead stalls too: one that was not rendered presents
     // its first frame late, and two rendered at once are composited at 1 frame/s.)
     const shown = old.srcObject instanceof MediaStream ? old.srcObject : null;
-    const incoming = next.srcObject instanceof MediaStream ? next.srcObject : null;
-    if (shown && incoming) {
+    const incoming = sub.stream;
+    let handover: Promise<void> = Promise.resolve();
+    if (shown) {
       for (const t of shown.getVideoTracks()) shown.removeTrack(t);
       for (const t of incoming.getVideoTracks()) shown.addTrack(t);
+      sub.stream = shown;
       next.srcObject = null;
       next.remove();
-      void presented(old, 10, AUDIO_SWAP_TIMEOUT_MS).then(() => {
-        if (playing.sub !== sub) return;
-        for (const t of shown.getAudioTracks()) shown.removeTrack(t);
+      const moved = sub;
+      const oldAudio = shown.getAudioTracks();
+      handover = presented(old, 10, AUDIO_SWAP_TIMEOUT_MS).then(() => {
+        if (playing.sub !== moved) return;
+        // A newer audio track may already have gone straight to the stream on screen (an IVS publisher change).
+        if (shown.getAudioTracks().some((t) => !oldAudio.includes(t))) return;
+        for (const t of oldAudio) shown.removeTrack(t);
         for (const t of incoming.getAudioTracks()) shown.addTrack(t);
       });
     } else {
@@ -170,9 +176,10 @@ async function switchTo(key: string, playing: Playing, move: ViewerMove): Promis
     document.body.dataset.switchedAt = String(Math.round(performance.timeOrigin + performance.now()));
     showStage(move.stageId);
     setState('playing', 'ok');
-    // The old subscription ends once its audio is no longer played (or at once when there is nothing to hand over).
-    void (shown && incoming ? presented(old, 10, AUDIO_SWAP_TIMEOUT_MS) : Promise.resolve()).then(() => previous?.stop());
-    // Confirm now rather than at the next interval: the old stage can go sooner.
+    // The old subscription ends once its audio is no longer played (or at once when there is nothing to hand over),
+    // and the switch is confirmed then rather than at the next interval: the old stage can go sooner.
+    await handover;
+    void previous?.stop();
     await heartbeat(key, playing).catch(() => undefined);
   } catch (err) {
     void sub?.stop();

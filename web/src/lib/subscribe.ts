@@ -21,6 +21,12 @@ export interface SubscriptionHooks {
 
 export interface Subscription {
   video: HTMLVideoElement;
+  /**
+   * Where the stage's tracks go (a track replaces the one of its kind): the stream `video` plays, until a switch
+   * points it at the stream of the <video> on screen, so tracks that come later (an IVS publisher that changes)
+   * land there.
+   */
+  stream: MediaStream;
   stop(keepalive?: boolean): Promise<void>;
 }
 
@@ -28,8 +34,11 @@ export interface Subscription {
 export async function subscribe(target: { playback: Playback; token: string }, video: HTMLVideoElement, hooks: SubscriptionHooks): Promise<Subscription> {
   const stops: ((keepalive: boolean) => Promise<void> | void)[] = [];
   let stopped = false;
+  const ms = new MediaStream();
+  video.srcObject = ms;
   const sub: Subscription = {
     video,
+    stream: ms,
     async stop(keepalive = false) {
       if (stopped) return;
       stopped = true;
@@ -37,16 +46,17 @@ export async function subscribe(target: { playback: Playback; token: string }, v
       await Promise.allSettled(stops.splice(0).map(async (s) => s(keepalive)));
     },
   };
+  const put = (track: MediaStreamTrack) => {
+    const out = sub.stream;
+    for (const old of out.getTracks().filter((t) => t.kind === track.kind)) out.removeTrack(old);
+    out.addTrack(track);
+  };
   if (target.playback.type === 'whep') {
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     stops.push(() => pc.close());
     pc.addTransceiver('video', { direction: 'recvonly' });
     pc.addTransceiver('audio', { direction: 'recvonly' });
-    const ms = new MediaStream();
-    pc.addEventListener('track', (e) => {
-      ms.addTrack(e.track);
-      video.srcObject = ms;
-    });
+    pc.addEventListener('track', (e) => put(e.track));
     let downTimer: number | undefined;
     stops.push(() => clearTimeout(downTimer));
     pc.addEventListener('connectionstatechange', () => {
@@ -72,7 +82,7 @@ export async function subscribe(target: { playback: Playback; token: string }, v
     return sub;
   }
   if (target.playback.type === 'ivs') {
-    const ivs = await playIvs(video, target.token, (s) => {
+    const ivs = await playIvs(target.token, put, (s) => {
       if (stopped) return;
       if (s === 'connected') hooks.onUp();
       else if (s === 'errored' || s === 'disconnected') hooks.onDown(`ivs ${s}`);
