@@ -150,6 +150,10 @@ test('through a real API Server: 4 viewers on 4 stages of 4 → told to move in 
       s.scaling.plan();
       assert.ok((await stages()).some((x) => x.stageArn === v.stageArn && x.state === 'active'), 'old stage kept while the move is pending');
     }
+    // A heartbeat body that names no stage ARN is refused as such.
+    const bad = await call(`${api.url}/api/viewers/${stay[1]!.viewerId}/heartbeat`, { headers: apiKey, json: { playingStageArn: 'not an arn' } });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'INVALID_INPUT');
     // Old clients (an empty heartbeat) keep being told; naming the new stage confirms.
     for (const v of stay.slice(1)) assert.equal((await hb(v, v.stageArn)).move?.stageArn, target, 'naming the old stage is no confirmation');
     for (const v of stay.slice(1)) assert.equal((await hb(v, target)).move, undefined);
