@@ -136,7 +136,7 @@ const f1 = (x: number) => x.toFixed(1);
 
 console.log(`Day-shaped audience, peak ${peak}, STAGE_CAPACITY=${capacity}, SCALE_UP_THRESHOLD=0.8, SCALE_DOWN_COOLDOWN=60 s, churn ${churn * 100}%/min, CONSOLIDATION_SPARSE_RATIO=${sparseRatio}`);
 console.log('');
-console.log('| hour | audience | stages without | stages with | publisher-h without | publisher-h with | viewers moved |');
+console.log('| hour | audience at :00 | stages without | stages with | publisher-h without | publisher-h with | viewers moved |');
 console.log('|---:|---:|---:|---:|---:|---:|---:|');
 for (let i = 0; i < without.rows.length; i++) {
   const a = without.rows[i]!;
