@@ -265,3 +265,21 @@ test('/metrics: participant-seconds counter, live participants and the hourly es
     s.store.close();
   }
 });
+
+test('config: the price and consolidation settings, their defaults, and every bad one named', () => {
+  const base = { API_SECRET_KEY: SECRETS.apiKey, MEDIA_SERVER_SECRET: SECRETS.media, STAGE_SERVER_SECRET: SECRETS.stage };
+  const d = parseConfig(base);
+  assert.equal(d.cost.pricePerParticipantHour, 0.072);
+  assert.deepEqual(
+    { ...d.consolidation },
+    { enabled: true, sparseRatio: 0.5, intervalMs: 30_000, maxMoves: 500, moveTimeoutMs: 30_000 },
+  );
+  const c = parseConfig({ ...base, IVS_PRICE_PER_PARTICIPANT_HOUR: '0.1', CONSOLIDATION_ENABLED: 'false', CONSOLIDATION_SPARSE_RATIO: '0.25', CONSOLIDATION_INTERVAL_S: '2.5', CONSOLIDATION_MAX_MOVES: '10', VIEWER_HEARTBEAT_INTERVAL_MS: '2000' });
+  assert.equal(c.cost.pricePerParticipantHour, 0.1);
+  assert.deepEqual({ ...c.consolidation }, { enabled: false, sparseRatio: 0.25, intervalMs: 2500, maxMoves: 10, moveTimeoutMs: 6000 });
+  assert.throws(
+    () => parseConfig({ ...base, IVS_PRICE_PER_PARTICIPANT_HOUR: '-1', CONSOLIDATION_ENABLED: 'maybe', CONSOLIDATION_SPARSE_RATIO: '2', CONSOLIDATION_INTERVAL_S: '0', CONSOLIDATION_MAX_MOVES: '0' }),
+    (e: Error) =>
+      ['IVS_PRICE_PER_PARTICIPANT_HOUR', 'CONSOLIDATION_ENABLED', 'CONSOLIDATION_SPARSE_RATIO', 'CONSOLIDATION_INTERVAL_S', 'CONSOLIDATION_MAX_MOVES'].every((v) => e.message.includes(v)),
+  );
+});
