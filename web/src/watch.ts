@@ -120,7 +120,8 @@ async function heartbeat(key: string, playing: Playing): Promise<ViewerHeartbeat
  * On failure the old stage keeps playing and the next heartbeat (which repeats the move) tries again.
  */
 async function switchTo(key: string, playing: Playing, move: ViewerMove): Promise<void> {
-  if (playing.switching) return;
+  // Not yet playing the first stage: the next heartbeat repeats the move.
+  if (playing.switching || !playing.sub) return;
   playing.switching = true;
   const old = player();
   const next = document.createElement('video');
