@@ -40,7 +40,7 @@ for (let i = 0; i < without.rows.length; i++) {
 const totals = (r: ReturnType<typeof run>) => {
   const viewerHours = sum(r.rows, 'viewerHours');
   const publisherHours = sum(r.rows, 'publisherHours');
-  return { viewerHours, publisherHours, participantHours: viewerHours + publisherHours, estimatedCost: (viewerHours + publisherHours) * price, peakStages: r.peakStages, creates: r.creates, deletes: r.deletes, viewersMoved: r.moves };
+  return { viewerHours, publisherHours, participantHours: viewerHours + publisherHours, estimatedCost: (viewerHours + publisherHours) * price, peakStages: r.peakStages, creates: r.creates, deletes: r.deletes, viewersMoved: r.moves, viewersMovedWithoutSaving: r.movesNeutral };
 };
 const t0 = totals(without);
 const t1 = totals(withC);
@@ -54,6 +54,7 @@ console.log(`| estimated bill at $${price}/participant-hour | $${t0.estimatedCos
 console.log(`| peak stages | ${t0.peakStages} | ${t1.peakStages} | |`);
 console.log(`| stages created / deleted | ${t0.creates} / ${t0.deletes} | ${t1.creates} / ${t1.deletes} | |`);
 console.log(`| viewers moved | 0 | ${t1.viewersMoved} | |`);
+console.log(`| … of them in passes that saved no stage (packing only) | | ${withC.movesNeutral} | |`);
 
 const result = {
   bench: 'cost-sim',

@@ -27,6 +27,8 @@ export interface Row {
 export interface DayResult {
   rows: Row[];
   moves: number;
+  /** Moves made by passes that left the pool keeping as many stages as before (packing without a saving yet). */
+  movesNeutral: number;
   peakStages: number;
   creates: number;
   deletes: number;
@@ -69,6 +71,7 @@ export function simulateDay(p: DayParams, consolidate: boolean, onMinute?: (minu
   let creates = 0;
   let deletes = 0;
   let moves = 0;
+  let movesNeutral = 0;
   let peakStages = 0;
   const rows: Row[] = [];
   let row: Row | undefined;
@@ -117,6 +120,7 @@ export function simulateDay(p: DayParams, consolidate: boolean, onMinute?: (minu
         byArn.get(mv.to)!.viewers += mv.count;
         byArn.get(mv.to)!.emptySince = null;
         moves += mv.count;
+        if (p.keptAfter >= p.keptBefore) movesNeutral += mv.count;
         if (row) row.moves += mv.count;
       }
       for (const arn of p.emptied) byArn.get(arn)!.emptySince = now;
@@ -136,6 +140,6 @@ export function simulateDay(p: DayParams, consolidate: boolean, onMinute?: (minu
     row!.publisherHours += stages.length / 60;
     onMinute?.(m, stages);
   }
-  return { rows, moves, peakStages, creates, deletes };
+  return { rows, moves, movesNeutral, peakStages, creates, deletes };
 }
 
