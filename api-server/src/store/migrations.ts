@@ -48,8 +48,10 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       );
     `,
   },
+  // 2 is left to branch harden-api ('stage endpoints fetched at'), written in parallel: distinct numbers merge cleanly
+  // in either order (migrate() applies every listed version a database lacks).
   {
-    version: 2,
+    version: 3,
     name: 'participant usage (cost meter)',
     sql: `
       -- Participant-milliseconds per stage per minute (minute = ms epoch of its start). Rows outlive their stage:
@@ -66,7 +68,7 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
     `,
   },
   {
-    version: 3,
+    version: 4,
     name: 'viewer moves (consolidation)',
     sql: `
       -- A viewer told to move keeps its seat on the new stage; moved_from names the stage it still plays until it
