@@ -43,6 +43,8 @@ interface Playing {
   /** The stage played now (changes with a move). */
   stageArn: string;
   sub: Subscription | null;
+  /** The next stage's subscription while a switch is in progress (ended with the rest on leave). */
+  pending: Subscription | null;
   switching: boolean;
   stop(keepalive?: boolean): Promise<void>;
 }
@@ -135,6 +137,7 @@ async function switchTo(key: string, playing: Playing, move: ViewerMove): Promis
   const began = performance.now();
   try {
     sub = await subscribe(move, next, hooksFor(key, playing, () => live));
+    playing.pending = sub;
     await firstFrame(next, SWITCH_TIMEOUT_MS);
     await steadyPlayback(next, { steadyMs: STEADY_MS, maxGapMs: 200, timeoutMs: SWITCH_TIMEOUT_MS });
     if (current !== playing) throw new Error('left meanwhile');
@@ -187,6 +190,7 @@ async function switchTo(key: string, playing: Playing, move: ViewerMove): Promis
     next.remove();
     if (!(err instanceof Error && err.message === 'left meanwhile')) errorEl.textContent = `switching stage: ${(err as Error).message}`;
   } finally {
+    playing.pending = null;
     playing.switching = false;
   }
 }
@@ -225,12 +229,14 @@ async function start(key: string, gen: number): Promise<void> {
     viewer,
     stageArn: viewer.stageArn,
     sub: null,
+    pending: null,
     switching: false,
     async stop(keepalive = false) {
       clearInterval(hb);
       // Every request is sent before any is awaited: on pagehide there is no later.
       await Promise.allSettled([
         playing.sub?.stop(keepalive),
+        playing.pending?.stop(keepalive),
         api(`/api/viewers/${encodeURIComponent(viewer.viewerId)}`, key, { method: 'DELETE', keepalive }).catch(() => undefined),
       ]);
     },
