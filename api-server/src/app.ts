@@ -1,6 +1,7 @@
 /** Builds the Fastify app from the services: routes, error mapping, metrics. No listening here. */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { httpErrorOptions, registerErrorHandling } from '@stagecast/service';
+import { costRoutes } from './routes/cost.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { healthRoutes } from './routes/health.js';
 import { mediaRoutes } from './routes/media.js';
@@ -54,6 +55,7 @@ export function buildApp(s: Services): FastifyInstance {
   void app.register(async (scope) => operatorRoutes(scope, s));
   void app.register(async (scope) => stageServerRoutes(scope, s));
   void app.register(async (scope) => dashboardRoutes(scope, s));
+  void app.register(async (scope) => costRoutes(scope, s));
   void app.register(async (scope) => pageRoutes(scope, s));
   if (s.config.enableMediaServer) void app.register(async (scope) => mediaRoutes(scope, s));
   attachMediaServerSocket(app, {

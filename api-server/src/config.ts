@@ -11,6 +11,12 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 
+/**
+ * USD per participant-hour of an IVS Real-Time stage. $0.072 is the rate quoted for aws.amazon.com/ivs/pricing in
+ * our IVS notes compiled 2026-11-24 (a third-party quote; AWS's page was not read directly): check your region.
+ */
+export const DEFAULT_PRICE_PER_PARTICIPANT_HOUR = 0.072;
+
 const EnvSchema = z
   .object({
     PORT: int(3000).pipe(z.number().max(65535)),
@@ -55,6 +61,11 @@ const EnvSchema = z
     VIEWER_HEARTBEAT_RATE_PER_MIN: z.coerce.number().min(0).default(600),
     VIEWER_HEARTBEAT_BURST: int(100, 1),
     TRUSTED_PROXIES: z.string().optional(),
+    IVS_PRICE_PER_PARTICIPANT_HOUR: z.coerce.number().min(0).max(1000).default(DEFAULT_PRICE_PER_PARTICIPANT_HOUR),
+    CONSOLIDATION_ENABLED: bool.default(true),
+    CONSOLIDATION_SPARSE_RATIO: z.coerce.number().min(0).max(1).default(0.5),
+    CONSOLIDATION_INTERVAL_S: z.coerce.number().gt(0).default(30),
+    CONSOLIDATION_MAX_MOVES: int(500, 1),
   })
   .superRefine((e, ctx) => {
     if (e.MIN_STAGES > e.MAX_STAGES)
@@ -129,6 +140,23 @@ export interface Config {
   trustedProxies: string[];
   /** When set, GET /metrics needs `Authorization: Bearer <it>` (401 otherwise); /health and /ready stay open. */
   metricsToken?: string;
+  /** The cost meter: participant-time per stage, stored by the minute. */
+  cost: {
+    pricePerParticipantHour: number;
+    /** How often usage is written to the store (the meter's resolution). */
+    tickMs: number;
+    /** After a restart, a gap up to this long is metered with the pool as found; a longer one is not (unknown). */
+    maxGapMs: number;
+  };
+  /** Merging sparse stages when the audience shrinks (planConsolidation). */
+  consolidation: {
+    enabled: boolean;
+    sparseRatio: number;
+    intervalMs: number;
+    maxMoves: number;
+    /** A move the viewer never confirms is forgotten after this long (its old stage may then be deleted). */
+    moveTimeoutMs: number;
+  };
 }
 
 export class ConfigError extends BaseConfigError {}
@@ -213,6 +241,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       heartbeat: { perMinute: e.VIEWER_HEARTBEAT_RATE_PER_MIN, burst: e.VIEWER_HEARTBEAT_BURST },
     },
     trustedProxies: proxies.list,
+    cost: { pricePerParticipantHour: e.IVS_PRICE_PER_PARTICIPANT_HOUR, tickMs: 1000, maxGapMs: 300_000 },
+    consolidation: {
+      enabled: e.CONSOLIDATION_ENABLED,
+      sparseRatio: e.CONSOLIDATION_SPARSE_RATIO,
+      intervalMs: Math.round(e.CONSOLIDATION_INTERVAL_S * 1000),
+      maxMoves: e.CONSOLIDATION_MAX_MOVES,
+      moveTimeoutMs: 3 * e.VIEWER_HEARTBEAT_INTERVAL_MS,
+    },
   };
 }
 

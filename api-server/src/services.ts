@@ -10,6 +10,8 @@ import { PacedProvider, Pacer } from './providers/pacing.js';
 import type { StageProvider } from './providers/provider.js';
 import { LocalTokenIssuer, type StageTokenIssuer } from './providers/token-issuer.js';
 import { WhipTargetProvider, WhipTargetTokenIssuer } from './providers/whip.js';
+import { ConsolidationService } from './services/ConsolidationService.js';
+import { CostMeter } from './services/CostMeter.js';
 import { EventBus } from './services/EventBus.js';
 import { IvsViewerReconciler } from './services/IvsViewerReconciler.js';
 import { MediaServerRegistry } from './services/MediaServerRegistry.js';
@@ -40,6 +42,10 @@ export interface Services {
   publishTokens: PublishTokenService;
   /** STAGE_PROVIDER=ivs: stage endpoints re-read before IVS's 14-day cache limit and after a failed WHIP POST. */
   endpoints?: StageEndpointRefresher;
+  /** Participant-time per stage, stored by the minute: GET /api/cost, /metrics, the dashboard. */
+  cost: CostMeter;
+  /** Merges sparse stages when the audience shrinks (CONSOLIDATION_ENABLED). */
+  consolidation: ConsolidationService;
   /** STAGE_PROVIDER=ivs: viewer accounting checked against ListParticipants (started with the viewers). */
   ivsViewers?: IvsViewerReconciler;
   startedAt: number;
@@ -123,6 +129,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     log,
     ...(ivsViewers ? { reconciler: ivsViewers } : {}),
     ...(bundle.seats ? { seats: bundle.seats } : {}),
+    onMoveConfirmed: () => consolidation.switched(),
     config: {
       viewerTokenTtlSeconds: config.viewerTokenTtlSeconds,
       viewerHeartbeatIntervalMs: config.viewerHeartbeatIntervalMs,
@@ -151,10 +158,20 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     publishTokenTtlSeconds: config.publishTokenTtlSeconds,
     mediaServerUrl: config.mediaServerUrl,
   });
+  const cost = new CostMeter({ store, metrics, log, config: config.cost });
+  const consolidation = new ConsolidationService({
+    store,
+    scaling,
+    metrics,
+    log,
+    config: { ...config.scaling, ...config.consolidation },
+  });
   return {
+    consolidation,
     config,
     log,
     store,
+    cost,
     tokens,
     provider,
     issuer,

@@ -27,9 +27,11 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       services.registry.start();
       services.viewers.start();
       services.viewerLimits.start();
+      services.cost.start();
       // Reconciles with the provider before the first plan (retried on each tick if the provider is away).
       await services.scaling.start();
       services.endpoints?.start();
+      services.consolidation.start();
       await app.listen({ port: config.port, host: config.host });
       const addr = app.server.address();
       server.port = typeof addr === 'object' && addr ? addr.port : config.port;
@@ -40,8 +42,10 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       stopped = true;
       services.lifecycle.draining = true;
       await app.close(); // sockets first: no request may reach a stopping service
+      services.consolidation.stop();
       await services.endpoints?.stop();
       await services.scaling.stop();
+      services.cost.stop();
       services.viewers.stop();
       services.viewerLimits.stop();
       services.registry.stop();

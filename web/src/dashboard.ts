@@ -1,20 +1,43 @@
 /**
  * /dashboard (x-api-key): polls GET /api/dashboard every second and shows the stages, Media Servers, the
  * broadcaster and the scaling events, with sparklines of viewers, stages and bitrate over the last two minutes.
+ * The cost tile polls GET /api/cost every 10 s: participants and the estimated bill per hour now, the last 24 h, and
+ * participants per minute over the last two hours.
  */
 import './style.css';
-import type { DashboardResponse } from '@stagecast/protocol';
+import type { CostResponse, DashboardResponse } from '@stagecast/protocol';
 import { $, ApiError, api, askKey, forgetKey, takeKey } from './lib/api.js';
 import { Sparkline } from './lib/spark.js';
 import { kbps } from './lib/stats.js';
 
 const KEY = 'stagecast.apiKey';
 const POLL_MS = 1000;
+const COST_POLL_MS = 10_000;
+const HOUR_MS = 3_600_000;
 const charts = {
   viewers: new Sparkline($<HTMLCanvasElement>('#c-viewers')),
   stages: new Sparkline($<HTMLCanvasElement>('#c-stages'), 120, '#3fb950'),
   bitrate: new Sparkline($<HTMLCanvasElement>('#c-bitrate'), 120, '#d29922'),
+  cost: new Sparkline($<HTMLCanvasElement>('#c-cost'), 120, '#a371f7'),
 };
+const usd = (x: number) => (x >= 100 ? `$${x.toFixed(0)}` : x >= 0.01 || x === 0 ? `$${x.toFixed(2)}` : `$${x.toFixed(4)}`);
+const usage = (hours: number) => (hours >= 1 ? `${hours.toFixed(1)} participant-hours` : `${(hours * 60).toFixed(1)} participant-minutes`);
+
+function renderCost(day: CostResponse, recent: CostResponse): void {
+  const l = day.live;
+  $('#k-rate').textContent = `${usd(l.costPerHour)}/h`;
+  $('#k-live').textContent = `${l.participants} participants (${l.viewers} viewers + ${l.publishers} stage legs) at $${day.pricePerParticipantHour}/participant-hour`;
+  $('#k-day').textContent = `Last 24 h: ${usage(day.totals.participantHours)} · ${usd(day.totals.estimatedCost)}`;
+  // Per minute over the last two hours (from the first minute metered, when that is later), minutes without usage
+  // as zero.
+  const byMinute = new Map(recent.series.map((p) => [Date.parse(p.at), p.viewers + p.publishers]));
+  const first = recent.series.length ? Date.parse(recent.series[0]!.at) : Date.parse(recent.from);
+  const start = Math.floor(Math.max(first, Date.parse(recent.from)) / 60_000) * 60_000;
+  const points: number[] = [];
+  for (let t = start; t < Date.parse(recent.to); t += 60_000) points.push(byMinute.get(t) ?? 0);
+  charts.cost.set(points);
+  document.body.dataset.costPolls = String(Number(document.body.dataset.costPolls ?? 0) + 1);
+}
 
 function td(text: string, cls?: string): HTMLTableCellElement {
   const c = document.createElement('td');
@@ -124,12 +147,29 @@ async function main(): Promise<void> {
     }
     timer = window.setTimeout(() => void tick(), POLL_MS);
   };
+  let costTimer: number | undefined;
+  const costTick = async () => {
+    try {
+      const now = Date.now();
+      const q = (from: number, step: number) => `/api/cost?from=${encodeURIComponent(new Date(from).toISOString())}&to=${encodeURIComponent(new Date(now).toISOString())}&stepMinutes=${step}`;
+      const [day, recent] = await Promise.all([api<CostResponse>(q(now - 24 * HOUR_MS, 60), k), api<CostResponse>(q(now - 2 * HOUR_MS, 1), k)]);
+      renderCost(day, recent);
+    } catch (err) {
+      $('#k-day').textContent = `Cost unavailable: ${(err as Error).message}`;
+    }
+    costTimer = window.setTimeout(() => void costTick(), COST_POLL_MS);
+  };
   // Poll only while someone looks at the page.
   document.addEventListener('visibilitychange', () => {
     clearTimeout(timer);
-    if (!document.hidden) void tick();
+    clearTimeout(costTimer);
+    if (!document.hidden) {
+      void tick();
+      void costTick();
+    }
   });
   void tick();
+  void costTick();
 }
 
 void main();

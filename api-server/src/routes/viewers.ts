@@ -1,6 +1,6 @@
 /** /api/viewers/*: join, heartbeat, leave (x-api-key). */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { StagecastError, ViewerIdSchema, ViewerJoinRequestSchema, type ViewerJoinResponse } from '@stagecast/protocol';
+import { StagecastError, ViewerHeartbeatRequestSchema, ViewerIdSchema, ViewerJoinRequestSchema, type ViewerHeartbeatResponse, type ViewerJoinResponse } from '@stagecast/protocol';
 import { z } from 'zod';
 import { checkApiKey } from '../auth.js';
 import type { Services } from '../services.js';
@@ -38,9 +38,11 @@ export async function viewerRoutes(app: FastifyInstance, s: Services): Promise<v
     return { ...j, expiresAt: iso(j.expiresAt) };
   });
 
-  app.post('/api/viewers/:id/heartbeat', { onRequest: limit('heartbeat') }, async (req) => {
+  app.post('/api/viewers/:id/heartbeat', { onRequest: limit('heartbeat') }, async (req): Promise<ViewerHeartbeatResponse> => {
     const { id } = parse(IdParams, req.params, 'viewer id');
-    return { ok: true as const, ...s.viewers.heartbeat(id) };
+    const body = parse(ViewerHeartbeatRequestSchema, req.body ?? {});
+    const hb = await s.viewers.heartbeat(id, body.playingStageArn);
+    return { ok: true, stageArn: hb.stageArn, ...(hb.move ? { move: { ...hb.move, expiresAt: iso(hb.move.expiresAt) } } : {}) };
   });
 
   app.delete('/api/viewers/:id', async (req, reply) => {

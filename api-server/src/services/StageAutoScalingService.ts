@@ -196,7 +196,9 @@ export class StageAutoScalingService {
       void this.reconcileNow();
       return;
     }
-    const stages = this.store.listStages();
+    // A stage that viewers are still moving out of (consolidation) is not empty yet: they play it until they switch.
+    const movingOut = new Set(this.store.listPendingMoves().map((m) => m.from));
+    const stages = this.store.listStages().map((s) => (movingOut.has(s.arn) ? { ...s, emptySince: null } : s));
     // A draining stage with no delete in flight is a delete that failed or was cut by a crash: finish it.
     for (const s of stages) if (s.state === 'draining' && !this.deleting.has(s.arn)) this.launchDelete(s.arn, 'finish drain');
     const actions = planScaling({ stages, creating: this.creating, waitingJoins: this.waiters.length }, this.cfg, this.now());

@@ -56,6 +56,8 @@ export class ViewerService {
       metrics: Metrics;
       log: Logger;
       config: ViewerConfig;
+      /** Called when a moved viewer confirms it plays its new stage (a metric). */
+      onMoveConfirmed?: () => void;
       now?: () => number;
     },
   ) {
@@ -134,10 +136,32 @@ export class ViewerService {
     return this.capacityRefusals;
   }
 
-  heartbeat(id: ViewerId): { stageArn: StageArn } {
+  /**
+   * Keeps the seat. While consolidation has moved it, the answer carries the new stage and a token for it, until the
+   * viewer names that stage as the one it plays (`playingStageArn`): then the move is done.
+   */
+  async heartbeat(id: ViewerId, playingStageArn?: StageArn): Promise<{ stageArn: StageArn; move?: Omit<JoinResult, 'viewerId' | 'heartbeatIntervalMs'> }> {
     const v = this.d.store.touchViewer(id, this.now());
     if (!v) throw new NotFound('unknown viewer (released or never joined): join again');
-    return { stageArn: v.stageArn };
+    if (v.movedFrom === null) return { stageArn: v.stageArn };
+    if (playingStageArn === v.stageArn) {
+      if (this.d.store.completeMove(id)) {
+        this.d.onMoveConfirmed?.();
+        this.log.info({ viewerId: id, from: v.movedFrom, stageArn: v.stageArn, tookMs: this.now() - (v.movedAt ?? this.now()) }, 'viewer.moved');
+      }
+      return { stageArn: v.stageArn };
+    }
+    const stage = this.d.store.getStage(v.stageArn);
+    if (!stage) throw new NotFound('unknown viewer (released or never joined): join again');
+    const signed = await this.d.issuer.issue({
+      stage,
+      participantId: id as string as ParticipantId,
+      grant: SUBSCRIBE_GRANT,
+      ...(v.userId !== null ? { label: v.userId } : {}),
+      ttlSeconds: this.d.config.viewerTokenTtlSeconds,
+      nowMs: this.now(),
+    });
+    return { stageArn: v.stageArn, move: { stageArn: stage.arn, stageId: stage.id, token: signed.token, playback: stage.playback, expiresAt: signed.expiresAt } };
   }
 
   leave(id: ViewerId): void {

@@ -58,6 +58,34 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       UPDATE stages SET endpoints_at = created_at;
     `,
   },
+  {
+    version: 3,
+    name: 'participant usage (cost meter)',
+    sql: `
+      -- Participant-milliseconds per stage per minute (minute = ms epoch of its start). Rows outlive their stage:
+      -- the bill does.
+      CREATE TABLE participant_usage (
+        minute INTEGER NOT NULL,
+        stage_arn TEXT NOT NULL,
+        viewer_ms INTEGER NOT NULL DEFAULT 0,
+        publisher_ms INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (minute, stage_arn)
+      );
+      -- Until when usage has been metered (one row): after a restart the meter resumes from here.
+      CREATE TABLE usage_meter (id INTEGER PRIMARY KEY CHECK (id = 1), metered_until INTEGER NOT NULL);
+    `,
+  },
+  {
+    version: 4,
+    name: 'viewer moves (consolidation)',
+    sql: `
+      -- A viewer told to move keeps its seat on the new stage; moved_from names the stage it still plays until it
+      -- says it switched (or the move times out). Such a stage is not deleted while moves out of it are pending.
+      ALTER TABLE viewers ADD COLUMN moved_from TEXT;
+      ALTER TABLE viewers ADD COLUMN moved_at INTEGER;
+      CREATE INDEX viewers_moved_from ON viewers(moved_from) WHERE moved_from IS NOT NULL;
+    `,
+  },
 ];
 
 export function migrate(db: Database.Database): number {

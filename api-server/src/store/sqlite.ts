@@ -12,8 +12,13 @@ import type {
   StageState,
   StageWithCounts,
   Store,
+  UsageBucket,
+  UsageSample,
+  ViewerMove,
   ViewerRecord,
 } from './store.js';
+
+const MINUTE_MS = 60_000;
 
 interface StageRow {
   arn: string;
@@ -37,6 +42,8 @@ interface ViewerRow {
   joined_at: number;
   last_seen: number;
   connected: number;
+  moved_from: string | null;
+  moved_at: number | null;
 }
 interface ServerRow {
   id: string;
@@ -79,6 +86,20 @@ const viewerOf = (r: ViewerRow): ViewerRecord => ({
   joinedAt: r.joined_at,
   lastSeen: r.last_seen,
   connected: r.connected === 1,
+  movedFrom: r.moved_from as StageArn | null,
+  movedAt: r.moved_at,
+});
+interface MoveRow {
+  id: string;
+  stage_arn: string;
+  moved_from: string;
+  moved_at: number;
+}
+const moveOf = (r: MoveRow): ViewerMove => ({
+  viewerId: r.id as ViewerId,
+  from: r.moved_from as StageArn,
+  to: r.stage_arn as StageArn,
+  at: r.moved_at,
 });
 const serverOf = (r: ServerRow): MediaServerRecord => ({
   id: r.id as ServerId,
@@ -159,6 +180,19 @@ export class SqliteStore implements Store {
       listServers: db.prepare('SELECT * FROM media_servers ORDER BY id'),
       addEvent: db.prepare('INSERT INTO scaling_events (at, action, stage_arn, reason, detail) VALUES (?, ?, ?, ?, ?)'),
       listEvents: db.prepare('SELECT * FROM scaling_events ORDER BY id DESC LIMIT ?'),
+      newestSeats: db.prepare('SELECT id FROM viewers WHERE stage_arn = ? ORDER BY joined_at DESC, id LIMIT ?'),
+      moveViewer: db.prepare('UPDATE viewers SET stage_arn = ?, moved_from = ?, moved_at = ?, connected = 0 WHERE id = ?'),
+      pendingMoves: db.prepare('SELECT id, stage_arn, moved_from, moved_at FROM viewers WHERE moved_from IS NOT NULL ORDER BY moved_at, id'),
+      completeMove: db.prepare('UPDATE viewers SET moved_from = NULL, moved_at = NULL WHERE id = ? AND moved_from IS NOT NULL'),
+      staleMoves: db.prepare('SELECT id, stage_arn, moved_from, moved_at FROM viewers WHERE moved_from IS NOT NULL AND moved_at < ?'),
+      setStageEmptySince: db.prepare('UPDATE stages SET empty_since = ? WHERE arn = ? AND NOT EXISTS (SELECT 1 FROM viewers WHERE stage_arn = stages.arn)'),
+      addUsage: db.prepare(
+        `INSERT INTO participant_usage (minute, stage_arn, viewer_ms, publisher_ms) VALUES (?, ?, ?, ?)
+         ON CONFLICT(minute, stage_arn) DO UPDATE SET viewer_ms = viewer_ms + excluded.viewer_ms, publisher_ms = publisher_ms + excluded.publisher_ms`,
+      ),
+      setMeteredUntil: db.prepare('INSERT INTO usage_meter (id, metered_until) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET metered_until = excluded.metered_until'),
+      meteredUntil: db.prepare('SELECT metered_until AS at FROM usage_meter WHERE id = 1'),
+      listUsage: db.prepare('SELECT minute, stage_arn, viewer_ms, publisher_ms FROM participant_usage WHERE minute >= ? AND minute < ? ORDER BY minute, stage_arn'),
       ping: db.prepare('SELECT 1'),
     };
   }
@@ -228,6 +262,66 @@ export class SqliteStore implements Store {
   }
   countViewers(): number {
     return (this.q.countViewers.get() as { n: number }).n;
+  }
+
+  moveViewers(from: StageArn, to: StageArn, count: number, now: number): ViewerMove[] {
+    return this.db
+      .transaction(() => {
+        const target = this.getStage(to);
+        if (!target || target.state !== 'active' || from === to) return [];
+        const n = Math.max(0, Math.min(count, target.capacity - target.viewers));
+        const ids = (this.q.newestSeats.all(from, n) as { id: string }[]).map((r) => r.id as ViewerId);
+        for (const id of ids) this.q.moveViewer.run(to, from, now, id);
+        if (ids.length) {
+          this.q.stageNotEmpty.run(to);
+          this.q.setStageEmptySince.run(now, from);
+        }
+        return ids.map((viewerId) => ({ viewerId, from, to, at: now }));
+      })
+      .immediate();
+  }
+  listPendingMoves(): ViewerMove[] {
+    return (this.q.pendingMoves.all() as MoveRow[]).map(moveOf);
+  }
+  completeMove(id: ViewerId): boolean {
+    return this.q.completeMove.run(id).changes > 0;
+  }
+  expireMoves(olderThan: number): ViewerMove[] {
+    return this.db.transaction(() => {
+      const stale = (this.q.staleMoves.all(olderThan) as MoveRow[]).map(moveOf);
+      for (const m of stale) this.q.completeMove.run(m.viewerId);
+      return stale;
+    })();
+  }
+
+  accrueUsage(from: number, to: number, samples: UsageSample[]): void {
+    if (!(to > from)) return;
+    this.db.transaction(() => {
+      // Split [from, to) at minute boundaries so each bucket gets exactly its share.
+      for (let t = from; t < to; ) {
+        const minute = Math.floor(t / MINUTE_MS) * MINUTE_MS;
+        const end = Math.min(to, minute + MINUTE_MS);
+        const ms = end - t;
+        for (const s of samples) {
+          if (s.viewers <= 0 && s.publishers <= 0) continue;
+          this.q.addUsage.run(minute, s.stageArn, s.viewers * ms, s.publishers * ms);
+        }
+        t = end;
+      }
+      this.q.setMeteredUntil.run(to);
+    })();
+  }
+  usageMeteredUntil(): number | undefined {
+    return (this.q.meteredUntil.get() as { at: number } | undefined)?.at;
+  }
+  listUsage(from: number, to: number): UsageBucket[] {
+    const first = Math.floor(from / MINUTE_MS) * MINUTE_MS;
+    return (this.q.listUsage.all(first, to) as { minute: number; stage_arn: string; viewer_ms: number; publisher_ms: number }[]).map((r) => ({
+      minute: r.minute,
+      stageArn: r.stage_arn as StageArn,
+      viewerMs: r.viewer_ms,
+      publisherMs: r.publisher_ms,
+    }));
   }
 
   upsertMediaServer(m: MediaServerRecord): MediaServerRecord | undefined {

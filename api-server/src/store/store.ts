@@ -35,6 +35,32 @@ export interface ViewerRecord {
   joinedAt: number;
   lastSeen: number;
   connected: boolean;
+  /** Set while the viewer has been moved here by consolidation and still plays this stage. */
+  movedFrom: StageArn | null;
+  movedAt: number | null;
+}
+
+/** Participants on one stage during a metered interval. */
+export interface UsageSample {
+  stageArn: StageArn;
+  viewers: number;
+  publishers: number;
+}
+
+/** Participant-milliseconds of one stage in one minute. */
+export interface UsageBucket {
+  /** ms epoch of the minute's start. */
+  minute: number;
+  stageArn: StageArn;
+  viewerMs: number;
+  publisherMs: number;
+}
+
+export interface ViewerMove {
+  viewerId: ViewerId;
+  from: StageArn;
+  to: StageArn;
+  at: number;
 }
 
 export interface LegRecord {
@@ -100,6 +126,27 @@ export interface Store {
   /** Marks one server offline (its own shutdown); returns it, or undefined when unknown. */
   markMediaServerOffline(id: ServerId): MediaServerRecord | undefined;
   listMediaServers(): MediaServerRecord[];
+
+  // ---- consolidation: viewer moves
+  /**
+   * In ONE transaction: moves up to `count` seats from `from` to `to` (the newest seats first), marking each as
+   * moved (movedFrom, movedAt); `to` is checked for room and must be active. Returns the moves made.
+   */
+  moveViewers(from: StageArn, to: StageArn, count: number, now: number): ViewerMove[];
+  /** Every move not yet completed. */
+  listPendingMoves(): ViewerMove[];
+  /** The viewer says it plays its new stage: the move is done. False when there was none. */
+  completeMove(id: ViewerId): boolean;
+  /** Forgets moves older than `olderThan` (the viewer never said it switched); returns them. */
+  expireMoves(olderThan: number): ViewerMove[];
+
+  // ---- participant usage (cost meter)
+  /** Adds `samples` over [from, to) to the per-minute buckets (split at minute boundaries) and sets meteredUntil = to. */
+  accrueUsage(from: number, to: number, samples: UsageSample[]): void;
+  /** Until when usage has been metered; undefined before the first accrual. */
+  usageMeteredUntil(): number | undefined;
+  /** Buckets whose minute starts in [from, to), oldest first. */
+  listUsage(from: number, to: number): UsageBucket[];
 
   // ---- scaling history
   addScalingEvent(e: Omit<ScalingEventRecord, 'id'>): ScalingEventRecord;

@@ -126,7 +126,32 @@ export const ViewerJoinResponseSchema = z.object({
   heartbeatIntervalMs: z.number().int().positive(),
 });
 export type ViewerJoinResponse = z.infer<typeof ViewerJoinResponseSchema>;
-export const ViewerHeartbeatResponseSchema = z.object({ ok: z.literal(true), stageArn: StageArnSchema });
+/** POST /api/viewers/:id/heartbeat. An empty body is fine (older clients). */
+export const ViewerHeartbeatRequestSchema = z.object({
+  /** The stage this client plays now: after a move, naming the new stage confirms the switch. */
+  playingStageArn: StageArnSchema.optional(),
+});
+export type ViewerHeartbeatRequest = z.input<typeof ViewerHeartbeatRequestSchema>;
+/**
+ * Consolidation moved this viewer's seat to another stage: subscribe there with this token, and only then stop the
+ * old subscription (make-before-break); the next heartbeat names the new stage in `playingStageArn`. Repeated on
+ * every heartbeat until then (with a fresh token each time).
+ */
+export const ViewerMoveSchema = z.object({
+  stageArn: StageArnSchema,
+  stageId: StageIdSchema,
+  token: z.string().min(1),
+  playback: PlaybackSchema,
+  expiresAt: IsoDate,
+});
+export type ViewerMove = z.infer<typeof ViewerMoveSchema>;
+export const ViewerHeartbeatResponseSchema = z.object({
+  ok: z.literal(true),
+  /** The viewer's seat. A client that does not know `move` joins again when this differs from its stage. */
+  stageArn: StageArnSchema,
+  move: ViewerMoveSchema.optional(),
+});
+export type ViewerHeartbeatResponse = z.infer<typeof ViewerHeartbeatResponseSchema>;
 
 // ---- Stage-server → API Server: real viewer connections (STAGE_SERVER_SECRET) ---------------
 export const ParticipantEventSchema = z.object({

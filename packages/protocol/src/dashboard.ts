@@ -26,7 +26,8 @@ export const StageListResponseSchema = z.object({ stages: z.array(StageInfoSchem
 export type StageListResponse = z.infer<typeof StageListResponseSchema>;
 
 /** GET /api/scaling/events?limit=N (newest first) */
-export const ScalingActionSchema = z.enum(['create', 'delete', 'adopt', 'drop', 'create_failed', 'delete_failed']);
+/** `consolidate`: a sparse stage's viewers were moved to fuller stages (its deletion follows as a `delete`). */
+export const ScalingActionSchema = z.enum(['create', 'delete', 'adopt', 'drop', 'create_failed', 'delete_failed', 'consolidate']);
 export type ScalingActionKind = z.infer<typeof ScalingActionSchema>;
 export const ScalingEventSchema = z.object({
   id: z.number().int().positive(),

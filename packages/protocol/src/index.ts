@@ -9,3 +9,4 @@ export * from './stage-server-stats.js';
 export * from './dashboard.js';
 export * from './media-server.js';
 export * from './overview.js';
+export * from './cost.js';

@@ -36,21 +36,19 @@ export interface IvsPlayback {
   stop(): void;
 }
 
-/** Joins the IVS stage with a SUBSCRIBE token and shows its publisher in `video`; `onState` gets the SDK's connection state. */
-export async function playIvs(video: HTMLVideoElement, token: string, onState: (s: string) => void): Promise<IvsPlayback> {
+/**
+ * Joins the IVS stage with a SUBSCRIBE token; each track of its publisher goes to `onTrack` (again when the publisher
+ * changes, as when the Media Server's leg rotates); `onState` gets the SDK's connection state.
+ */
+export async function playIvs(token: string, onTrack: (t: MediaStreamTrack) => void, onState: (s: string) => void): Promise<IvsPlayback> {
   const sdk = await loadSdk();
-  const ms = new MediaStream();
-  video.srcObject = ms;
   const stage = new sdk.Stage(token, {
     stageStreamsToPublish: () => [],
     shouldPublishParticipant: () => false,
     shouldSubscribeToParticipant: () => sdk.SubscribeType.AUDIO_VIDEO,
   });
   stage.on(sdk.StageEvents.STAGE_PARTICIPANT_STREAMS_ADDED, (_p, streams) => {
-    for (const st of streams as IvsStream[]) {
-      for (const old of ms.getTracks().filter((t) => t.kind === st.mediaStreamTrack.kind)) ms.removeTrack(old);
-      ms.addTrack(st.mediaStreamTrack);
-    }
+    for (const st of streams as IvsStream[]) onTrack(st.mediaStreamTrack);
   });
   stage.on(sdk.StageEvents.STAGE_CONNECTION_STATE_CHANGED, (s) => onState(String(s)));
   await stage.join();

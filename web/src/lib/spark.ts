@@ -14,6 +14,12 @@ export class Sparkline {
     this.draw();
   }
 
+  /** Replaces the whole history (a series fetched at once, e.g. per-minute usage). */
+  set(values: readonly number[]): void {
+    this.values.splice(0, this.values.length, ...values.slice(-this.max));
+    this.draw();
+  }
+
   private draw(): void {
     const c = this.canvas;
     const dpr = window.devicePixelRatio || 1;
