@@ -5,11 +5,12 @@
  * waits until all are healthy, prints what a person needs (the three pages, OBS's WHIP URL and token), and stops
  * them all cleanly on Ctrl-C / SIGTERM.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chooseLogFormat, prettyLineFormatter } from '@stagecast/service';
+import { buildWebIfNeeded } from './web-build.js';
 
 const root = resolve(import.meta.dirname, '..');
 if (existsSync(join(root, '.env'))) process.loadEnvFile(join(root, '.env'));
@@ -40,33 +41,8 @@ function devSecrets(): Record<(typeof SECRET_NAMES)[number], string> {
   return out;
 }
 
-/** Newest modification time under `p` (files and folders), skipping node_modules and dist. */
-function newest(p: string): number {
-  if (!existsSync(p)) return 0;
-  const st = statSync(p);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let t = st.mtimeMs;
-  for (const name of readdirSync(p)) if (name !== 'node_modules' && name !== 'dist') t = Math.max(t, newest(join(p, name)));
-  return t;
-}
-
-/** Builds web/dist with Vite when it is missing or older than web/'s sources (a fresh clone, or edited pages). */
-function buildWebIfNeeded(): string {
-  const web = join(root, 'web');
-  const dist = resolve(root, env.WEB_DIST_DIR ?? join('web', 'dist'));
-  if (env.WEB_DIST_DIR) return dist; // someone else's build: serve it as it is
-  const built = existsSync(join(dist, 'watch.html')) ? statSync(join(dist, 'watch.html')).mtimeMs : 0;
-  if (built && built >= newest(web)) return dist;
-  console.log(built ? 'web pages changed: rebuilding web/dist …' : 'building the web pages into web/dist …');
-  const vite = [join(web, 'node_modules', 'vite', 'bin', 'vite.js'), join(root, 'node_modules', 'vite', 'bin', 'vite.js')].find(existsSync);
-  if (!vite) throw new Error('vite is not installed: run `npm ci` at the root first');
-  const r = spawnSync(process.execPath, [vite, 'build', '--logLevel', 'warn'], { cwd: web, stdio: 'inherit' });
-  if (r.status !== 0) throw new Error(`building the web pages failed (exit ${r.status ?? r.signal})`);
-  return dist;
-}
-
 const secrets = devSecrets();
-const webDist = buildWebIfNeeded();
+const webDist = buildWebIfNeeded(env.WEB_DIST_DIR);
 const host = env.PUBLIC_HOST ?? '127.0.0.1';
 const ports = {
   api: Number(env.API_PORT ?? 3000),

@@ -32,6 +32,7 @@ import {
   type StageServerStatsResponse,
   type ViewerJoinResponse,
 } from '@stagecast/protocol';
+import { buildWebIfNeeded } from '../../scripts/web-build.js';
 import { startApp, type App } from './apps.js';
 import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
@@ -97,6 +98,8 @@ async function getJson(url: string, init: RequestInit = {}): Promise<{ status: n
 }
 
 export async function startSystem(o: SystemOptions = {}): Promise<StagecastSystem> {
+  // The API Server serves web/dist: on a fresh clone there is none, and after an edit of web/ it is stale.
+  buildWebIfNeeded(undefined, () => undefined);
   const dataDir = mkdtempSync(join(o.tmpRoot ?? tmpdir(), 'sc-e2e-system-'));
   const bind = o.rtcBindAddress ?? '127.0.0.1';
   const apiPort = await freePort();
