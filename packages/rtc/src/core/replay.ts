@@ -101,6 +101,7 @@ export class ReplayPacer {
     let prevTs = NaN;
     let r0 = -1;
     let firstTs = NaN;
+    let keyframePackets = 0;
     if (st.degraded) {
       for (let k = 0; k < store.kfTss.length; k++) {
         if (store.kfTss[k] !== prevTs) frames++;
@@ -108,6 +109,7 @@ export class ReplayPacer {
         n++;
       }
       firstTs = store.kfTss[0]!;
+      keyframePackets = n;
     } else {
       for (let s = store.gopStart; s <= store.highest; s++) {
         if (!store.has(s)) continue;
@@ -119,6 +121,7 @@ export class ReplayPacer {
         if (ts !== prevTs) frames++;
         prevTs = ts;
         n++;
+        if (ts === firstTs) keyframePackets++;
       }
     }
     if (n === 0) return false;
@@ -154,7 +157,8 @@ export class ReplayPacer {
     st.chunk = perTick < MIN_CHUNK ? MIN_CHUNK : perTick;
     st.startedAt = now;
     this.active.add(m);
-    this.pumpOne(m, now);
+    // The first chunk holds the whole keyframe at least: the sink can show a picture before the pacing goes on.
+    this.pumpOne(m, now, keyframePackets + (sets ? 1 : 0));
     if (this.active.has(m)) this.schedule();
     return true;
   }
@@ -192,7 +196,7 @@ export class ReplayPacer {
     return st.L - back * st.spacing;
   }
 
-  private pumpOne(m: SinkMunger, now: number): void {
+  private pumpOne(m: SinkMunger, now: number, minBudget = 0): void {
     const st = m.replay;
     const cls = m.cls;
     if (st === undefined || cls === undefined) {
@@ -210,7 +214,7 @@ export class ReplayPacer {
     // What arrives meanwhile is replayed too: the chunk grows so that the replay still ends within spreadMs.
     const remaining = (st.degraded ? store.kfViews.length - st.kf : 0) + store.highest - st.cursor + 1;
     const ticksLeft = Math.max(1, Math.floor((this.o.spreadMs - (now - st.startedAt)) / this.o.tickMs));
-    let budget = Math.max(st.chunk, Math.ceil(remaining / ticksLeft));
+    let budget = Math.max(st.chunk, minBudget, Math.ceil(remaining / ticksLeft));
     if (st.degraded) {
       const seqBase = st.cursor + m.seqOff - store.kfViews.length;
       while (budget > 0 && st.kf < store.kfViews.length) {
