@@ -22,6 +22,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
+import { mulberry32 } from '@stagecast/rtc/testing';
 
 export type Direction = 'up' | 'down';
 
@@ -63,18 +64,6 @@ export interface BlackoutRecord {
   /** Wall-clock ms (Date.now()) when the link went down and came back. */
   startedAt: number;
   returnedAt: number;
-}
-
-/** mulberry32: small, fast, good enough for test decisions, and repeatable from a seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** RFC 7983 demultiplexing: 128–191 is RTP/RTCP (here always SRTP/SRTCP). */
@@ -143,7 +132,7 @@ export class UdpRelay {
   ) {
     this.target = o.target;
     this.impairments = { up: { ...o.up }, down: { ...o.down } };
-    this.random = prng(o.seed ?? Math.floor(Math.random() * 2 ** 32));
+    this.random = mulberry32(o.seed ?? Math.floor(Math.random() * 2 ** 32));
     clientSide.on('message', (msg, from) => this.fromClient(msg, from));
     serverSide.on('message', (msg, from) => this.fromServer(msg, from));
     // A send to a closed port (ICMP unreachable) must not kill the test process.

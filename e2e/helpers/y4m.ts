@@ -9,14 +9,14 @@
  * recovery behind keyframes nobody asked for; still + grain gives none unless requested, as a camera feed does.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { prng } from './udp-relay.js';
+import { mulberry32 } from '@stagecast/rtc/testing';
 
 export function writeBusyY4m(path: string, o: { width?: number; height?: number; fps?: number; frames?: number; grain?: number; seed?: number } = {}): void {
   const w = o.width ?? 640;
   const h = o.height ?? 480;
   const frames = o.frames ?? 60;
   const grain = o.grain ?? 8;
-  const rnd = prng(o.seed ?? 1);
+  const rnd = mulberry32(o.seed ?? 1);
   const texture = new Uint8Array(w * h);
   for (let by = 0; by < h; by += 8) {
     for (let bx = 0; bx < w; bx += 8) {
