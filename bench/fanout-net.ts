@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { CreateStageResponseSchema, type StageServerStatsResponse } from '@stagecast/protocol';
 import { startApp, type App } from '../e2e/helpers/apps.js';
 import { waitFor } from '../e2e/helpers/wait.js';
-import { arg, heapFromMetrics, json, list, measureFor, writeResult } from './lib/env.js';
+import { arg, benchDone, benchFailed, heapFromMetrics, json, list, measureFor, writeResult } from './lib/env.js';
 import { HeapInspector, inspectorUrl } from './lib/inspector.js';
 import { spawnWorker, track, type Worker } from './lib/ipc.js';
 import { cpuMs, machineTicks, rssMB } from './lib/proc.js';
@@ -285,17 +285,12 @@ try {
   }
   result.ok = true;
 } catch (err) {
-  result.ok = false;
-  result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  console.error(result.error);
-  process.exitCode = 1;
+  benchFailed(result, err);
 } finally {
   for (const p of pools) await p.close().catch(() => undefined);
   for (const w of workers) await w.stop().catch(() => undefined);
   await stage?.stop().catch(() => undefined);
   await stub.close();
   rmSync(dataDir, { recursive: true, force: true });
-  result.finishedAt = new Date().toISOString();
-  console.log(JSON.stringify(result));
-  console.error(`written ${writeResult(soakSeconds > 0 ? 'fanout-net-soak' : 'fanout-net', result)}`);
+  benchDone(soakSeconds > 0 ? 'fanout-net-soak' : 'fanout-net', result);
 }

@@ -12,7 +12,7 @@ import { CASES, TABLE_HEADERS, tableRow, type CaseResult } from '../e2e/helpers/
 import { createNetns } from '../e2e/helpers/netns.js';
 import { ROOT } from '../e2e/helpers/apps.js';
 import { table } from './lib/sink-pool.js';
-import { arg, writeResult } from './lib/env.js';
+import { arg, benchDone, benchFailed } from './lib/env.js';
 
 const seconds = Number(arg('seconds', '40'));
 const cases = arg('cases', CASES.map((c) => c.name).join(','));
@@ -62,12 +62,7 @@ try {
   if (!r.ok) throw new Error(String(r.error));
   console.log(table(TABLE_HEADERS, (r.cases as CaseResult[]).map(tableRow)));
 } catch (err) {
-  result.ok = false;
-  result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  console.error(result.error);
-  process.exitCode = 1;
+  benchFailed(result, err);
 } finally {
-  result.finishedAt = new Date().toISOString();
-  console.log(JSON.stringify(result));
-  console.error(`written ${writeResult(video === 'busy' ? 'impair-busy' : 'impair', result)}`);
+  benchDone(video === 'busy' ? 'impair-busy' : 'impair', result);
 }

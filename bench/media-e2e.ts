@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { MediaServerStats, StageServerStatsResponse } from '@stagecast/protocol';
 import type { App } from '../e2e/helpers/apps.js';
 import { waitFor } from '../e2e/helpers/wait.js';
-import { arg, json, list, measureFor, writeResult } from './lib/env.js';
+import { arg, benchDone, benchFailed, json, list, measureFor } from './lib/env.js';
 import { spawnWorker, type Worker } from './lib/ipc.js';
 import { cpuMs, machineTicks } from './lib/proc.js';
 import { round, SinkPool, table, type WindowResult } from './lib/sink-pool.js';
@@ -239,13 +239,8 @@ try {
     ),
   );
 } catch (err) {
-  result.ok = false;
   result.rows = rows;
-  result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  console.error(result.error);
-  process.exitCode = 1;
+  benchFailed(result, err);
 } finally {
-  result.finishedAt = new Date().toISOString();
-  console.log(JSON.stringify(result));
-  console.error(`written ${writeResult('media-e2e', result)}`);
+  benchDone('media-e2e', result);
 }

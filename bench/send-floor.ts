@@ -11,7 +11,7 @@
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import nodeDataChannel, { type PeerConnection, type Track } from 'node-datachannel';
-import { arg, list, writeResult } from './lib/env.js';
+import { arg, benchDone, benchFailed, list } from './lib/env.js';
 import { spawnWorker } from './lib/ipc.js';
 import { cpuMs, machineTicks } from './lib/proc.js';
 import { round, table } from './lib/sink-pool.js';
@@ -146,14 +146,9 @@ try {
     ),
   );
 } catch (err) {
-  result.ok = false;
   result.rows = rows;
-  result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  console.error(result.error);
-  process.exitCode = 1;
+  benchFailed(result, err);
 } finally {
-  result.finishedAt = new Date().toISOString();
-  console.log(JSON.stringify(result));
-  console.error(`written ${writeResult('send-floor', result)}`);
+  benchDone('send-floor', result);
   nodeDataChannel.cleanup();
 }

@@ -25,6 +25,21 @@ export function writeResult(name: string, result: unknown): string {
   return file;
 }
 
+/** A bench that threw: the error goes into its result and on stderr, and the process will exit non-zero. */
+export function benchFailed(result: Record<string, unknown>, err: unknown): void {
+  result.ok = false;
+  result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  console.error(result.error);
+  process.exitCode = 1;
+}
+
+/** The end of every bench: its JSON on one stdout line, and the same written under bench/results. */
+export function benchDone(name: string, result: Record<string, unknown>): void {
+  result.finishedAt = new Date().toISOString();
+  console.log(JSON.stringify(result));
+  console.error(`written ${writeResult(name, result)}`);
+}
+
 /** The heap used by a process, from its Prometheus /metrics (prom-client's default metrics), in MB. */
 export async function heapFromMetrics(url: string): Promise<number> {
   const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
