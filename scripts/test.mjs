@@ -11,7 +11,7 @@ const unit = args.includes('--unit');
 const dirs = args.filter((a) => !a.startsWith('--'));
 const roots = dirs.length
   ? dirs.map((d) => resolve(process.cwd(), d))
-  : ['packages', 'api-server', 'stage-server', 'media-server', 'e2e'].map((d) => join(root, d)).filter((d) => !(unit && d.endsWith('e2e')));
+  : ['packages', 'api-server', 'stage-server', 'media-server', 'scripts', 'e2e'].map((d) => join(root, d)).filter((d) => !(unit && d.endsWith('e2e')));
 
 function walk(dir, out) {
   if (dir.endsWith('.test.ts')) {
