@@ -1,5 +1,5 @@
 /**
- * The architecture rules of STYLE.md, checked on every tracked .ts file (issue 18, item 5). Run by
+ * The architecture rules of STYLE.md, checked on every .ts file git knows of (issue 18, item 5). Run by
  * scripts/test-all.sh after the type-check: `node --import tsx scripts/check-architecture.ts` exits 1 naming each
  * violation, 0 with a one-line summary.
  *
@@ -14,7 +14,7 @@
  *   test     any file under a test/ folder or named *.test.ts, in an app or a package
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { posix, resolve } from 'node:path';
 
 export type RuleId = 'package-imports-app' | 'app-imports-other-app' | 'node-datachannel-outside-rtc' | 'process-env-outside-config' | 'route-imports-store';
@@ -205,12 +205,15 @@ function checkAll(files: readonly SourceFile[]): Violation[] {
   return out;
 }
 
-/** The tracked .ts sources (git ls-files), without node_modules and build output. */
+/**
+ * The repository's .ts sources as git sees them: tracked, plus new files not yet added (so a local run sees them too),
+ * minus what .gitignore leaves out, node_modules, build output and files deleted from the working tree.
+ */
 export function repoSources(root: string): SourceFile[] {
-  const paths = execFileSync('git', ['ls-files', '-z', '--', '*.ts'], { cwd: root, encoding: 'utf8' })
+  const paths = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard', '--', '*.ts'], { cwd: root, encoding: 'utf8' })
     .split('\0')
-    .filter((p) => p !== '' && !/(^|\/)(node_modules|dist)\//.test(p) && !p.endsWith('.d.ts'));
-  return paths.map((p) => ({ path: p, source: readFileSync(resolve(root, p), 'utf8') }));
+    .filter((p) => p !== '' && !/(^|\/)(node_modules|dist)\//.test(p) && !p.endsWith('.d.ts') && existsSync(resolve(root, p)));
+  return [...new Set(paths)].map((p) => ({ path: p, source: readFileSync(resolve(root, p), 'utf8') }));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -222,7 +225,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   for (const v of found) console.error(`${v.file}:${v.line}  [${v.rule}]  ${v.text}  — ${v.why}`);
   for (const d of stale) console.error(`KNOWN_DEBT entry no longer matches (fixed? remove it): [${d.rule}] ${d.file} ${d.text}`);
   if (found.length > 0 || stale.length > 0) {
-    console.error(`architecture check: ${found.length} violation(s), ${stale.length} stale KNOWN_DEBT entr(y/ies) in ${files.length} files`);
+    console.error(`architecture check: ${found.length} violation(s), ${stale.length} stale KNOWN_DEBT entries in ${files.length} files`);
     process.exit(1);
   }
   console.log(`architecture check: ${files.length} files, ${Object.keys(RULES).length} rules, no new violations (${KNOWN_DEBT.length} known debt)`);
