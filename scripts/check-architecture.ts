@@ -50,6 +50,8 @@ export const APPS = ['api-server', 'media-server', 'stage-server', 'web'] as con
  * - process-env-outside-config: `process.env` is read only in an app's src/config.ts, the one place env becomes a typed
  *   Config. Exempt: tests and tooling (they build the environment of the processes they start, and read knobs such as
  *   IMPAIR_SECONDS). Everything else — app src/ beyond config.ts, packages/ src, web/ — gets its values passed in.
+ *   (packages/service's logger decides pretty or JSON from process.stdout.isTTY, not from the environment; LOG_FORMAT is
+ *   read by scripts/start.ts and passed in — so it needs no exception.)
  * - route-imports-store: nothing under an app's src/routes/ imports its src/store/ (type-only imports included):
  *   routes → services → store. No exemption.
  */
@@ -61,7 +63,11 @@ export const RULES: Record<RuleId, string> = {
   'route-imports-store': 'routes never import the store: routes → services → store',
 };
 
-/** A violation the tree has today and that is not small to fix: the check passes with it and fails on any new one. */
+/**
+ * A violation the tree has today and that is not small to fix: the check passes with it and fails on any new one.
+ * An entry matches by rule, file and specifier, so another store import in the same file is still reported; an entry
+ * that matches nothing any more fails the command until it is removed.
+ */
 export interface Debt {
   rule: RuleId;
   file: string;
