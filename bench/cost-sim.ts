@@ -1,5 +1,5 @@
 /**
- * Issue 17: what consolidation saves. A day-shaped audience (rising to --peak viewers in the evening and falling
+ * What consolidation saves. A day-shaped audience (rising to --peak viewers in the evening and falling
  * back) is run minute by minute through the real planners — pickStage seats every join, planScaling grows and
  * shrinks the pool, planConsolidation merges sparse stages — once without consolidation and once with it. Viewers
  * leave at random (each with the same chance per minute, wherever they sit), which is what leaves stages sparse as

@@ -1,5 +1,5 @@
 /**
- * Fan-out over the real network (issue 3): 1 source → N sinks through the stage server (the product: Router +
+ * Fan-out over the real network: 1 source → N sinks through the stage server (the product: Router +
  * WHIP/WHEP endpoints), each sink a real DTLS-SRTP connection in another process. Three kinds of process:
  *   A  the stage server (startApp, as `npm start` runs it) — the one whose CPU is measured, from /proc;
  *   B  the source worker: WHIP publisher of stamped synthetic H.264 30 fps + Opus 50 pps (~2.5 Mbps);

@@ -1,5 +1,5 @@
 /**
- * Issue 13, "Media that survives a real network": the impairment cases of e2e/scenarios/impair.ts with longer windows.
+ * Media that survives a real network: the impairment cases of e2e/scenarios/impair.ts with longer windows.
  * A Chromium broadcaster and a Chromium viewer, each behind a UDP impairment relay (no netem on this kernel), the
  * system between them; per case the viewer's decoded frames against the no-loss run, freezes and frozen time, PLIs,
  * NACKs, the Media Server's recovered / lost-for-good packets (once the router counts them), and the blackout's

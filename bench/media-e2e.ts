@@ -1,5 +1,5 @@
 /**
- * End to end through the Media Server (issue 4): one synthetic broadcaster publishes by WHIP into the Media Server,
+ * End to end through the Media Server: one synthetic broadcaster publishes by WHIP into the Media Server,
  * which forwards into N local stages (the real stage server, stages made by the real API Server's pool), with one
  * WHEP sink per stage. All real processes on 127.0.0.1. Per N (a fresh system each time):
  *   - baseline: the broadcaster publishes straight into one stage (no Media Server), for the ADDED latency;

@@ -1,5 +1,5 @@
 /**
- * Issue 17 end to end, in a private network namespace: 8 real /watch pages in Chromium on 4 stages of capacity 4;
+ * Stage consolidation end to end, in a private network namespace: 8 real /watch pages in Chromium on 4 stages of capacity 4;
  * 4 leave; consolidation moves the others onto one stage, make-before-break (no page freezes > 300 ms), the emptied
  * stages are deleted, and the cost meter's participant-minutes match what the scenario created.
  */

@@ -1,5 +1,5 @@
 /**
- * Issue 13, "Media that survives a real network": inside a private network namespace, a Chromium broadcaster and a
+ * Media that survives a real network: inside a private network namespace, a Chromium broadcaster and a
  * Chromium viewer, each behind a UDP impairment relay (the kernel has no netem), and the system between them
  * (e2e/scenarios/impair.ts). The issue's goals, as asserted (helpers/impair-cases.ts checkGoal):
  *   ingest-1         1 % loss, broadcaster → Media Server: no freeze (freezeCount 0, and not frozen at the end)
@@ -42,5 +42,5 @@ test('a viewer keeps playing through 1 % and 3 % ingest loss with jitter, 3 % vi
     const g = checkGoal(get(name))!;
     if (!g.met) failures.push(`${name}: ${g.got}; goal: ${g.goal}`);
   }
-  assert.deepEqual(failures, [], 'issue 13 goals');
+  assert.deepEqual(failures, [], 'loss-recovery goals');
 });

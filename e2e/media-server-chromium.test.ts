@@ -1,5 +1,5 @@
 /**
- * Issue 4 with a real browser broadcaster: inside a private network namespace, the stage server, the API Server and
+ * The whole system with a real browser broadcaster: inside a private network namespace, the stage server, the API Server and
  * the Media Server run as real processes; headless Chromium (Debian's) publishes its fake camera by WHIP to the
  * Media Server with an ingest token from the API Server, and viewers on every stage of the pool decode it — two
  * Chromium WHEP players (stage A, and stage B created while live) and a node-datachannel viewer.

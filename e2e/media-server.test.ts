@@ -1,5 +1,5 @@
 /**
- * Issue 4's end-to-end proof with real processes: the stage server, the API Server (STAGE_PROVIDER=local, 2 viewers
+ * The Media Server end to end with real processes: the stage server, the API Server (STAGE_PROVIDER=local, 2 viewers
  * per stage, 1 s scale-down cooldown) and the Media Server, on 127.0.0.1, with an OBS-shaped node-datachannel
  * broadcaster (offer without candidates, 42e01f, H.264 + Opus, 30 fps, keyframe every 2 s) publishing by WHIP with
  * a token from POST /api/media/ingest-token, and node-datachannel WHEP viewers seated by POST /api/viewers/join.

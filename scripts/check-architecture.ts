@@ -1,5 +1,5 @@
 /**
- * The architecture rules of STYLE.md, checked on every .ts file git knows of (issue 18, item 5). Run by
+ * The architecture rules of STYLE.md, checked on every .ts file git knows of. Run by
  * scripts/test-all.sh after the type-check: `node --import tsx scripts/check-architecture.ts` exits 1 naming each
  * violation, 0 with a one-line summary.
  *

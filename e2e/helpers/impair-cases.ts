@@ -1,5 +1,5 @@
 /**
- * Issue 13's impairment cases, and how their figures are read and compared: shared by the scenario
+ * The impairment cases (loss, jitter, a blackout), and how their figures are read and compared: shared by the scenario
  * (e2e/scenarios/impair.ts), its test (e2e/impairment.test.ts) and the bench (bench/impair.ts), so the three agree.
  */
 import type { Impairment } from './udp-relay.js';

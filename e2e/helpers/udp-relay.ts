@@ -1,5 +1,5 @@
 /**
- * A small UDP impairment relay for WebRTC tests (issue 13). This kernel has no `netem`, so loss, jitter and blackouts
+ * A small UDP impairment relay for WebRTC tests. This kernel has no `netem`, so loss, jitter and blackouts
  * are made in user space: the relay sits between a WebRTC client and a server's ICE candidate. The client is told
  * (through its SDP answer) that the relay's client-facing socket is the server; the server sees the relay's
  * server-facing socket as a peer-reflexive candidate. Datagrams are forwarded both ways, impaired per direction.

@@ -1,5 +1,5 @@
 /**
- * Runs INSIDE a private network namespace (see e2e/consolidation.test.ts). Issue 17 end to end: the real stage
+ * Runs INSIDE a private network namespace (see e2e/consolidation.test.ts). Stage consolidation end to end: the real stage
  * server, API Server and Media Server; Chromium broadcasts its fake camera by WHIP; 8 real /watch pages end up 2 on
  * each of 4 stages of capacity 4 (placeholder seats, heartbeated from here, shape the pool and then leave). Then 4
  * pages close, one per stage: consolidation moves the 3 lone viewers onto the oldest stage, each /watch page switches

@@ -1,5 +1,5 @@
 /**
- * Issue 13, "Media that survives a real network". Runs INSIDE a private network namespace (e2e/impairment.test.ts,
+ * Media that survives a real network: loss, jitter and a blackout. Runs INSIDE a private network namespace (e2e/impairment.test.ts,
  * bench/impair.ts): one system (stage server, API Server, Media Server; ICE on 127.0.0.2), and per case a fresh
  * Chromium broadcaster (WHIP to the Media Server) and a fresh Chromium viewer (WHEP on the stage it is seated on),
  * each through its own UDP impairment relay (helpers/udp-relay.ts). As OBS does, the pages offer without

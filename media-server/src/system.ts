@@ -59,7 +59,7 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     ...(config.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: config.heartbeatIntervalMs } : {}),
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
   });
-  // IVS rules (issue 6): enforced while a stage is IVS; the policy also counts legs whose WHIP URL is IVS's.
+  // IVS rules: enforced while a stage is IVS; the policy also counts legs whose WHIP URL is IVS's.
   const ivs: IvsPolicy = new IvsPolicy(config.ivsRules, (): readonly string[] => stageManager.stageArns());
   const stageManager: StageManager = new StageManager({
     api,

@@ -9,7 +9,7 @@
  * broadcaster out when it comes back with a freshly minted token. POSTs are serialized, so the session the endpoint
  * hands over during a POST belongs to that POST's broadcaster.
  *
- * IVS rules (issue 6, see IvsRules.ts): with an IvsPolicy, every session is put behind an IvsGate. When the rules
+ * IVS rules (see IvsRules.ts): with an IvsPolicy, every session is put behind an IvsGate. When the rules
  * are enforced, an offer IVS would refuse is answered 422 at once, and a stream whose bitstream breaks a refusing
  * rule is ended (the legs stay up, as after any broadcaster drop) and its token is refused with the same 422 for
  * REFUSAL_HOLD (IVS_REFUSAL_HOLD_S): OBS reconnects at once, and that POST is where OBS can show the reason.

@@ -1,5 +1,5 @@
 /**
- * Amazon IVS Real-Time's ingest rules at the Media Server (issue 6). We never transcode, so a stream IVS would
+ * Amazon IVS Real-Time's ingest rules at the Media Server. We never transcode, so a stream IVS would
  * refuse (it silently disconnects a publisher that sends B-frames, a non-Baseline profile or more than 720p) must
  * be refused HERE, where the broadcaster can still be told why. Pure decisions in this file; IvsGate applies them
  * to packets, IngestService to sessions.

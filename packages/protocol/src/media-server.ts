@@ -43,7 +43,7 @@ export const StreamReportSchema = z.object({
   keyframeIntervalMs: z.number().optional(),
   bitrateBps: z.number().nonnegative(),
   frameRate: z.number().optional(),
-  /** What IVS would refuse (issue 6 refuses such a stream at ingest when the provider is IVS). */
+  /** What IVS would refuse (the Media Server refuses such a stream at ingest when the provider is IVS). */
   ivsViolations: z.array(IvsViolationSchema),
 });
 export type StreamReport = z.infer<typeof StreamReportSchema>;
@@ -83,7 +83,7 @@ export const MediaServerStatsSchema = z.object({
     wsReconnects: z.number().int().nonnegative(),
     lastSyncAt: IsoDate.optional(),
   }),
-  /** IVS ingest rules (issue 6): absent when the Media Server runs without them. */
+  /** IVS ingest rules: absent when the Media Server runs without them. */
   ivs: z
     .object({
       mode: z.enum(['auto', 'enforce', 'warn', 'off']),

@@ -185,7 +185,7 @@ export interface IvsLimits {
   keyframeToleranceMs: number;
 }
 
-/** IVS Real-Time ingest limits (see /work/shared/reference/ivs-real-time.md). */
+/** IVS Real-Time ingest limits (AWS: Amazon IVS Real-Time Streaming, "Stream ingest" and "Service quotas"). */
 export const IVS_LIMITS: IvsLimits = {
   maxPixels: 1280 * 720,
   maxDimension: 1280,
