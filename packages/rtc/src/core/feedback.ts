@@ -136,7 +136,7 @@ export class SinkFeedback {
   }
 }
 
-export function mungerBySsrc(sink: Sink, ssrc: number): SinkMunger | undefined {
+function mungerBySsrc(sink: Sink, ssrc: number): SinkMunger | undefined {
   if (sink.video && sink.video.ssrc === ssrc) return sink.video;
   if (sink.audio && sink.audio.ssrc === ssrc) return sink.audio;
   return undefined;

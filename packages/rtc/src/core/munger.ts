@@ -52,7 +52,6 @@ export class SinkMunger {
   /** NACKed packets not resent: de-duplicated, resent too often already, or over the budget. */
   nackSuppressed = 0;
   plis = 0;
-  lastReplayAt = -Infinity;
   // From the sink's receiver reports.
   fractionLost = 0;
   cumulativeLost = 0;
@@ -60,7 +59,6 @@ export class SinkMunger {
   rttMs: number | undefined;
   srSent = 0;
   sendErrors = 0;
-  replayedPackets = 0;
 
   constructor(kind: MediaKind, port: SinkPort, params: StreamParams, ringSize: number, random: () => number) {
     this.kind = kind;

@@ -75,8 +75,6 @@ export class ReplayPacer {
   private closed = false;
   private readonly info = new RtpInfo();
   private readonly h264 = new H264PayloadInfo();
-  /** Replays started, and packets they sent (router-wide). */
-  replays = 0;
 
   constructor(
     private readonly host: ReplayHost,
@@ -151,8 +149,6 @@ export class ReplayPacer {
     m.replay = st;
     m.keyframes++;
     m.replays++;
-    m.lastReplayAt = now;
-    this.replays++;
     const perTick = this.o.spreadMs > 0 ? Math.ceil((n * this.o.tickMs) / this.o.spreadMs) : Infinity;
     st.chunk = perTick < MIN_CHUNK ? MIN_CHUNK : perTick;
     st.startedAt = now;
@@ -274,7 +270,6 @@ export class ReplayPacer {
     m.started = true;
     m.minRouterSeq = st.cursor;
     if (m.nextSeqExt < st.cursor + m.seqOff) m.nextSeqExt = st.cursor + m.seqOff;
-    m.replayedPackets += st.sent;
     this.host.started(m, st.sent);
   }
 
