@@ -30,6 +30,19 @@ import { waitFor } from './helpers/wait.js';
 const log = createLogger('silent');
 const T0 = 1_770_000_000_000;
 
+/** The service over a real store, with a scaler that is settled (reconciled, nothing in flight). */
+function service(store: SqliteStore, enabled: boolean, now?: () => number): ConsolidationService {
+  const scaling = { isReconciled: true, fixedPool: false, creatingCount: 0, waitingJoins: 0 } as unknown as StageAutoScalingService;
+  return new ConsolidationService({
+    store,
+    scaling,
+    metrics: new Metrics(store),
+    log,
+    config: { enabled, capacity: 10, minStages: 1, maxStages: 10, scaleUpThreshold: 0.8, sparseRatio: 0.5, maxMoves: 100, intervalMs: 1000, moveTimeoutMs: 30_000 },
+    ...(now ? { now } : {}),
+  });
+}
+
 test('the service moves the newest seats of sparse stages in the store, records the move, and expires moves never confirmed', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sc-cons-'));
   const store = new SqliteStore(dir);
@@ -47,15 +60,7 @@ test('the service moves the newest seats of sparse stages in the store, records 
     seat('c1', arns[2]!, T0);
     seat('c2', arns[2]!, T0 + 1);
     const clock = { t: T0 + 1000 };
-    const scaling = { isReconciled: true, fixedPool: false, creatingCount: 0, waitingJoins: 0 } as unknown as StageAutoScalingService;
-    const svc = new ConsolidationService({
-      store,
-      scaling,
-      metrics: new Metrics(store),
-      log,
-      config: { enabled: true, capacity: 10, minStages: 1, maxStages: 10, scaleUpThreshold: 0.8, sparseRatio: 0.5, maxMoves: 100, intervalMs: 1000, moveTimeoutMs: 30_000 },
-      now: () => clock.t,
-    });
+    const svc = service(store, true, () => clock.t);
     const plan = svc.run()!;
     // b (1) → a; then c (2, youngest of the rest) → a: everyone on a.
     assert.deepEqual(plan.emptied.sort(), [arns[1], arns[2]].sort());
@@ -85,14 +90,7 @@ test('disabled (CONSOLIDATION_ENABLED=false) → never moves anyone', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sc-cons-'));
   const store = new SqliteStore(dir);
   try {
-    const scaling = { isReconciled: true, fixedPool: false, creatingCount: 0, waitingJoins: 0 } as unknown as StageAutoScalingService;
-    const svc = new ConsolidationService({
-      store,
-      scaling,
-      metrics: new Metrics(store),
-      log,
-      config: { enabled: false, capacity: 10, minStages: 1, maxStages: 10, scaleUpThreshold: 0.8, sparseRatio: 0.5, maxMoves: 100, intervalMs: 1000, moveTimeoutMs: 30_000 },
-    });
+    const svc = service(store, false);
     assert.equal(svc.run(), undefined);
     svc.start();
     svc.stop();

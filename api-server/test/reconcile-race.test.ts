@@ -20,6 +20,17 @@ function deferred<T>() {
   return { promise, resolve };
 }
 
+/** Every createStage waits at the provider until the returned gate is resolved. */
+function holdCreates(provider: GatedProvider) {
+  const gate = deferred<void>();
+  const realCreate = provider.createStage.bind(provider);
+  provider.createStage = async (req) => {
+    await gate.promise;
+    return realCreate(req);
+  };
+  return gate;
+}
+
 /** A provider whose listings can be held open; records every call. */
 class GatedProvider implements StageProvider {
   readonly kind = 'gated';
@@ -155,13 +166,8 @@ test('scaling: no create starts while a periodic reconcile is listing; the held 
 
 test('scaling: a periodic reconcile does not start while a create is in flight', async () => {
   const t = setup(1);
-  const gate = deferred<void>();
+  const gate = holdCreates(t.provider);
   try {
-    const realCreate = t.provider.createStage.bind(t.provider);
-    t.provider.createStage = async (req) => {
-      await gate.promise;
-      return realCreate(req);
-    };
     await t.scaling.start(); // reconciles, then plans the MIN_STAGES create, held at the provider
     await waitFor(() => t.scaling.creatingCount === 1, { what: 'create in flight' });
     t.provider.calls = [];
@@ -175,13 +181,8 @@ test('scaling: a periodic reconcile does not start while a create is in flight',
 
 test('scaling: a reconcile deferred by a create in flight runs once it lands, and no new action starts before it', async () => {
   const t = setup(1);
-  const gate = deferred<void>();
+  const gate = holdCreates(t.provider);
   try {
-    const realCreate = t.provider.createStage.bind(t.provider);
-    t.provider.createStage = async (req) => {
-      await gate.promise;
-      return realCreate(req);
-    };
     await t.scaling.start();
     await waitFor(() => t.scaling.creatingCount === 1, { what: 'create in flight' });
     t.provider.calls = [];
