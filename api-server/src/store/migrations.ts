@@ -86,6 +86,21 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       CREATE INDEX viewers_moved_from ON viewers(moved_from) WHERE moved_from IS NOT NULL;
     `,
   },
+  {
+    version: 5,
+    name: 'stage ownership (a pool of Media Servers)',
+    sql: `
+      -- The one Media Server that publishes into a stage, and during a handover the one still publishing until the
+      -- new owner's leg connects. A Media Server row says where it is reached, its leg limit, whether it drains and
+      -- whether it holds the broadcaster (the origin).
+      ALTER TABLE stages ADD COLUMN media_server_id TEXT;
+      ALTER TABLE stages ADD COLUMN previous_media_server_id TEXT;
+      ALTER TABLE media_servers ADD COLUMN url TEXT;
+      ALTER TABLE media_servers ADD COLUMN max_legs INTEGER;
+      ALTER TABLE media_servers ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE media_servers ADD COLUMN ingest TEXT;
+    `,
+  },
 ];
 
 export function migrate(db: Database.Database): number {

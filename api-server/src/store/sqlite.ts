@@ -32,6 +32,8 @@ interface StageRow {
   created_at: number;
   empty_since: number | null;
   endpoints_at: number | null;
+  media_server_id: string | null;
+  previous_media_server_id: string | null;
   viewers: number;
   connected: number;
 }
@@ -54,6 +56,10 @@ interface ServerRow {
   last_heartbeat: number;
   publisher_online: number;
   legs: string;
+  url: string | null;
+  max_legs: number | null;
+  draining: number;
+  ingest: 'broadcaster' | 'relay' | 'none' | null;
 }
 interface EventRow {
   id: number;
@@ -76,6 +82,8 @@ const stageOf = (r: StageRow): StageWithCounts => ({
   createdAt: r.created_at,
   emptySince: r.empty_since,
   endpointsAt: r.endpoints_at ?? r.created_at,
+  mediaServerId: r.media_server_id as ServerId | null,
+  previousMediaServerId: r.previous_media_server_id as ServerId | null,
   viewers: r.viewers,
   connected: r.connected,
 });
@@ -110,6 +118,10 @@ const serverOf = (r: ServerRow): MediaServerRecord => ({
   lastHeartbeat: r.last_heartbeat,
   publisherOnline: r.publisher_online === 1,
   legs: JSON.parse(r.legs) as LegRecord[],
+  ...(r.url !== null ? { url: r.url } : {}),
+  ...(r.max_legs !== null ? { maxLegs: r.max_legs } : {}),
+  draining: r.draining === 1,
+  ...(r.ingest !== null ? { ingest: r.ingest } : {}),
 });
 const eventOf = (r: EventRow): ScalingEventRecord => ({
   id: r.id,
@@ -140,13 +152,16 @@ export class SqliteStore implements Store {
     const db = this.db;
     this.q = {
       insertStage: db.prepare(
-        `INSERT INTO stages (arn, id, name, capacity, state, whip_url, playback, tags, created_at, empty_since, endpoints_at)
-         VALUES (@arn, @id, @name, @capacity, @state, @whipUrl, @playback, @tags, @createdAt, @emptySince, @endpointsAt)`,
+        `INSERT INTO stages (arn, id, name, capacity, state, whip_url, playback, tags, created_at, empty_since, endpoints_at,
+           media_server_id, previous_media_server_id)
+         VALUES (@arn, @id, @name, @capacity, @state, @whipUrl, @playback, @tags, @createdAt, @emptySince, @endpointsAt,
+           @mediaServerId, @previousMediaServerId)`,
       ),
       getStage: db.prepare(`${STAGES_WITH_COUNTS} WHERE s.arn = ? GROUP BY s.arn`),
       listStages: db.prepare(`${STAGES_WITH_COUNTS} GROUP BY s.arn ORDER BY s.created_at, s.arn`),
       setStageState: db.prepare('UPDATE stages SET state = ? WHERE arn = ?'),
       setStageEndpoints: db.prepare('UPDATE stages SET whip_url = ?, endpoints_at = ? WHERE arn = ?'),
+      setStageAssignment: db.prepare('UPDATE stages SET media_server_id = ?, previous_media_server_id = ? WHERE arn = ?'),
       stageViewerIds: db.prepare('SELECT id FROM viewers WHERE stage_arn = ?'),
       deleteStageViewers: db.prepare('DELETE FROM viewers WHERE stage_arn = ?'),
       deleteStage: db.prepare('DELETE FROM stages WHERE arn = ?'),
@@ -165,16 +180,18 @@ export class SqliteStore implements Store {
       countViewers: db.prepare('SELECT COUNT(*) AS n FROM viewers'),
       getServer: db.prepare('SELECT * FROM media_servers WHERE id = ?'),
       upsertServer: db.prepare(
-        `INSERT INTO media_servers (id, ip, port, state, registered_at, last_heartbeat, publisher_online, legs)
-         VALUES (@id, @ip, @port, @state, @registeredAt, @lastHeartbeat, @publisherOnline, @legs)
+        `INSERT INTO media_servers (id, ip, port, state, registered_at, last_heartbeat, publisher_online, legs, url, max_legs, draining, ingest)
+         VALUES (@id, @ip, @port, @state, @registeredAt, @lastHeartbeat, @publisherOnline, @legs, @url, @maxLegs, @draining, @ingest)
          ON CONFLICT(id) DO UPDATE SET ip = excluded.ip, port = excluded.port, state = excluded.state,
            registered_at = excluded.registered_at, last_heartbeat = excluded.last_heartbeat,
-           publisher_online = excluded.publisher_online, legs = excluded.legs`,
+           publisher_online = excluded.publisher_online, legs = excluded.legs, url = excluded.url,
+           max_legs = excluded.max_legs, draining = excluded.draining, ingest = excluded.ingest`,
       ),
       heartbeat: db.prepare(
         `UPDATE media_servers SET last_heartbeat = ?, state = 'online',
            publisher_online = COALESCE(?, publisher_online), legs = COALESCE(?, legs) WHERE id = ?`,
       ),
+      setServerState: db.prepare('UPDATE media_servers SET draining = COALESCE(?, draining), ingest = COALESCE(?, ingest) WHERE id = ?'),
       staleServers: db.prepare(`SELECT * FROM media_servers WHERE state = 'online' AND last_heartbeat < ?`),
       setServerOffline: db.prepare(`UPDATE media_servers SET state = 'offline' WHERE id = ?`),
       listServers: db.prepare('SELECT * FROM media_servers ORDER BY id'),
@@ -198,7 +215,14 @@ export class SqliteStore implements Store {
   }
 
   insertStage(s: StageRecord): void {
-    this.q.insertStage.run({ ...s, playback: JSON.stringify(s.playback), tags: JSON.stringify(s.tags), endpointsAt: s.endpointsAt ?? s.createdAt });
+    this.q.insertStage.run({
+      ...s,
+      playback: JSON.stringify(s.playback),
+      tags: JSON.stringify(s.tags),
+      endpointsAt: s.endpointsAt ?? s.createdAt,
+      mediaServerId: s.mediaServerId ?? null,
+      previousMediaServerId: s.previousMediaServerId ?? null,
+    });
   }
   getStage(arn: StageArn): StageWithCounts | undefined {
     const r = this.q.getStage.get(arn) as StageRow | undefined;
@@ -212,6 +236,9 @@ export class SqliteStore implements Store {
   }
   updateStageEndpoints(arn: StageArn, whipUrl: string, at: number): boolean {
     return this.q.setStageEndpoints.run(whipUrl, at, arn).changes > 0;
+  }
+  setStageAssignment(arn: StageArn, mediaServerId: ServerId | null, previousMediaServerId: ServerId | null): boolean {
+    return this.q.setStageAssignment.run(mediaServerId, previousMediaServerId, arn).changes > 0;
   }
   removeStage(arn: StageArn): ViewerId[] {
     return this.db.transaction(() => {
@@ -327,7 +354,15 @@ export class SqliteStore implements Store {
   upsertMediaServer(m: MediaServerRecord): MediaServerRecord | undefined {
     return this.db.transaction(() => {
       const prev = this.getMediaServer(m.id);
-      this.q.upsertServer.run({ ...m, publisherOnline: m.publisherOnline ? 1 : 0, legs: JSON.stringify(m.legs) });
+      this.q.upsertServer.run({
+        ...m,
+        publisherOnline: m.publisherOnline ? 1 : 0,
+        legs: JSON.stringify(m.legs),
+        url: m.url ?? null,
+        maxLegs: m.maxLegs ?? null,
+        draining: m.draining ? 1 : 0,
+        ingest: m.ingest ?? null,
+      });
       return prev;
     })();
   }
@@ -344,6 +379,11 @@ export class SqliteStore implements Store {
     const pub = publisherOnline === undefined ? null : publisherOnline ? 1 : 0;
     const l = legs === undefined ? null : JSON.stringify(legs);
     if (this.q.heartbeat.run(at, pub, l, id).changes === 0) return undefined;
+    return this.getMediaServer(id);
+  }
+  updateMediaServerState(id: ServerId, patch: { draining?: boolean; ingest?: 'broadcaster' | 'relay' | 'none' }): MediaServerRecord | undefined {
+    const d = patch.draining === undefined ? null : patch.draining ? 1 : 0;
+    if (this.q.setServerState.run(d, patch.ingest ?? null, id).changes === 0) return undefined;
     return this.getMediaServer(id);
   }
   markStaleMediaServersOffline(olderThan: number): MediaServerRecord[] {

@@ -1,4 +1,4 @@
-/** Persistence behind one interface. SqliteStore implements it; a Redis one can follow for a cluster. */
+/** Persistence behind one interface: SqliteStore (one API Server) and RedisStore (several, REDIS_URL). */
 import type { Playback, ScalingActionKind, ServerId, StageArn, StageId, ViewerId } from '@stagecast/protocol';
 
 export type StageState = 'active' | 'draining';
@@ -18,10 +18,16 @@ export interface StageRecord {
   emptySince: number | null;
   /** ms epoch when whipUrl was last read from the provider (IVS: cache endpoints 14 days at most). Default: createdAt. */
   endpointsAt?: number;
+  /** The Media Server that publishes into the stage (null: none). Default null. */
+  mediaServerId?: ServerId | null;
+  /** During a handover, the Media Server still publishing until mediaServerId's leg connects. Default null. */
+  previousMediaServerId?: ServerId | null;
 }
 
 export interface StageWithCounts extends StageRecord {
   endpointsAt: number;
+  mediaServerId: ServerId | null;
+  previousMediaServerId: ServerId | null;
   /** Seats taken. */
   viewers: number;
   /** Viewers whose connection the stage server reported. */
@@ -77,6 +83,14 @@ export interface MediaServerRecord {
   lastHeartbeat: number;
   publisherOnline: boolean;
   legs: LegRecord[];
+  /** Base URL (default http://ip:port). */
+  url?: string;
+  /** MAX_LEGS of that server; undefined: no limit. */
+  maxLegs?: number;
+  /** SIGTERM received: its stages move elsewhere, it takes no new one. */
+  draining?: boolean;
+  /** 'broadcaster': it is the origin. */
+  ingest?: 'broadcaster' | 'relay' | 'none';
 }
 
 export interface ScalingEventRecord {
@@ -98,6 +112,8 @@ export interface Store {
   updateStageEndpoints(arn: StageArn, whipUrl: string, at: number): boolean;
   /** Removes the stage and releases its viewers; returns the released viewer ids. */
   removeStage(arn: StageArn): ViewerId[];
+  /** Sets the stage's Media Server (and the one handing it over, or null); false when the stage is no longer stored. */
+  setStageAssignment(arn: StageArn, mediaServerId: ServerId | null, previousMediaServerId: ServerId | null): boolean;
 
   // ---- seats
   /**
@@ -121,6 +137,8 @@ export interface Store {
   upsertMediaServer(m: MediaServerRecord): MediaServerRecord | undefined; // returns the previous record
   getMediaServer(id: ServerId): MediaServerRecord | undefined;
   updateMediaServerHeartbeat(id: ServerId, at: number, publisherOnline: boolean | undefined, legs: LegRecord[] | undefined): MediaServerRecord | undefined;
+  /** Sets the fields a heartbeat may change besides the above (each left alone when undefined); undefined when unknown. */
+  updateMediaServerState(id: ServerId, patch: { draining?: boolean; ingest?: 'broadcaster' | 'relay' | 'none' }): MediaServerRecord | undefined;
   /** Marks offline every online server silent since before `olderThan`; returns them. */
   markStaleMediaServersOffline(olderThan: number): MediaServerRecord[];
   /** Marks one server offline (its own shutdown); returns it, or undefined when unknown. */

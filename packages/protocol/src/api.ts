@@ -18,6 +18,10 @@ export const RegisterRequestSchema = z.object({
   serverId: ServerIdSchema,
   ipAddress: z.string().min(1).max(255),
   port: z.number().int().min(1).max(65535),
+  /** Base URL others reach this Media Server at (WHIP front door, relay between Media Servers). Default: http://ipAddress:port. */
+  url: z.string().url().max(2048).optional(),
+  /** Most stage legs this server takes (MAX_LEGS); absent: no limit. */
+  maxLegs: z.number().int().positive().optional(),
 });
 export type RegisterRequest = z.input<typeof RegisterRequestSchema>;
 export const RegisterResponseSchema = z.object({
@@ -48,6 +52,13 @@ export const HeartbeatRequestSchema = z.object({
   publisher: PublisherReportSchema.optional(),
   /** The server's last heartbeat: it is shutting down, so mark it offline now rather than after 3 missed intervals. */
   stopping: z.boolean().optional(),
+  /**
+   * Draining (SIGTERM received): give its stages to other Media Servers. It keeps serving each stage until the new
+   * owner's leg is connected (make-before-break), then sends its last heartbeat with `stopping`.
+   */
+  draining: z.boolean().optional(),
+  /** Where this server's broadcast comes from: the broadcaster's own WHIP session (it is the origin), a relay from the origin, or none. */
+  ingest: z.enum(['broadcaster', 'relay', 'none']).optional(),
 });
 export type HeartbeatRequest = z.input<typeof HeartbeatRequestSchema>;
 export const HeartbeatResponseSchema = z.object({ ok: z.literal(true), heartbeatIntervalMs: z.number().int().positive() });
@@ -58,9 +69,27 @@ export const StageSummarySchema = z.object({
   viewerCount: z.number().int().nonnegative(),
   capacity: z.number().int().positive().optional(),
   state: z.enum(['active', 'draining']).optional(),
+  /** The one Media Server that publishes into this stage; null while no live Media Server can take it. */
+  mediaServerId: ServerIdSchema.nullable().optional(),
+  /**
+   * Set during a handover: the Media Server that still publishes until `mediaServerId`'s leg is connected
+   * (make-before-break). Both keep a leg meanwhile; every other Media Server keeps none.
+   */
+  previousMediaServerId: ServerIdSchema.nullable().optional(),
 });
 export type StageSummary = z.infer<typeof StageSummarySchema>;
-export const StagesResponseSchema = z.object({ stages: z.array(StageSummarySchema) });
+/** The Media Server that holds the broadcaster's WHIP session; every other Media Server pulls the broadcast from it. */
+export const OriginSchema = z.object({
+  serverId: ServerIdSchema,
+  /** Its base URL; the relay endpoint is `url + MEDIA_ROUTES.relay`. */
+  url: z.string().url(),
+});
+export type Origin = z.infer<typeof OriginSchema>;
+export const StagesResponseSchema = z.object({
+  stages: z.array(StageSummarySchema),
+  /** Absent from older API Servers; null while no Media Server has the broadcaster. */
+  origin: OriginSchema.nullable().optional(),
+});
 export type StagesResponse = z.infer<typeof StagesResponseSchema>;
 
 /** POST /api/media/token: a PUBLISH token for one stage, for the Media Server's WHIP leg. */
@@ -92,6 +121,12 @@ export const MediaServerInfoSchema = z.object({
   lastHeartbeat: IsoDate,
   publisherOnline: z.boolean(),
   stages: z.array(LegReportSchema),
+  url: z.string().optional(),
+  maxLegs: z.number().int().positive().optional(),
+  draining: z.boolean().optional(),
+  ingest: z.enum(['broadcaster', 'relay', 'none']).optional(),
+  /** Stages assigned to it (it owns them, or hands them over). */
+  assignedStages: z.number().int().nonnegative().optional(),
   /** From the latest heartbeat, when the Media Server sends it. */
   publisher: PublisherReportSchema.optional(),
 });

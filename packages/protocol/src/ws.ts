@@ -1,5 +1,6 @@
 /** Messages the API Server pushes over the Media Server WebSocket (`/ws?type=media-server`). */
 import { z } from 'zod';
+import { OriginSchema } from './api.js';
 import { ServerIdSchema, StageArnSchema } from './ids.js';
 
 const IsoDate = z.string().datetime({ offset: true });
@@ -19,6 +20,26 @@ export const ServerMessageSchema = z.discriminatedUnion('type', [
     type: z.literal('media_server_online'),
     seq: z.number().int().optional(),
     data: z.object({ serverId: ServerIdSchema, timestamp: IsoDate }),
+  }),
+  /**
+   * A stage's owner changed (also sent at creation, after stage_created). `serverId` publishes into it; during a
+   * handover `previousServerId` keeps its leg until the new one is connected. Any other Media Server drops its leg.
+   */
+  z.object({
+    type: z.literal('stage_assigned'),
+    seq: z.number().int().optional(),
+    data: z.object({
+      stageArn: StageArnSchema,
+      serverId: ServerIdSchema.nullable(),
+      previousServerId: ServerIdSchema.nullable().optional(),
+      timestamp: IsoDate,
+    }),
+  }),
+  /** The Media Server holding the broadcaster changed (null: none has it). Every other Media Server pulls from it. */
+  z.object({
+    type: z.literal('origin_changed'),
+    seq: z.number().int().optional(),
+    data: z.object({ origin: OriginSchema.nullable(), timestamp: IsoDate }),
   }),
 ]);
 export type ServerMessage = z.infer<typeof ServerMessageSchema>;
