@@ -27,6 +27,7 @@ const EnvSchema = z
     STAGE_SERVER_URL: z.string().url().default('http://127.0.0.1:3002'),
     ENABLE_MEDIA_SERVER: bool.default(true),
     PUBLIC_URL: z.string().url().optional(),
+    MEDIA_SERVER_URL: z.string().url().optional(),
     INGEST_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     DATA_DIR: z.string().min(1).default('./data'),
     STAGE_PROVIDER: z.enum(['local', 'ivs', 'whip']).default('local'),
@@ -102,6 +103,11 @@ export interface Config {
   enableMediaServer: boolean;
   /** Where clients reach this API Server (the WHIP front door is publicUrl + /whip). Default http://127.0.0.1:PORT. */
   publicUrl: string;
+  /**
+   * MEDIA_SERVER_URL: set, broadcasters are sent straight to this one Media Server (ingest tokens name its /whip, as in
+   * a one-Media-Server deployment); unset, to the front door. Either way every Media Server is found by its registration.
+   */
+  mediaServerUrl?: string;
   /** The broadcaster's long-lived token the Media Servers accept (their INGEST_TOKEN): the front door accepts it too. */
   ingestToken?: string;
   dataDir: string;
@@ -205,6 +211,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     stageServerUrl: e.STAGE_SERVER_URL.replace(/\/+$/, ''),
     enableMediaServer: e.ENABLE_MEDIA_SERVER,
     publicUrl: (e.PUBLIC_URL ?? `http://127.0.0.1:${e.PORT}`).replace(/\/+$/, ''),
+    ...(e.MEDIA_SERVER_URL ? { mediaServerUrl: e.MEDIA_SERVER_URL.replace(/\/+$/, '') } : {}),
     ...(e.INGEST_TOKEN ? { ingestToken: e.INGEST_TOKEN } : {}),
     dataDir: resolve(e.DATA_DIR),
     stageProvider: e.STAGE_PROVIDER,

@@ -1,5 +1,5 @@
 /** The services of one API Server, built from config and wired to each other (no I/O until start()). */
-import { API_ROUTES } from '@stagecast/protocol';
+import { API_ROUTES, MEDIA_ROUTES } from '@stagecast/protocol';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -163,7 +163,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     tokens,
     issuer,
     publishTokenTtlSeconds: config.publishTokenTtlSeconds,
-    frontDoorUrl: () => `${config.publicUrl}${API_ROUTES.whipFrontDoor}`,
+    frontDoorUrl: () => (config.mediaServerUrl ? `${config.mediaServerUrl}${MEDIA_ROUTES.whip}` : `${config.publicUrl}${API_ROUTES.whipFrontDoor}`),
   });
   const assignment = new StageAssignmentService({ store, bus, registry, log, metrics, heartbeatIntervalMs: config.heartbeatIntervalMs });
   const frontDoor = new WhipFrontDoor({
