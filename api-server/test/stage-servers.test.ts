@@ -183,6 +183,9 @@ test('a stage server that dies loses its stages (seats released, stage_deleted s
   assert.deepEqual(dash.stageServers!.map((s) => [s.url, s.state]), [[live.url, 'up'], [dying.url, 'down']]);
   assert.equal(dash.stageServers![1]!.stages, 0);
   assert.ok(dash.stageServers![1]!.lastError);
+  const ready = await call(`${api.url}/ready`);
+  assert.equal(ready.status, 200, 'still ready: one stage server is live');
+  assert.deepEqual(ready.body.checks.provider, { ok: true, detail: '1 of 2 stage servers down' });
   const metrics = (await call(`${api.url}/metrics`)).body as string;
   assert.match(metrics, new RegExp(`stagecast_stage_server_up\\{server="${dying.url}"\\} 0`));
   assert.match(metrics, new RegExp(`stagecast_stage_server_up\\{server="${live.url}"\\} 1`));
