@@ -28,6 +28,16 @@ test('pickStageServer: fewest stages, then fewest viewers, then the first listed
   for (const [name, input, want] of cases) assert.equal(pickStageServer(input), want, name);
 });
 
+test('stageServerOf: the stage-server tag names the server; without one, the server whose URL starts the WHIP URL, or the only one', () => {
+  const urls = ['http://a:3002', 'http://b:3002'];
+  const whip = (host: string) => `http://${host}:3002/stages/x/whip`;
+  assert.equal(stageServerOf({ tags: { [STAGE_SERVER_TAG]: 'http://b:3002' }, whipUrl: whip('a') }, urls), 'http://b:3002', 'the tag wins');
+  assert.equal(stageServerOf({ tags: {}, whipUrl: whip('b') }, urls), 'http://b:3002');
+  assert.equal(stageServerOf({ tags: { [STAGE_SERVER_TAG]: 'http://gone:3002' }, whipUrl: whip('a') }, urls), 'http://a:3002', 'a tag naming no configured server is ignored');
+  assert.equal(stageServerOf({ tags: {}, whipUrl: 'http://public-name:3002/stages/x/whip' }, urls), undefined, 'unknown');
+  assert.equal(stageServerOf({ tags: {}, whipUrl: 'http://public-name:3002/stages/x/whip' }, ['http://a:3002']), 'http://a:3002', 'one server holds every stage');
+});
+
 test('config: STAGE_SERVER_URLS lists the stage servers; STAGE_SERVER_URL still names one; bad entries are named', () => {
   const many = parseConfig({ ...BASE, STAGE_SERVER_URLS: ' http://10.0.0.1:3002/ , https://stage-2.example.com:8443,http://10.0.0.3:3002' });
   assert.deepEqual(many.stageServerUrls, ['http://10.0.0.1:3002', 'https://stage-2.example.com:8443', 'http://10.0.0.3:3002']);
