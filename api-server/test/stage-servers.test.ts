@@ -5,9 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DashboardResponseSchema, ScalingEventsResponseSchema, ViewerJoinResponseSchema, type ViewerJoinResponse } from '@stagecast/protocol';
+import { DashboardResponseSchema, localStageArn, ScalingEventsResponseSchema, ViewerJoinResponseSchema, type LocalStage, type ViewerJoinResponse } from '@stagecast/protocol';
 import { ConfigError, parseConfig } from '../src/config.js';
 import { stageServerOf, STAGE_SERVER_TAG } from '../src/providers/local.js';
+import { CREATED_AT_TAG, POOL_TAG } from '../src/providers/provider.js';
 import { pickStageServer } from '../src/services/StageServerPool.js';
 import { apiKey, call, SECRETS, startApi, type TestApi } from './helpers/api.js';
 import { startFakeStageAdmin } from './helpers/fake-stage-admin.js';
@@ -224,9 +225,24 @@ test('a stage server that was away comes back into use after one good read, its 
   assert.equal(b.stages.size, 1, 'b still holds the dropped stage while away');
   assert.equal(await api.server.services.stageServers!.pick(new Map()), a.url, 'a down server takes no new stage');
 
+  // Meanwhile another API Server sharing the store creates a stage on b (not recorded yet): it must survive the cleanup.
+  const newer: LocalStage = {
+    stageArn: localStageArn('newerstage01'),
+    stageId: 'newerstage01' as LocalStage['stageId'],
+    name: 'newer',
+    tags: { [POOL_TAG]: 'default', [CREATED_AT_TAG]: new Date().toISOString(), [STAGE_SERVER_TAG]: b.url },
+    createdAt: new Date().toISOString(),
+    whipUrl: `${b.url}/stages/newerstage01/whip`,
+    whepUrl: `${b.url}/stages/newerstage01/whep`,
+  };
+  b.stages.set(newer.stageId, newer);
+  const dropped = [...b.stages.keys()].filter((id) => id !== newer.stageId);
+
   b.setAway(false);
   await waitFor(async () => (await api.server.services.stageServers!.list()).find((s) => s.url === b.url)!.state === 'up', { timeoutMs: 5000, what: 'b back up' });
-  assert.equal(b.stages.size, 0, 'the stage the pool dropped was deleted on b before it came back');
+  assert.deepEqual([...b.stages.keys()], [newer.stageId], 'the stage the pool dropped was deleted on b before it came back; the newer one was not');
+  assert.equal(dropped.length, 1);
+  // The newer stage is not in this store: for this API Server, b holds nothing and is the least loaded.
   assert.equal(await api.server.services.stageServers!.pick(new Map()), b.url, 'b, now the least loaded, takes the next stage');
   assert.deepEqual((await byServer(api, urls)).get(a.url)!.length, 2, 'the stages on a are untouched');
   assert.ok(api.logs.lines().some((l) => l.msg === 'stage_server.up' && l.stageServer === b.url));
