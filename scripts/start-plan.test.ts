@@ -14,7 +14,8 @@ test('by default: one stage server on 3002, the API Server on 3000, one Media Se
   const [[stage], [api], [media]] = p.groups as [[(typeof p.groups)[0][0]], [(typeof p.groups)[0][0]], [(typeof p.groups)[0][0]]];
   assert.equal(p.whip, 'http://127.0.0.1:3000/whip', 'the API Server front door');
   assert.equal(api.env.STAGE_SERVER_URLS, 'http://127.0.0.1:3002');
-  assert.equal(api.env.MEDIA_SERVER_URL, 'http://127.0.0.1:3001');
+  assert.equal(api.env.PUBLIC_URL, 'http://127.0.0.1:3000');
+  assert.equal(api.env.MEDIA_SERVER_URL, '');
   assert.equal(api.env.WEB_DIST_DIR, '/w');
   assert.equal(stage.env.PUBLIC_URL, 'http://127.0.0.1:3002');
   assert.equal(stage.env.DATA_DIR, '/d', 'a single stage server keeps its stages where it always has');

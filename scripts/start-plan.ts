@@ -108,7 +108,9 @@ export function planProcesses(env: Record<string, string | undefined>, cores: nu
       STAGE_PROVIDER: env.STAGE_PROVIDER || 'local',
       STAGE_SERVER_URLS: stageUrls.join(','),
       STAGE_SERVER_URL: '',
-      MEDIA_SERVER_URL: mediaUrls[0]!,
+      // Broadcasters go through the front door (PUBLIC_URL + /whip), which finds the live Media Server.
+      PUBLIC_URL: api,
+      MEDIA_SERVER_URL: '',
       WEB_DIST_DIR: ctx.webDist,
     },
   };
