@@ -6,15 +6,15 @@
  * Server is away. A 401/403 is a wrong MEDIA_SERVER_SECRET and is logged as an error saying so.
  */
 import { EventEmitter } from 'node:events';
-import { API_ROUTES, StagesResponseSchema, TokenResponseSchema, type StageArn, type StageSummary, type TokenResponse } from '@stagecast/protocol';
+import { API_ROUTES, StagesResponseSchema, TokenResponseSchema, type StageArn, type StagesResponse, type StageSummary, type TokenResponse } from '@stagecast/protocol';
 import type { Logger } from '../logger.js';
 import { ApiEventStream, type APIClientEvents, type ConnState } from './api-client/event-stream.js';
 import { ApiHttp } from './api-client/http.js';
 import { Registration, type HeartbeatPayload } from './api-client/registration.js';
 
 export { ApiRequestError } from './api-client/http.js';
-export { publisherReport, type HeartbeatPayload, type LegState } from './api-client/registration.js';
-export type { APIClientEvents, ConnState, StageEvent } from './api-client/event-stream.js';
+export { publisherReport, type HeartbeatPayload, type IngestKind, type LegState } from './api-client/registration.js';
+export type { APIClientEvents, ConnState, OriginChangedEvent, StageAssignedEvent, StageEvent } from './api-client/event-stream.js';
 
 export interface APIClientOptions {
   apiUrl: string;
@@ -22,6 +22,12 @@ export interface APIClientOptions {
   serverId: string;
   advertisedIp: string;
   port: number;
+  /** Base URL others reach this server at (PUBLIC_URL); default http://advertisedIp:port. */
+  publicUrl?: string;
+  /** MAX_LEGS, told to the API Server at registration. */
+  maxLegs?: number;
+  /** Debounce of an immediate heartbeat (heartbeatSoon). */
+  nudgeDelayMs?: number;
   requestTimeoutMs: number;
   /** Fixed heartbeat interval; when undefined, the one the register response names. */
   heartbeatIntervalMs?: number;
@@ -64,6 +70,9 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
       serverId: o.serverId,
       advertisedIp: o.advertisedIp,
       port: o.port,
+      ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}),
+      ...(o.maxLegs !== undefined ? { maxLegs: o.maxLegs } : {}),
+      ...(o.nudgeDelayMs !== undefined ? { nudgeDelayMs: o.nudgeDelayMs } : {}),
       ...(o.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: o.heartbeatIntervalMs } : {}),
       log,
       now,
@@ -86,6 +95,11 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
   /** The port we registered with, once known (PORT=0 binds an ephemeral one). */
   setAdvertisedPort(port: number): void {
     this.reg.port = port;
+  }
+
+  /** The base URL we register with (others pull the relay from it). */
+  get url(): string {
+    return this.reg.url;
   }
 
   get heartbeatIntervalMs(): number {
@@ -137,6 +151,11 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
     return payload ? this.reg.heartbeat(payload) : this.reg.heartbeat();
   }
 
+  /** An immediate (debounced) heartbeat: the API Server should learn of a change now, not at the next interval. */
+  heartbeatSoon(): void {
+    this.reg.nudge();
+  }
+
   /** Heartbeats (or registration attempts, until registered) on the interval, until stop(). */
   startHeartbeat(): void {
     if (this.stopped) return;
@@ -155,8 +174,12 @@ export class APIClientService extends EventEmitter<APIClientEvents> {
   // ---- stages and tokens -------------------------------------------------------------------------
 
   async getActiveStages(): Promise<StageSummary[]> {
-    const res = await this.http.request(API_ROUTES.stages, 'GET', StagesResponseSchema);
-    return res.stages;
+    return (await this.getStages()).stages;
+  }
+
+  /** The stage list with its owners, and the origin (absent from an older API Server). */
+  getStages(): Promise<StagesResponse> {
+    return this.http.request(API_ROUTES.stages, 'GET', StagesResponseSchema);
   }
 
   /** A PUBLISH token; `whipFailed` tells the API Server our last WHIP POST into the stage failed at its endpoint. */

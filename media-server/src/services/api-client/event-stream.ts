@@ -4,7 +4,7 @@
  * Every opening, the first included, is a 'resync': stage events sent before the socket was open reached no one.
  */
 import WebSocket from 'ws';
-import { API_ROUTES, ServerMessageSchema, WS_CLOSE, type StageArn } from '@stagecast/protocol';
+import { API_ROUTES, ServerMessageSchema, WS_CLOSE, type Origin, type ServerId, type StageArn } from '@stagecast/protocol';
 import type { Logger } from '../../logger.js';
 import { backoffDelay } from '../backoff.js';
 import type { ApiHttp } from './http.js';
@@ -14,9 +14,22 @@ export interface StageEvent {
   timestamp: string;
 }
 
+/** A stage's owner changed: `serverId` publishes into it, `previousServerId` keeps its leg until the handover ends. */
+export interface StageAssignedEvent extends StageEvent {
+  serverId: ServerId | null;
+  previousServerId: ServerId | null;
+}
+
+export interface OriginChangedEvent {
+  origin: Origin | null;
+  timestamp: string;
+}
+
 export interface APIClientEvents {
   stage_created: [StageEvent];
   stage_deleted: [StageEvent];
+  stage_assigned: [StageAssignedEvent];
+  origin_changed: [OriginChangedEvent];
   connected: [];
   disconnected: [{ code: number; reason: string }];
   /** The WebSocket opened (first time or again): stage events may have been missed, sync everything. */
@@ -161,6 +174,11 @@ export class ApiEventStream {
     const msg = m.data;
     if (msg.type === 'stage_created' || msg.type === 'stage_deleted') {
       this.o.emit(msg.type, { stageArn: msg.data.stageArn, timestamp: msg.data.timestamp });
+    } else if (msg.type === 'stage_assigned') {
+      const d = msg.data;
+      this.o.emit('stage_assigned', { stageArn: d.stageArn, serverId: d.serverId, previousServerId: d.previousServerId ?? null, timestamp: d.timestamp });
+    } else if (msg.type === 'origin_changed') {
+      this.o.emit('origin_changed', { origin: msg.data.origin, timestamp: msg.data.timestamp });
     }
   }
 

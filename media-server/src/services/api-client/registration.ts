@@ -22,7 +22,13 @@ export interface HeartbeatPayload {
   legs: { stageArn: StageArn; state: LegState }[];
   /** The broadcaster's measured stream, for the API Server's dashboard. */
   publisher?: PublisherReport;
+  /** SIGTERM received: the API Server moves every stage of this server elsewhere. */
+  draining?: boolean;
+  /** Where this server's broadcast comes from (the origin holds the broadcaster; others pull a relay from it). */
+  ingest?: IngestKind;
 }
+
+export type IngestKind = NonNullable<HeartbeatRequest['ingest']>;
 
 /** The heartbeat's view of the broadcaster, from the Media Server's stats: nothing while no one publishes. */
 export function publisherReport(s: Pick<MediaServerStats, 'publisher' | 'stream'>): PublisherReport | undefined {
@@ -43,6 +49,12 @@ export interface RegistrationOptions {
   serverId: string;
   advertisedIp: string;
   port: number;
+  /** Base URL others reach us at (PUBLIC_URL); default http://advertisedIp:port. */
+  publicUrl?: string;
+  /** Most stage legs this server takes (MAX_LEGS). */
+  maxLegs?: number;
+  /** An immediate heartbeat (nudge()) waits this long, so a burst of changes sends one. Default 50 ms. */
+  nudgeDelayMs?: number;
   /** Fixed heartbeat interval; when undefined, the one the register response names. */
   heartbeatIntervalMs?: number;
   log: Logger;
@@ -62,6 +74,10 @@ export class Registration {
   private hbTimer: NodeJS.Timeout | undefined;
   private heartbeatSource: () => HeartbeatPayload = () => ({ publisherOnline: false, legs: [] });
   private stopped = false;
+  private nudgeTimer: NodeJS.Timeout | undefined;
+  private inflight: Promise<void> | undefined;
+  private nudgeAgain = false;
+  nudges = 0;
 
   constructor(
     private readonly http: ApiHttp,
@@ -69,6 +85,13 @@ export class Registration {
   ) {
     this.port = o.port;
     this.hbInterval = o.heartbeatIntervalMs ?? 10_000;
+  }
+
+  /** The base URL we register with: PUBLIC_URL, else http://advertisedIp:port. */
+  get url(): string {
+    if (this.o.publicUrl) return this.o.publicUrl;
+    const ip = this.o.advertisedIp.includes(':') ? `[${this.o.advertisedIp}]` : this.o.advertisedIp;
+    return `http://${ip}:${this.port}`;
   }
 
   /** Registration is fresh: acknowledged by the API Server within the last 3 heartbeat intervals. */
@@ -83,6 +106,8 @@ export class Registration {
         serverId: this.o.serverId,
         ipAddress: this.o.advertisedIp,
         port: this.port,
+        url: this.url,
+        ...(this.o.maxLegs !== undefined ? { maxLegs: this.o.maxLegs } : {}),
       });
     } catch (err) {
       if (err instanceof ApiRequestError && (err.status === 401 || err.status === 403)) this.http.logRefused('register', err.status);
@@ -101,8 +126,52 @@ export class Registration {
     this.heartbeatSource = fn;
   }
 
-  async heartbeat(payload: HeartbeatPayload = this.heartbeatSource()): Promise<void> {
-    const body: HeartbeatRequest = { serverId: this.o.serverId, publisherOnline: payload.publisherOnline, legs: payload.legs, ...(payload.publisher ? { publisher: payload.publisher } : {}) };
+  heartbeat(payload?: HeartbeatPayload): Promise<void> {
+    const run = this.sendHeartbeat(payload ?? this.heartbeatSource());
+    this.inflight = run;
+    void run
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.inflight === run) this.inflight = undefined;
+      });
+    return run;
+  }
+
+  /**
+   * An immediate heartbeat, soon: the ingest kind changed or a leg connected, and a handover at the API Server
+   * completes on that news. Debounced (a burst of changes sends one heartbeat); one in flight is followed by another.
+   */
+  nudge(): void {
+    if (this.stopped || !this.registered) return;
+    if (this.inflight) {
+      this.nudgeAgain = true;
+      return;
+    }
+    if (this.nudgeTimer) return;
+    this.nudgeTimer = setTimeout(() => {
+      this.nudgeTimer = undefined;
+      if (this.stopped || !this.registered) return;
+      this.nudges++;
+      void this.heartbeat()
+        .catch(() => undefined)
+        .finally(() => {
+          if (!this.nudgeAgain) return;
+          this.nudgeAgain = false;
+          this.nudge();
+        });
+    }, this.o.nudgeDelayMs ?? 50);
+    this.nudgeTimer.unref?.();
+  }
+
+  private async sendHeartbeat(payload: HeartbeatPayload): Promise<void> {
+    const body: HeartbeatRequest = {
+      serverId: this.o.serverId,
+      publisherOnline: payload.publisherOnline,
+      legs: payload.legs,
+      ...(payload.publisher ? { publisher: payload.publisher } : {}),
+      ...(payload.draining ? { draining: true } : {}),
+      ...(payload.ingest ? { ingest: payload.ingest } : {}),
+    };
     try {
       const res = await this.http.request(API_ROUTES.heartbeat, 'POST', HeartbeatResponseSchema, body);
       if (this.o.heartbeatIntervalMs === undefined) this.hbInterval = res.heartbeatIntervalMs;
@@ -157,6 +226,8 @@ export class Registration {
 
   stop(): void {
     this.stopped = true;
+    clearTimeout(this.nudgeTimer);
+    this.nudgeTimer = undefined;
     this.stopHeartbeat();
   }
 
