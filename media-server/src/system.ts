@@ -113,7 +113,8 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     // Pull while this server publishes into a stage and the broadcaster is on another Media Server.
     target: (): Origin | null => {
       const origin = stageManager.currentOrigin;
-      if (!origin || origin.serverId === config.serverId || stageManager.legCount === 0 || ingest.online) return null;
+      // A broadcaster that just connected here takes over from the relay at its first packet (IngestService).
+      if (!origin || origin.serverId === config.serverId || stageManager.legCount === 0 || stageManager.feed === 'broadcaster') return null;
       return origin;
     },
     connect: opts.relayConnector ?? rtcRelayConnector,

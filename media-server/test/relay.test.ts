@@ -129,12 +129,19 @@ test('relay: a Media Server with a stage and no broadcaster pulls from the origi
     assert.match(metrics, /stagecast_media_ingest\{kind="relay"\} 1/);
 
     // The broadcaster connects to B itself: B stops pulling and feeds its stage from it.
+    const switchFrom = rx()!.video.length;
     const direct = await broadcast(msB, 3);
     broadcasters.push(direct);
     await waitFor(() => msB.stats().ingest === 'broadcaster' && msB.stats().relay?.pull.state === 'idle', { timeoutMs: 10_000, what: 'B fed by its own broadcaster, no pull' });
     await waitFor(() => msC.stats().relay?.sinks.active === 0, { timeoutMs: 5000, what: "C's relay session ended" });
     const n = rx()!.video.length;
     await waitFor(() => rx()!.video.length > n + 30, { timeoutMs: 10_000, what: 'video from the direct broadcaster' });
+    // Make-before-break: the relay fed the stage until the broadcaster's first packet.
+    const around = rx()!.video.slice(switchFrom);
+    let maxGapMs = 0;
+    for (let i = 1; i < around.length; i++) maxGapMs = Math.max(maxGapMs, around[i]!.at - around[i - 1]!.at);
+    t.diagnostic(`longest gap at the stage when the broadcaster came to the puller: ${maxGapMs} ms`);
+    assert.ok(maxGapMs < 300, `no freeze when the relay hands over to the direct broadcaster (${maxGapMs} ms)`);
   } catch (err) {
     console.log(logs.text.split('\n').slice(-120).join('\n'));
     throw err;
