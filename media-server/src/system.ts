@@ -102,7 +102,8 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
   const ingest = new IngestService({ auth, publisher: stageManager, log, ivs, refusalHoldMs: config.ivsRefusalHoldMs, silenceTakeoverMs: config.ingestSilenceTakeoverMs, streamReport: () => router.h264Report() });
   const endpoint = (opts.ingestEndpoint ?? rtcIngestEndpoint)({
     basePath: WHIP_PATH,
-    endpointUrl: () => (config.publicUrl ?? `http://127.0.0.1:${server.port}`) + WHIP_PATH,
+    // PUBLIC_URL, else http://ADVERTISED_IP:<bound port>: the URL registered with the API Server.
+    endpointUrl: () => api.url + WHIP_PATH,
     // Two: OBS's reconnect POST arrives while its old session is still alive.
     maxSessions: 2,
     onSession: (s) => ingest.onSession(s),
