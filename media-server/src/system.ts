@@ -5,19 +5,21 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { JWTVerifyGetKey } from 'jose';
-import { API_ROUTES, type HealthResponse, type MediaServerStats } from '@stagecast/protocol';
+import { API_ROUTES, MEDIA_ROUTES, type HealthResponse, type MediaServerStats, type Origin } from '@stagecast/protocol';
 import { Router } from '@stagecast/rtc';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
-import type { IngestEndpoint, IngestEndpointFactory, LegConnector } from './media/ports.js';
-import { rtcIngestEndpoint, rtcLegConnector } from './media/rtc.js';
+import type { IngestEndpoint, IngestEndpointFactory, LegConnector, RelayConnector, RelayEndpoint, RelayEndpointFactory } from './media/ports.js';
+import { rtcIngestEndpoint, rtcLegConnector, rtcRelayConnector, rtcRelayEndpoint } from './media/rtc.js';
 import { WHIP_PATH } from './routes/whip.js';
 import { APIClientService, publisherReport } from './services/APIClientService.js';
 import { IngestAuth } from './services/IngestAuth.js';
 import { IngestService } from './services/IngestService.js';
 import { IvsPolicy } from './services/IvsPolicy.js';
 import { createMetrics } from './services/metrics.js';
+import { RelayPuller } from './services/RelayPuller.js';
+import { RelaySinks } from './services/RelaySinks.js';
 import { DEFAULT_LEG_TIMING } from './services/StageLeg.js';
 import { StageManager } from './services/StageManager.js';
 import { buildStats } from './services/stats.js';
@@ -25,6 +27,9 @@ import { buildStats } from './services/stats.js';
 export interface MediaServerOptions {
   connect?: LegConnector;
   ingestEndpoint?: IngestEndpointFactory;
+  /** The relay between Media Servers: the pull's client and the served endpoint (tests may fake them). */
+  relayConnector?: RelayConnector;
+  relayEndpoint?: RelayEndpointFactory;
   jwksKeys?: JWTVerifyGetKey;
   /** WebSocket / leg retry backoff (tests shorten it). */
   backoff?: { baseMs: number; capMs: number };
@@ -37,6 +42,9 @@ export interface MediaServer {
   ingest: IngestService;
   router: Router;
   endpoint: IngestEndpoint;
+  relayPuller: RelayPuller;
+  relaySinks: RelaySinks;
+  relayEndpoint: RelayEndpoint;
   port: number;
   stats(): MediaServerStats;
   health(): HealthResponse;
@@ -54,6 +62,8 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     serverId: config.serverId,
     advertisedIp: config.advertisedIp,
     port: config.port,
+    ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+    ...(config.maxLegs !== undefined ? { maxLegs: config.maxLegs } : {}),
     requestTimeoutMs: config.requestTimeoutMs,
     log,
     ...(config.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: config.heartbeatIntervalMs } : {}),
@@ -62,6 +72,7 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
   // IVS rules: enforced while a stage is IVS; the policy also counts legs whose WHIP URL is IVS's.
   const ivs: IvsPolicy = new IvsPolicy(config.ivsRules, (): readonly string[] => stageManager.stageArns());
   const stageManager: StageManager = new StageManager({
+    serverId: config.serverId,
     api,
     router,
     connect: ivs.watch(opts.connect ?? rtcLegConnector),
@@ -75,6 +86,12 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       ...(opts.backoff ? { retryBaseMs: opts.backoff.baseMs, retryCapMs: opts.backoff.capMs } : {}),
     },
     ...(config.rtcBindAddress ? { bindAddress: config.rtcBindAddress } : {}),
+    // A leg that connected or went, or a new feed (broadcaster / relay), completes a handover or names the origin at
+    // the API Server: tell it now, not at the next interval. The relay follows the legs, the origin and the feed.
+    onChange: (what) => {
+      if (what !== 'origin') api.heartbeatSoon();
+      relayPuller.evaluate();
+    },
   });
   const auth = new IngestAuth({
     ...(config.ingestToken ? { ingestToken: config.ingestToken } : {}),
@@ -85,10 +102,38 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
   const ingest = new IngestService({ auth, publisher: stageManager, log, ivs, refusalHoldMs: config.ivsRefusalHoldMs, silenceTakeoverMs: config.ingestSilenceTakeoverMs, streamReport: () => router.h264Report() });
   const endpoint = (opts.ingestEndpoint ?? rtcIngestEndpoint)({
     basePath: WHIP_PATH,
-    endpointUrl: () => (config.publicUrl ?? `http://127.0.0.1:${server.port}`) + WHIP_PATH,
+    // PUBLIC_URL, else http://ADVERTISED_IP:<bound port>: the URL registered with the API Server.
+    endpointUrl: () => api.url + WHIP_PATH,
     // Two: OBS's reconnect POST arrives while its old session is still alive.
     maxSessions: 2,
     onSession: (s) => ingest.onSession(s),
+    ...(config.rtcBindAddress ? { bindAddress: config.rtcBindAddress } : {}),
+  });
+
+  const relayPuller: RelayPuller = new RelayPuller({
+    // Pull while this server publishes into a stage and the broadcaster is on another Media Server.
+    target: (): Origin | null => {
+      const origin = stageManager.currentOrigin;
+      // A broadcaster that just connected here takes over from the relay at its first packet (IngestService).
+      if (!origin || origin.serverId === config.serverId || stageManager.legCount === 0 || stageManager.feed === 'broadcaster') return null;
+      return origin;
+    },
+    connect: opts.relayConnector ?? rtcRelayConnector,
+    feed: stageManager,
+    secret: config.mediaServerSecret,
+    log,
+    requestTimeoutMs: config.requestTimeoutMs,
+    connectTimeoutMs: 10_000,
+    backoff: opts.backoff ?? { baseMs: 500, capMs: 10_000 },
+    ...(config.rtcBindAddress ? { bindAddress: config.rtcBindAddress } : {}),
+  });
+  const relaySinks = new RelaySinks({ router, secret: config.mediaServerSecret, log });
+  const relayEndpoint = (opts.relayEndpoint ?? rtcRelayEndpoint)({
+    basePath: MEDIA_ROUTES.relay,
+    endpointUrl: () => api.url + MEDIA_ROUTES.relay,
+    maxSessions: 64,
+    authorize: (token) => relaySinks.authorize(token),
+    onSession: (s) => relaySinks.onSession(s),
     ...(config.rtcBindAddress ? { bindAddress: config.rtcBindAddress } : {}),
   });
 
@@ -100,8 +145,11 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       stages: stageManager.stats(),
       api: api.status(),
       ingest: ingest.stats(),
+      feed: stageManager.feed,
+      relay: { pull: relayPuller.stats(), sinks: relaySinks.stats() },
     });
   let stopped = false;
+  let draining = false;
   const checks = (): HealthResponse['checks'] => {
     const a = api.status();
     const m = stageManager.stats();
@@ -127,7 +175,22 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     return { status: ok ? 'ok' : 'degraded', service: 'media-server', uptimeSeconds: uptimeSeconds(), checks: all };
   };
   const metrics = createMetrics(stats);
-  const app = await buildApp({ log, health: { health, ready, stats, metrics, ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}) }, ingest, endpoint });
+  const app = await buildApp({ log, health: { health, ready, stats, metrics, ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}) }, ingest, endpoint, relay: relayEndpoint });
+
+  /**
+   * Drain (SIGTERM): say `draining` so the API Server gives every stage to other Media Servers, and keep serving each
+   * until its move is complete (stage_assigned names neither this server nor it as previous), or DRAIN_TIMEOUT_MS.
+   */
+  const drain = async (): Promise<void> => {
+    if (config.drainTimeoutMs <= 0 || !api.isRegistered || stageManager.legCount === 0) return;
+    draining = true;
+    const t0 = Date.now();
+    log.info({ legs: stageManager.legCount, timeoutMs: config.drainTimeoutMs }, 'drain.started');
+    await api.heartbeat().catch(() => undefined);
+    const outcome = await stageManager.waitForHandovers(config.drainTimeoutMs);
+    // 'nowhere': no other Media Server can take the stages; waiting longer would only delay the stop.
+    log.info({ outcome, legsLeft: stageManager.legCount, ms: Date.now() - t0 }, outcome === 'timeout' ? 'drain.timed_out' : 'drain.completed');
+  };
 
   const server: MediaServer = {
     app,
@@ -136,6 +199,9 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     ingest,
     router,
     endpoint,
+    relayPuller,
+    relaySinks,
+    relayEndpoint,
     port: 0,
     stats,
     health,
@@ -147,7 +213,12 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       log.info({ port: server.port, host: config.host, serverId: config.serverId }, 'server.listening');
       router.startTimer(1000);
       ingest.start();
-      api.setHeartbeatSource(() => ({ ...stageManager.heartbeatPayload(), publisher: publisherReport(stats()) }));
+      api.setHeartbeatSource(() => ({
+        ...stageManager.heartbeatPayload(),
+        publisher: publisherReport(stats()),
+        ingest: stageManager.feed,
+        ...(draining ? { draining: true } : {}),
+      }));
       // When PORT=0, the API Server must learn the real port.
       api.setAdvertisedPort(server.port);
       try {
@@ -165,11 +236,15 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       if (stopped) return;
       stopped = true;
       log.info('server.stopping');
+      await drain();
       stageManager.stopPeriodicSync();
       api.stopHeartbeat();
+      relayPuller.stop();
       await stageManager.stop(); // every leg DELETEs its WHIP session
       ingest.stop();
       endpoint.close();
+      relayEndpoint.close();
+      relaySinks.close();
       await api.sendFinalHeartbeat();
       api.stop();
       await app.close();
