@@ -4,6 +4,7 @@ import { httpErrorOptions, registerErrorHandling } from '@stagecast/service';
 import { costRoutes } from './routes/cost.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { healthRoutes } from './routes/health.js';
+import { frontDoorRoutes } from './routes/frontDoor.js';
 import { mediaRoutes } from './routes/media.js';
 import { operatorRoutes } from './routes/operator.js';
 import { pageRoutes } from './routes/pages.js';
@@ -57,13 +58,17 @@ export function buildApp(s: Services): FastifyInstance {
   void app.register(async (scope) => dashboardRoutes(scope, s));
   void app.register(async (scope) => costRoutes(scope, s));
   void app.register(async (scope) => pageRoutes(scope, s));
-  if (s.config.enableMediaServer) void app.register(async (scope) => mediaRoutes(scope, s));
+  if (s.config.enableMediaServer) {
+    void app.register(async (scope) => mediaRoutes(scope, s));
+    void app.register(async (scope) => frontDoorRoutes(scope, s));
+  }
   attachMediaServerSocket(app, {
     bus: s.bus,
     secret: s.config.mediaServerSecret,
     enabled: s.config.enableMediaServer,
     pingIntervalMs: s.config.wsPingIntervalMs,
     log: s.log,
+    presence: { opened: (id) => s.registry.socketOpened(id), closed: (id) => s.registry.socketClosed(id) },
   });
   return app;
 }

@@ -27,6 +27,8 @@ const EnvSchema = z
     STAGE_SERVER_URL: z.string().url().default('http://127.0.0.1:3002'),
     ENABLE_MEDIA_SERVER: bool.default(true),
     MEDIA_SERVER_URL: z.string().url().default('http://127.0.0.1:3001'),
+    PUBLIC_URL: z.string().url().optional(),
+    INGEST_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     DATA_DIR: z.string().min(1).default('./data'),
     STAGE_PROVIDER: z.enum(['local', 'ivs', 'whip']).default('local'),
     AWS_REGION: z.string().regex(/^[a-z]{2}(-[a-z]+)+-[0-9]$/, 'must be an AWS region such as us-east-1').optional(),
@@ -100,6 +102,10 @@ export interface Config {
   stageServerUrl: string;
   enableMediaServer: boolean;
   mediaServerUrl: string;
+  /** Where clients reach this API Server (the WHIP front door is publicUrl + /whip). Default http://127.0.0.1:PORT. */
+  publicUrl: string;
+  /** The broadcaster's long-lived token the Media Servers accept (their INGEST_TOKEN): the front door accepts it too. */
+  ingestToken?: string;
   dataDir: string;
   stageProvider: 'local' | 'ivs' | 'whip';
   stagePoolId: string;
@@ -201,6 +207,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     stageServerUrl: e.STAGE_SERVER_URL.replace(/\/+$/, ''),
     enableMediaServer: e.ENABLE_MEDIA_SERVER,
     mediaServerUrl: e.MEDIA_SERVER_URL.replace(/\/+$/, ''),
+    publicUrl: (e.PUBLIC_URL ?? `http://127.0.0.1:${e.PORT}`).replace(/\/+$/, ''),
+    ...(e.INGEST_TOKEN ? { ingestToken: e.INGEST_TOKEN } : {}),
     dataDir: resolve(e.DATA_DIR),
     stageProvider: e.STAGE_PROVIDER,
     stagePoolId: e.STAGE_POOL_ID,

@@ -9,6 +9,10 @@ export class Metrics {
   readonly rateLimited: Counter<'kind'>;
   readonly endpointRefreshes: Counter<'reason' | 'result'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
+  readonly assignments: Gauge<'server'>;
+  readonly handovers: Counter<'reason'>;
+  readonly handoversCompleted: Counter<'result'>;
+  readonly frontDoor: Counter<'outcome'>;
 
   constructor(store: Store) {
     const registers = [this.registry];
@@ -65,6 +69,30 @@ export class Metrics {
       name: 'stagecast_stage_endpoint_refreshes_total',
       help: 'Stage endpoints read again from the provider (IVS GetStage), by reason (age, whip_failed) and result (changed, unchanged, gone, error)',
       labelNames: ['reason', 'result'],
+      registers,
+    });
+    this.assignments = new Gauge({
+      name: 'stagecast_stage_assignments',
+      help: 'Active stages owned per Media Server (server="none": no live Media Server can take them)',
+      labelNames: ['server'],
+      registers,
+    });
+    this.handovers = new Counter({
+      name: 'stagecast_stage_handovers_total',
+      help: 'Stages moved from one Media Server to another (or to none), by reason (rebalance, drain, offline, socket_closed, no_server)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.handoversCompleted = new Counter({
+      name: 'stagecast_stage_handovers_completed_total',
+      help: 'Handovers ended, by result (handover_completed: new leg connected, handover_timeout, previous_gone)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.frontDoor = new Counter({
+      name: 'stagecast_whip_front_door_redirects_total',
+      help: 'POST /whip at the API Server by outcome (origin, least_loaded: 307; unavailable: 503; unauthorized, forbidden)',
+      labelNames: ['outcome'],
       registers,
     });
     this.httpDuration = new Histogram({

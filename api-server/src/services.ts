@@ -1,4 +1,5 @@
 /** The services of one API Server, built from config and wired to each other (no I/O until start()). */
+import { API_ROUTES } from '@stagecast/protocol';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -16,10 +17,12 @@ import { EventBus } from './services/EventBus.js';
 import { IvsViewerReconciler } from './services/IvsViewerReconciler.js';
 import { MediaServerRegistry } from './services/MediaServerRegistry.js';
 import { PublishTokenService } from './services/PublishTokenService.js';
+import { StageAssignmentService } from './services/StageAssignmentService.js';
 import { StageAutoScalingService } from './services/StageAutoScalingService.js';
 import { StageEndpointRefresher } from './services/StageEndpointRefresher.js';
 import { ViewerRateLimiter } from './services/ViewerRateLimiter.js';
 import { ViewerService } from './services/ViewerService.js';
+import { WhipFrontDoor } from './services/WhipFrontDoor.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { TokenService } from './tokens.js';
@@ -39,6 +42,10 @@ export interface Services {
   /** Joins and heartbeats made with the public viewer key, per client address. */
   viewerLimits: ViewerRateLimiter;
   registry: MediaServerRegistry;
+  /** Which Media Server publishes into which stage. */
+  assignment: StageAssignmentService;
+  /** POST /whip: the broadcaster sent on to the origin or the least-loaded Media Server. */
+  frontDoor: WhipFrontDoor;
   publishTokens: PublishTokenService;
   /** STAGE_PROVIDER=ivs: stage endpoints re-read before IVS's 14-day cache limit and after a failed WHIP POST. */
   endpoints?: StageEndpointRefresher;
@@ -156,7 +163,17 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     tokens,
     issuer,
     publishTokenTtlSeconds: config.publishTokenTtlSeconds,
-    mediaServerUrl: config.mediaServerUrl,
+    frontDoorUrl: () => `${config.publicUrl}${API_ROUTES.whipFrontDoor}`,
+  });
+  const assignment = new StageAssignmentService({ store, bus, registry, log, metrics, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  const frontDoor = new WhipFrontDoor({
+    store,
+    registry,
+    tokens,
+    metrics,
+    log,
+    ...(config.ingestToken ? { ingestToken: config.ingestToken } : {}),
+    retryAfterS: Math.max(1, Math.ceil(config.heartbeatIntervalMs / 1000)),
   });
   const cost = new CostMeter({ store, metrics, log, config: config.cost });
   const consolidation = new ConsolidationService({
@@ -181,6 +198,8 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     viewers,
     viewerLimits,
     registry,
+    assignment,
+    frontDoor,
     publishTokens,
     ...(ivsViewers ? { ivsViewers } : {}),
     ...(endpoints ? { endpoints } : {}),

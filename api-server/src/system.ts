@@ -25,6 +25,7 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
     port: 0,
     async start() {
       services.registry.start();
+      await services.assignment.start();
       services.viewers.start();
       services.viewerLimits.start();
       services.cost.start();
@@ -35,6 +36,8 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       await app.listen({ port: config.port, host: config.host });
       const addr = app.server.address();
       server.port = typeof addr === 'object' && addr ? addr.port : config.port;
+      // PORT=0 (tests): the default public URL names the port actually bound.
+      if (config.port === 0 && config.publicUrl === 'http://127.0.0.1:0') config.publicUrl = `http://127.0.0.1:${server.port}`;
       log.info({ port: server.port, host: config.host, provider: services.provider.kind }, 'server.listening');
     },
     async stop() {
@@ -48,6 +51,7 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       services.cost.stop();
       services.viewers.stop();
       services.viewerLimits.stop();
+      await services.assignment.stop();
       services.registry.stop();
       services.provider.stop();
       services.store.close();

@@ -92,11 +92,11 @@ test('POST /api/media/token for an unknown stage → 404 NOT_FOUND', async () =>
   assert.equal(r.body.error.code, 'NOT_FOUND');
 });
 
-test('ingest token: a publish JWT for the Media Server WHIP endpoint', async () => {
+test('ingest token: a publish JWT for the WHIP front door', async () => {
   const r = await call(`${api.url}/api/media/ingest-token`, { method: 'POST', headers: apiKey });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   const t = IngestTokenResponseSchema.parse(r.body);
-  assert.equal(t.whipUrl, `${api.config.mediaServerUrl}/whip`);
+  assert.equal(t.whipUrl, `${api.url}/whip`, 'the WHIP front door of this API Server');
   const jwks = createLocalJWKSet((await call(`${api.url}/.well-known/jwks.json`)).body);
   const claims = ParticipantClaimsSchema.parse((await jwtVerify(t.token, jwks)).payload);
   assert.equal(claims.resource, 'stagecast:ingest');

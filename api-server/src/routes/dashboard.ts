@@ -13,13 +13,17 @@ export async function dashboardRoutes(app: FastifyInstance, s: Services): Promis
     const { limit } = parse(ScalingEventsQuerySchema, { limit: 20, ...(req.query as object) }, 'query');
     reply.header('cache-control', 'no-store');
     const stages = s.store.listStages().map(stageView);
-    const servers = s.registry.list().map((m) => mediaServerView(m, m.state === 'online' ? s.registry.publisher(m.id) : undefined));
+    const servers = (await s.assignment.servers()).map(({ server: m, assignedStages }) => {
+      const publisher = m.state === 'online' ? s.registry.publisher(m.id) : undefined;
+      return mediaServerView(m, { assignedStages, ...(publisher ? { publisher } : {}) });
+    });
     const live = servers.find((m) => m.state === 'online' && m.publisherOnline);
     return {
       at: iso(Date.now()),
       stages,
       servers,
       broadcaster: { online: !!live, bitrateBps: live?.publisher?.bitrateBps ?? 0, serverId: live?.serverId ?? null },
+      origin: s.registry.origin,
       totals: {
         viewers: stages.reduce((n, st) => n + st.viewers, 0),
         connected: stages.reduce((n, st) => n + st.connected, 0),

@@ -15,9 +15,11 @@ export const stageView = (st: StageWithCounts): StageInfo => ({
   playback: st.playback,
   createdAt: iso(st.createdAt),
   emptySince: st.emptySince === null ? null : iso(st.emptySince),
+  mediaServerId: st.mediaServerId,
+  previousMediaServerId: st.previousMediaServerId,
 });
 
-export const mediaServerView = (m: MediaServerRecord, publisher?: PublisherReport): MediaServerInfo => ({
+export const mediaServerView = (m: MediaServerRecord, o: { publisher?: PublisherReport; assignedStages?: number } = {}): MediaServerInfo => ({
   serverId: m.id,
   ipAddress: m.ip,
   port: m.port,
@@ -26,7 +28,12 @@ export const mediaServerView = (m: MediaServerRecord, publisher?: PublisherRepor
   lastHeartbeat: iso(m.lastHeartbeat),
   publisherOnline: m.publisherOnline,
   stages: m.legs,
-  ...(publisher ? { publisher } : {}),
+  ...(m.url !== undefined ? { url: m.url } : {}),
+  ...(m.maxLegs !== undefined ? { maxLegs: m.maxLegs } : {}),
+  draining: m.draining === true,
+  ...(m.ingest !== undefined ? { ingest: m.ingest } : {}),
+  ...(o.assignedStages !== undefined ? { assignedStages: o.assignedStages } : {}),
+  ...(o.publisher ? { publisher: o.publisher } : {}),
 });
 
 export const scalingEventView = (e: ScalingEventRecord): ScalingEvent => ({

@@ -6,7 +6,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocket, WebSocketServer } from 'ws';
-import { ERROR_CODES, WS_CLOSE, type ErrorCode, type ServerMessage } from '@stagecast/protocol';
+import { ERROR_CODES, ServerIdSchema, WS_CLOSE, type ErrorCode, type ServerId, type ServerMessage } from '@stagecast/protocol';
 import { checkMediaServerSecret } from '../auth.js';
 import type { Logger } from '../logger.js';
 import type { EventBus } from '../services/EventBus.js';
@@ -17,6 +17,8 @@ export interface MediaSocketOptions {
   enabled: boolean;
   pingIntervalMs: number;
   log: Logger;
+  /** A Media Server's socket (`?serverId=`) opened or closed; not called while the API Server itself shuts down. */
+  presence?: { opened(serverId: ServerId): Promise<void>; closed(serverId: ServerId): Promise<void> };
 }
 
 /** A socket that cannot keep up (this many bytes queued) is dropped; the Media Server re-syncs on reconnect. */
@@ -34,6 +36,11 @@ export function attachMediaServerSocket(app: FastifyInstance, o: MediaSocketOpti
   const log = o.log.child({ component: 'ws' });
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const alive = new WeakMap<WebSocket, boolean>();
+  let closing = false;
+  const presence = (what: 'opened' | 'closed', id: ServerId | undefined) => {
+    if (!o.presence || !id || closing) return;
+    o.presence[what](id).catch((err: Error) => log.error({ serverId: id, err: err.message }, 'ws.presence_failed'));
+  };
 
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
@@ -57,6 +64,8 @@ export function attachMediaServerSocket(app: FastifyInstance, o: MediaSocketOpti
 
   function onConnection(ws: WebSocket, serverId: string | undefined, req: IncomingMessage): void {
     const clog = log.child({ serverId, remote: req.socket.remoteAddress });
+    const parsed = ServerIdSchema.safeParse(serverId);
+    const id = parsed.success ? parsed.data : undefined;
     let seq = 0;
     alive.set(ws, true);
     const unsubscribe = o.bus.subscribe((msg: ServerMessage) => {
@@ -76,8 +85,10 @@ export function attachMediaServerSocket(app: FastifyInstance, o: MediaSocketOpti
     ws.on('close', (code) => {
       unsubscribe();
       clog.info({ code }, 'ws.closed');
+      presence('closed', id);
     });
     clog.info('ws.connected');
+    presence('opened', id);
   }
 
   // Keep-alive: a socket that did not answer the previous ping is dead.
@@ -94,6 +105,7 @@ export function attachMediaServerSocket(app: FastifyInstance, o: MediaSocketOpti
   pinger.unref();
 
   app.addHook('preClose', async () => {
+    closing = true;
     clearInterval(pinger);
     for (const ws of wss.clients) ws.close(WS_CLOSE.goingAway, 'server shutting down');
     await new Promise<void>((resolve) => {

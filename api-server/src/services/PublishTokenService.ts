@@ -1,5 +1,5 @@
 /** PUBLISH tokens: one per Media Server leg into a stage, and the broadcaster's ingest token for the Media Server. */
-import { NotFound, type ParticipantId, type StageArn } from '@stagecast/protocol';
+import { Conflict, NotFound, type ParticipantId, type StageArn } from '@stagecast/protocol';
 import type { StageTokenIssuer } from '../providers/token-issuer.js';
 import type { Store } from '../store/store.js';
 import { INGEST_RESOURCE, INGEST_TOPIC, newParticipantId, ParticipantToken, PUBLISH_GRANT, type TokenService } from '../tokens.js';
@@ -13,7 +13,8 @@ export class PublishTokenService {
       /** Mints stage tokens the way the provider wants them (ours, IVS's, a WHIP destination's own). */
       issuer: StageTokenIssuer;
       publishTokenTtlSeconds: number;
-      mediaServerUrl: string;
+      /** Where the broadcaster POSTs: the API Server's WHIP front door (publicUrl + /whip), read at each call. */
+      frontDoorUrl: () => string;
       /** Re-reads a stage's endpoints at the provider (IVS) when a leg's WHIP POST failed there. */
       endpoints?: { afterWhipFailure(arn: StageArn): Promise<void> };
       now?: () => number;
@@ -32,8 +33,13 @@ export class PublishTokenService {
     opts: { whipFailed?: boolean } = {},
   ): Promise<{ token: string; whipUrl: string; participantId: ParticipantId; expiresAt: Date }> {
     if (opts.whipFailed && this.d.endpoints) await this.d.endpoints.afterWhipFailure(stageArn);
-    const stage = this.d.store.getStage(stageArn);
+    const stage = await this.d.store.getStage(stageArn);
     if (!stage || stage.state !== 'active') throw new NotFound('no such active stage');
+    // Only the owner, and during a handover the server handing over, publish into a stage someone owns: a second
+    // publisher would take the stage's slot from them. A stage no one owns (no live server yet) is not guarded.
+    const owners = [stage.mediaServerId, stage.previousMediaServerId].filter((id) => id !== null);
+    if (serverId !== undefined && owners.length > 0 && !owners.includes(serverId as never))
+      throw new Conflict('this Media Server does not own the stage', { mediaServerId: stage.mediaServerId, previousMediaServerId: stage.previousMediaServerId });
     const issued = await this.d.issuer.issue({
       stage,
       participantId: newParticipantId('pub_'),
@@ -45,9 +51,12 @@ export class PublishTokenService {
     return { token: issued.token, whipUrl: issued.whipUrl, participantId: issued.participantId, expiresAt: issued.expiresAt };
   }
 
-  /** The broadcaster's token for the Media Server's WHIP ingest (verified there against our JWKS). */
+  /**
+   * The broadcaster's token for the WHIP ingest (verified by the front door and the Media Server against our JWKS).
+   * `whipUrl` is the front door, which sends the POST on to the Media Server that should hold the broadcaster.
+   */
   async ingestToken(): Promise<{ token: string; whipUrl: string; expiresAt: Date }> {
-    const whipUrl = `${this.d.mediaServerUrl}/whip`;
+    const whipUrl = this.d.frontDoorUrl();
     const t = new ParticipantToken(newParticipantId('ingest_'), { resource: INGEST_RESOURCE, topic: INGEST_TOPIC, whipUrl }, this.d.publishTokenTtlSeconds).withGrant(
       PUBLISH_GRANT,
     );

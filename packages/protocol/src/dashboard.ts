@@ -1,6 +1,6 @@
 /** Operator endpoints of the API Server (x-api-key): the stage pool and the scaling history, for the dashboard. */
 import { z } from 'zod';
-import { StageArnSchema, StageIdSchema } from './ids.js';
+import { ServerIdSchema, StageArnSchema, StageIdSchema } from './ids.js';
 import { PlaybackSchema } from './api.js';
 
 const IsoDate = z.string().datetime({ offset: true });
@@ -20,6 +20,9 @@ export const StageInfoSchema = z.object({
   playback: PlaybackSchema,
   createdAt: IsoDate,
   emptySince: IsoDate.nullable(),
+  /** The Media Server publishing into it (null: none can); during a handover, the one still publishing too. */
+  mediaServerId: ServerIdSchema.nullable().optional(),
+  previousMediaServerId: ServerIdSchema.nullable().optional(),
 });
 export type StageInfo = z.infer<typeof StageInfoSchema>;
 export const StageListResponseSchema = z.object({ stages: z.array(StageInfoSchema) });

@@ -1,6 +1,6 @@
 /** GET /api/dashboard (x-api-key): everything the /dashboard page shows, in one poll. */
 import { z } from 'zod';
-import { MediaServerInfoSchema } from './api.js';
+import { MediaServerInfoSchema, OriginSchema } from './api.js';
 import { ScalingEventSchema, StageInfoSchema } from './dashboard.js';
 
 export const DashboardResponseSchema = z.object({
@@ -9,6 +9,8 @@ export const DashboardResponseSchema = z.object({
   servers: z.array(MediaServerInfoSchema),
   /** The broadcaster as the online Media Servers report it. */
   broadcaster: z.object({ online: z.boolean(), bitrateBps: z.number().nonnegative(), serverId: z.string().nullable() }),
+  /** The Media Server holding the broadcaster's WHIP session (null: none). */
+  origin: OriginSchema.nullable().optional(),
   totals: z.object({ viewers: z.number().int().nonnegative(), connected: z.number().int().nonnegative(), capacity: z.number().int().nonnegative() }),
   events: z.array(ScalingEventSchema),
   /** Requests refused since the API Server started: joins and heartbeats over the viewer key's per-address rate limit (429), joins with no seat (503). */
