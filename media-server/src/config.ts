@@ -24,6 +24,8 @@ const EnvSchema = z.object({
   LEG_MAX_AGE_S: int(82_800, 10).pipe(z.number().max(86_000, 'must stay under 24 h (IVS cuts a participant at 24 h)')),
   REQUEST_TIMEOUT_MS: int(5000, 100),
   SHUTDOWN_TIMEOUT_MS: int(10_000, 100),
+  MAX_LEGS: z.coerce.number().int().min(1).optional(),
+  DRAIN_TIMEOUT_MS: int(15_000, 0),
   IVS_RULES: z.enum(['auto', 'enforce', 'warn', 'off']).default('auto'),
   IVS_REFUSAL_HOLD_S: int(30, 1).pipe(z.number().max(3600)),
   INGEST_SILENCE_TAKEOVER_S: int(5, 1).pipe(z.number().max(3600)),
@@ -34,8 +36,8 @@ const EnvSchema = z.object({
 export interface Config {
   port: number;
   host: string;
-  /** Base URL broadcasters use (Location headers are absolute under it). No trailing slash.
-   *  Undefined: http://127.0.0.1:<the bound port> (so PORT=0 works). */
+  /** Base URL broadcasters and other Media Servers use (Location headers are absolute under it; registered with the
+   *  API Server). No trailing slash. Undefined: http://ADVERTISED_IP:<the bound port> (so PORT=0 works). */
   publicUrl?: string;
   serverId: string;
   advertisedIp: string;
@@ -50,6 +52,13 @@ export interface Config {
   legMaxAgeMs: number;
   requestTimeoutMs: number;
   shutdownTimeoutMs: number;
+  /** Most stage legs this server takes, told to the API Server at registration; undefined = no limit. */
+  maxLegs?: number;
+  /**
+   * On SIGTERM, how long (ms) the server keeps serving while the API Server moves its stages to others (drain),
+   * before it stops anyway. 0: no drain.
+   */
+  drainTimeoutMs: number;
   logLevel: string;
   /** IVS ingest rules: auto = enforce while any stage is IVS, else warn; enforce; warn; off. */
   ivsRules: 'auto' | 'enforce' | 'warn' | 'off';
@@ -99,6 +108,7 @@ export function parseConfig(env: Record<string, string | undefined>, host = host
     legMaxAgeMs: e.LEG_MAX_AGE_S * 1000,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     ivsRules: e.IVS_RULES,
     ivsRefusalHoldMs: e.IVS_REFUSAL_HOLD_S * 1000,
@@ -111,6 +121,7 @@ export function parseConfig(env: Record<string, string | undefined>, host = host
   if (e.INGEST_TOKEN) c.ingestToken = e.INGEST_TOKEN;
   if (e.METRICS_TOKEN) c.metricsToken = e.METRICS_TOKEN;
   if (e.HEARTBEAT_INTERVAL_MS !== undefined) c.heartbeatIntervalMs = e.HEARTBEAT_INTERVAL_MS;
+  if (e.MAX_LEGS !== undefined) c.maxLegs = e.MAX_LEGS;
   if (e.RTC_BIND_ADDRESS) c.rtcBindAddress = e.RTC_BIND_ADDRESS;
   return c;
 }

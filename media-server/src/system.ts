@@ -54,6 +54,8 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     serverId: config.serverId,
     advertisedIp: config.advertisedIp,
     port: config.port,
+    ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+    ...(config.maxLegs !== undefined ? { maxLegs: config.maxLegs } : {}),
     requestTimeoutMs: config.requestTimeoutMs,
     log,
     ...(config.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: config.heartbeatIntervalMs } : {}),

@@ -186,3 +186,79 @@ test('a registration refused for the secret (401/403) is logged once as register
     }
   });
 });
+
+test('registers its URL (http://advertisedIp:port unless PUBLIC_URL) and MAX_LEGS; heartbeats carry draining and the ingest kind', async () => {
+  await withApi(async (api) => {
+    const { c } = client(api, { maxLegs: 7 });
+    const { c: c2 } = client(api, { serverId: 'media-test-2', publicUrl: 'https://m2.example.com' });
+    try {
+      c.setAdvertisedPort(4555);
+      await c.register();
+      await c2.register();
+      assert.equal(api.servers.get('media-test-1')!.register.url, 'http://127.0.0.1:4555');
+      assert.equal(api.servers.get('media-test-1')!.register.maxLegs, 7);
+      assert.equal(api.servers.get('media-test-2')!.register.url, 'https://m2.example.com');
+      assert.equal(api.servers.get('media-test-2')!.register.maxLegs, undefined);
+      let payload = { publisherOnline: false, legs: [], ingest: 'relay' as const, draining: false };
+      c.setHeartbeatSource(() => payload);
+      await c.heartbeat();
+      assert.equal(api.servers.get('media-test-1')!.last!.ingest, 'relay');
+      assert.equal(api.servers.get('media-test-1')!.last!.draining, undefined);
+      payload = { ...payload, draining: true };
+      await c.heartbeat();
+      assert.equal(api.servers.get('media-test-1')!.last!.draining, true);
+    } finally {
+      c.stop();
+      c2.stop();
+    }
+  });
+});
+
+test('heartbeatSoon sends one heartbeat at once for a burst of changes, long before the interval', async () => {
+  const api = await startFakeApi({ secret: SECRET, heartbeatIntervalMs: 60_000 });
+  const { c } = client(api, { nudgeDelayMs: 20 });
+  try {
+    let ingest: 'none' | 'broadcaster' = 'none';
+    c.setHeartbeatSource(() => ({ publisherOnline: ingest === 'broadcaster', legs: [], ingest }));
+    await c.register();
+    c.startHeartbeat();
+    ingest = 'broadcaster';
+    for (let i = 0; i < 5; i++) c.heartbeatSoon();
+    await waitFor(() => api.servers.get('media-test-1')!.heartbeats >= 1, { what: 'the immediate heartbeat' });
+    assert.equal(api.servers.get('media-test-1')!.last!.ingest, 'broadcaster');
+    // Let any other scheduled nudge fire; the burst made exactly one.
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(api.servers.get('media-test-1')!.heartbeats, 1);
+  } finally {
+    c.stop();
+    await api.stop();
+  }
+});
+
+test('stage_assigned and origin_changed events reach the client as typed events; the stage list carries owners and the origin', async () => {
+  await withApi(async (api) => {
+    api.pool = true;
+    const { c } = client(api);
+    const arn = localStageArn('s9');
+    try {
+      const assigned: unknown[] = [];
+      const origins: unknown[] = [];
+      c.on('stage_assigned', (e) => assigned.push(e));
+      c.on('origin_changed', (e) => origins.push(e.origin));
+      c.connectWebSocket();
+      await waitFor(() => c.websocketState === 'up', { what: 'socket up' });
+      api.stages.add(arn);
+      api.assign(arn, 'media-test-2', 'media-test-1');
+      api.setOrigin({ serverId: 'media-test-2' as never, url: 'http://127.0.0.1:5002' });
+      await waitFor(() => assigned.length === 1 && origins.length === 1, { what: 'both events' });
+      assert.deepEqual({ ...(assigned[0] as object), timestamp: undefined }, { stageArn: arn, serverId: 'media-test-2', previousServerId: 'media-test-1', timestamp: undefined });
+      assert.deepEqual(origins[0], { serverId: 'media-test-2', url: 'http://127.0.0.1:5002' });
+      const list = await c.getStages();
+      assert.equal(list.stages[0]!.mediaServerId, 'media-test-2');
+      assert.equal(list.stages[0]!.previousMediaServerId, 'media-test-1');
+      assert.equal(list.origin?.url, 'http://127.0.0.1:5002');
+    } finally {
+      c.stop();
+    }
+  });
+});

@@ -13,6 +13,10 @@ test('config: defaults from the brief, and every bad variable named at once', ()
   assert.equal(c.heartbeatIntervalMs, undefined);
   assert.equal(c.legTokenRenewBeforeMs, 600_000);
   assert.equal(c.legMaxAgeMs, 82_800_000);
+  assert.equal(c.maxLegs, undefined, 'no limit unless MAX_LEGS is set');
+  assert.equal(c.drainTimeoutMs, 15_000);
+  assert.equal(parseConfig({ MEDIA_SERVER_SECRET: 'secret-123456', MAX_LEGS: '12', DRAIN_TIMEOUT_MS: '0' }).maxLegs, 12);
+  assert.throws(() => parseConfig({ MEDIA_SERVER_SECRET: 'secret-123456', MAX_LEGS: '0' }), /MAX_LEGS/);
   assert.throws(
     () => parseConfig({ PORT: 'x', LEG_MAX_AGE_S: '90000', API_SERVER_URL: 'nope', INGEST_TOKEN: 'short' }),
     (e: unknown) =>

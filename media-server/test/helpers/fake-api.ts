@@ -6,14 +6,31 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { HeartbeatRequestSchema, RegisterRequestSchema, TokenRequestSchema, stageIdOf, type StageArn } from '@stagecast/protocol';
+import { HeartbeatRequestSchema, RegisterRequestSchema, TokenRequestSchema, stageIdOf, type HeartbeatRequest, type Origin, type RegisterRequest, type StageArn } from '@stagecast/protocol';
+
+/** Who publishes into a stage (pool mode): the owner, and the previous owner during a handover. */
+export interface FakeAssignment {
+  serverId: string | null;
+  previous: string | null;
+}
 
 export interface FakeApi {
   url: string;
   port: number;
   secret: string;
   stages: Set<StageArn>;
-  servers: Map<string, { port: number; heartbeats: number; legs: unknown[]; publisherOnline?: boolean }>;
+  servers: Map<string, { port: number; heartbeats: number; legs: unknown[]; publisherOnline?: boolean; register: RegisterRequest; last?: HeartbeatRequest }>;
+  /**
+   * Pool mode (an API Server that assigns stages): the stage list names each stage's owner and the origin, and a
+   * token for a stage goes only to its owner or previous owner (409 to any other server). Off: the seed's contract.
+   */
+  pool: boolean;
+  assignments: Map<StageArn, FakeAssignment>;
+  origin: Origin | null;
+  /** Sets a stage's owner and sends stage_assigned. */
+  assign(arn: StageArn, serverId: string | null, previous?: string | null): void;
+  /** Sets the origin and sends origin_changed. */
+  setOrigin(origin: Origin | null): void;
   calls: { method: string; path: string; status: number }[];
   tokensIssued: Map<StageArn, number>;
   wsConnections: number;
@@ -51,6 +68,17 @@ export async function startFakeApi(o: {
     secret: o.secret,
     stages: new Set(),
     servers: new Map(),
+    pool: false,
+    assignments: new Map(),
+    origin: null,
+    assign(arn, serverId, previous = null) {
+      api.assignments.set(arn, { serverId, previous });
+      send({ type: 'stage_assigned', seq: ++seq, data: { stageArn: arn, serverId, previousServerId: previous, timestamp: new Date().toISOString() } });
+    },
+    setOrigin(origin) {
+      api.origin = origin;
+      send({ type: 'origin_changed', seq: ++seq, data: { origin, timestamp: new Date().toISOString() } });
+    },
     calls: [],
     tokensIssued: new Map(),
     wsConnections: 0,
@@ -117,7 +145,10 @@ export async function startFakeApi(o: {
   };
 
   function broadcast(type: 'stage_created' | 'stage_deleted', arn: StageArn): void {
-    const msg = JSON.stringify({ type, seq: ++seq, data: { stageArn: arn, timestamp: new Date().toISOString() } });
+    send({ type, seq: ++seq, data: { stageArn: arn, timestamp: new Date().toISOString() } });
+  }
+  function send(m: unknown): void {
+    const msg = JSON.stringify(m);
     for (const ws of wss?.clients ?? []) ws.send(msg);
   }
 
@@ -145,7 +176,7 @@ export async function startFakeApi(o: {
       }
       if (path === '/api/media/register' && req.method === 'POST') {
         const r = RegisterRequestSchema.parse(body);
-        api.servers.set(r.serverId, { port: r.port, heartbeats: 0, legs: [] });
+        api.servers.set(r.serverId, { port: r.port, heartbeats: 0, legs: [], register: r });
         return send(200, { ok: true, serverId: r.serverId, heartbeatIntervalMs: api.heartbeatIntervalMs });
       }
       if (path === '/api/media/heartbeat' && req.method === 'POST') {
@@ -154,15 +185,26 @@ export async function startFakeApi(o: {
         if (!s) return send(404, { error: { code: 'NOT_FOUND', message: 'unknown media server: register again' } });
         s.heartbeats++;
         s.legs = h.legs ?? [];
+        s.last = h;
         if (h.publisherOnline !== undefined) s.publisherOnline = h.publisherOnline;
         return send(200, { ok: true, heartbeatIntervalMs: api.heartbeatIntervalMs });
       }
       if (path === '/api/media/stages' && req.method === 'GET') {
-        return send(200, { stages: [...api.stages].map((arn) => ({ stageArn: arn, stageId: stageIdOf(arn), viewerCount: 0, capacity: 50, state: 'active' })) });
+        const stages = [...api.stages].map((arn) => {
+          const base = { stageArn: arn, stageId: stageIdOf(arn), viewerCount: 0, capacity: 50, state: 'active' };
+          if (!api.pool) return base;
+          const a = api.assignments.get(arn);
+          return { ...base, mediaServerId: a?.serverId ?? null, previousMediaServerId: a?.previous ?? null };
+        });
+        return send(200, api.pool ? { stages, origin: api.origin } : { stages });
       }
       if (path === '/api/media/token' && req.method === 'POST') {
         const t = TokenRequestSchema.parse(body);
         if (!api.stages.has(t.stageArn)) return send(404, { error: { code: 'NOT_FOUND', message: 'no such active stage' } });
+        const a = api.assignments.get(t.stageArn);
+        if (api.pool && t.serverId !== undefined && a?.serverId !== t.serverId && a?.previous !== t.serverId) {
+          return send(409, { error: { code: 'CONFLICT', message: 'this stage is assigned to another media server' } });
+        }
         const n = (api.tokensIssued.get(t.stageArn) ?? 0) + 1;
         api.tokensIssued.set(t.stageArn, n);
         return send(200, {
