@@ -24,7 +24,9 @@ const EnvSchema = z
     API_SECRET_KEY: z.string().min(8, 'must be at least 8 characters'),
     MEDIA_SERVER_SECRET: z.string().min(8, 'must be at least 8 characters'),
     STAGE_SERVER_SECRET: z.string().min(16, 'must be at least 16 characters (the stage server requires as much)').optional(),
-    STAGE_SERVER_URL: z.string().url().default('http://127.0.0.1:3002'),
+    STAGE_SERVER_URL: z.string().default('http://127.0.0.1:3002'),
+    STAGE_SERVER_URLS: z.string().optional(),
+    STAGE_SERVER_HEALTH_INTERVAL_MS: int(5000, 50),
     ENABLE_MEDIA_SERVER: bool.default(true),
     MEDIA_SERVER_URL: z.string().url().default('http://127.0.0.1:3001'),
     PUBLIC_URL: z.string().url().optional(),
@@ -99,7 +101,10 @@ export interface Config {
   apiSecretKey: string;
   mediaServerSecret: string;
   stageServerSecret: string;
-  stageServerUrl: string;
+  /** STAGE_PROVIDER=local: the stage servers' base URLs (admin API, /health), without a trailing slash; never empty. */
+  stageServerUrls: string[];
+  /** How often each stage server's /health is read; two failed reads in a row mark it down. */
+  stageServerHealthIntervalMs: number;
   enableMediaServer: boolean;
   mediaServerUrl: string;
   /** Where clients reach this API Server (the WHIP front door is publicUrl + /whip). Default http://127.0.0.1:PORT. */
@@ -187,6 +192,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   const proxies = parseTrustedProxies(clean.TRUSTED_PROXIES);
   if (proxies.error) extra.push(`  TRUSTED_PROXIES: ${proxies.error}`);
+  const stageServers = parseStageServerUrls(clean.STAGE_SERVER_URLS ? 'STAGE_SERVER_URLS' : 'STAGE_SERVER_URL', clean.STAGE_SERVER_URLS ?? clean.STAGE_SERVER_URL ?? 'http://127.0.0.1:3002');
+  if (stageServers.error) extra.push(`  ${stageServers.error}`);
   let whipTargets: WhipTargetConfig[] = [];
   if (provider === 'whip') {
     const t = parseWhipTargets(clean.WHIP_TARGETS);
@@ -204,7 +211,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     apiSecretKey: e.API_SECRET_KEY,
     mediaServerSecret: e.MEDIA_SERVER_SECRET,
     stageServerSecret: e.STAGE_SERVER_SECRET ?? '',
-    stageServerUrl: e.STAGE_SERVER_URL.replace(/\/+$/, ''),
+    stageServerUrls: stageServers.urls,
+    stageServerHealthIntervalMs: e.STAGE_SERVER_HEALTH_INTERVAL_MS,
     enableMediaServer: e.ENABLE_MEDIA_SERVER,
     mediaServerUrl: e.MEDIA_SERVER_URL.replace(/\/+$/, ''),
     publicUrl: (e.PUBLIC_URL ?? `http://127.0.0.1:${e.PORT}`).replace(/\/+$/, ''),
@@ -258,6 +266,40 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       moveTimeoutMs: 3 * e.VIEWER_HEARTBEAT_INTERVAL_MS,
     },
   };
+}
+
+const MAX_STAGE_SERVERS = 256;
+
+/**
+ * STAGE_SERVER_URLS (a comma-separated list) or STAGE_SERVER_URL (one): http(s) base URLs without credentials, query
+ * or fragment, each once. `name` is the variable read (STAGE_SERVER_URLS wins when both are set); an error names it.
+ */
+export function parseStageServerUrls(name: string, raw: string): { urls: string[]; error?: string } {
+  const list = raw.split(',').map((x) => x.trim()).filter(Boolean);
+  if (list.length === 0) return { urls: [], error: `${name}: must list at least one stage server URL (http://host:port)` };
+  if (list.length > MAX_STAGE_SERVERS) return { urls: [], error: `${name}: at most ${MAX_STAGE_SERVERS} stage servers` };
+  const bad: string[] = [];
+  const urls: string[] = [];
+  for (const item of list) {
+    let u: URL;
+    try {
+      u = new URL(item);
+    } catch {
+      bad.push(`${JSON.stringify(item)} is not a URL`);
+      continue;
+    }
+    const where = `${u.protocol}//${u.host}`;
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') bad.push(`${where} must be http or https`);
+    else if (u.username || u.password) bad.push(`${where} must not carry credentials (the admin API takes STAGE_SERVER_SECRET)`);
+    else if (u.search || u.hash) bad.push(`${where}${u.pathname} must have no ?query or #fragment`);
+    else {
+      const base = (u.origin + u.pathname).replace(/\/+$/, '');
+      if (urls.includes(base)) bad.push(`${base} is listed twice`);
+      else urls.push(base);
+    }
+  }
+  if (bad.length) return { urls: [], error: `${name}: ${bad.join('; ')}` };
+  return { urls };
 }
 
 const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal']);

@@ -13,6 +13,9 @@ export class Metrics {
   readonly handovers: Counter<'reason'>;
   readonly handoversCompleted: Counter<'result'>;
   readonly frontDoor: Counter<'outcome'>;
+  readonly stageServerChecksFailed: Counter<'server'>;
+  readonly stageServerDowns: Counter<'server'>;
+  private stageServers: () => { url: string; up: boolean }[] = () => [];
 
   constructor(store: Store) {
     const registers = [this.registry];
@@ -95,6 +98,28 @@ export class Metrics {
       labelNames: ['outcome'],
       registers,
     });
+    this.stageServerChecksFailed = new Counter({
+      name: 'stagecast_stage_server_checks_failed_total',
+      help: 'Failed GET /health reads of a stage server (STAGE_PROVIDER=local), by server',
+      labelNames: ['server'],
+      registers,
+    });
+    this.stageServerDowns = new Counter({
+      name: 'stagecast_stage_server_down_total',
+      help: 'Times a stage server was marked down (its stages removed from the pool), by server',
+      labelNames: ['server'],
+      registers,
+    });
+    const stageServers = () => this.stageServers();
+    new Gauge({
+      name: 'stagecast_stage_server_up',
+      help: '1 while a stage server (STAGE_PROVIDER=local) takes stages, 0 while it is down, by server',
+      labelNames: ['server'],
+      registers,
+      collect() {
+        for (const s of stageServers()) this.set({ server: s.url }, s.up ? 1 : 0);
+      },
+    });
     this.httpDuration = new Histogram({
       name: 'stagecast_http_request_duration_seconds',
       help: 'HTTP request duration',
@@ -102,5 +127,10 @@ export class Metrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers,
     });
+  }
+
+  /** The stage servers' up/down state, read at each scrape. */
+  registerStageServers(read: () => { url: string; up: boolean }[]): void {
+    this.stageServers = read;
   }
 }

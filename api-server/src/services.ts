@@ -20,6 +20,7 @@ import { PublishTokenService } from './services/PublishTokenService.js';
 import { StageAssignmentService } from './services/StageAssignmentService.js';
 import { StageAutoScalingService } from './services/StageAutoScalingService.js';
 import { StageEndpointRefresher } from './services/StageEndpointRefresher.js';
+import { StageServerPool } from './services/StageServerPool.js';
 import { ViewerRateLimiter } from './services/ViewerRateLimiter.js';
 import { ViewerService } from './services/ViewerService.js';
 import { WhipFrontDoor } from './services/WhipFrontDoor.js';
@@ -53,6 +54,8 @@ export interface Services {
   cost: CostMeter;
   /** Merges sparse stages when the audience shrinks (CONSOLIDATION_ENABLED). */
   consolidation: ConsolidationService;
+  /** STAGE_PROVIDER=local: the stage servers — where new stages go, and their health (a down one loses its stages). */
+  stageServers?: StageServerPool;
   /** STAGE_PROVIDER=ivs: viewer accounting checked against ListParticipants (started with the viewers). */
   ivsViewers?: IvsViewerReconciler;
   startedAt: number;
@@ -71,14 +74,16 @@ export interface ProviderBundle {
   ivs?: IvsStageProvider;
   /** STAGE_PROVIDER=ivs: released and expired seats are disconnected at IVS (their tokens outlive them). */
   seats?: IvsParticipantDisconnector;
+  /** STAGE_PROVIDER=local: the stage server client itself (StageServerPool picks its servers and reads their health). */
+  local?: LocalStageProvider;
 }
 
 export function createProvider(config: Config, log: Logger, tokens: TokenService): ProviderBundle {
   const plog = log.child({ component: 'provider' });
   switch (config.stageProvider) {
     case 'local': {
-      const inner = new LocalStageProvider({ baseUrl: config.stageServerUrl, secret: config.stageServerSecret, poolId: config.stagePoolId });
-      return { provider: new PacedProvider(inner, plog), issuer: new LocalTokenIssuer(tokens) };
+      const inner = new LocalStageProvider({ baseUrls: config.stageServerUrls, secret: config.stageServerSecret, poolId: config.stagePoolId });
+      return { provider: new PacedProvider(inner, plog), issuer: new LocalTokenIssuer(tokens), local: inner };
     }
     case 'whip': {
       const inner = new WhipTargetProvider(config.whipTargets, config.stagePoolId);
@@ -117,6 +122,20 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     metrics,
     config: { ...config.scaling, poolId: config.stagePoolId },
   });
+  // The stage servers' pool chooses where the local provider creates each stage, and watches their health.
+  const stageServers = bundle.local
+    ? new StageServerPool({
+        urls: config.stageServerUrls,
+        provider: bundle.local,
+        store,
+        bus,
+        log,
+        metrics,
+        intervalMs: config.stageServerHealthIntervalMs,
+        replan: () => scaling.plan(),
+      })
+    : undefined;
+  if (stageServers) bundle.local!.useSelector(stageServers);
   const ivsViewers =
     bundle.ivs && config.ivs
       ? new IvsViewerReconciler({
@@ -202,6 +221,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     frontDoor,
     publishTokens,
     ...(ivsViewers ? { ivsViewers } : {}),
+    ...(stageServers ? { stageServers } : {}),
     ...(endpoints ? { endpoints } : {}),
     startedAt: Date.now(),
     lifecycle: { draining: false },

@@ -29,6 +29,8 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       services.viewers.start();
       services.viewerLimits.start();
       services.cost.start();
+      // Before the first reconcile: a stage server found down leaves the listing, so the pool can still start.
+      services.stageServers?.start();
       // Reconciles with the provider before the first plan (retried on each tick if the provider is away).
       await services.scaling.start();
       services.endpoints?.start();
@@ -48,6 +50,7 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       services.consolidation.stop();
       await services.endpoints?.stop();
       await services.scaling.stop();
+      await services.stageServers?.stop();
       services.cost.stop();
       services.viewers.stop();
       services.viewerLimits.stop();

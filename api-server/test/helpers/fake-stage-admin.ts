@@ -31,6 +31,8 @@ export async function startFakeStageAdmin(secret: string): Promise<FakeStageAdmi
     req.on('end', () => {
       const path = (req.url ?? '/').split('?')[0]!;
       calls.push({ method: req.method ?? '', path });
+      // Liveness, open as the real stage server's is (the API Server's StageServerPool reads it).
+      if (req.method === 'GET' && path === '/health') return send(200, { status: 'ok', service: 'stage-server' });
       const auth = req.headers.authorization;
       if (!auth) return send(401, { error: { code: 'UNAUTHORIZED', message: 'bearer required' } });
       if (auth !== `Bearer ${secret}`) return send(403, { error: { code: 'FORBIDDEN', message: 'wrong secret' } });
