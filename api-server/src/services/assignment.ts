@@ -116,14 +116,17 @@ export function planAssignments(
     moved.add(s.arn);
   };
 
-  // 1. Stages whose owner cannot keep them (none, dead, socket closed, draining) go to the least-loaded eligible server.
+  // 1. Stages whose owner cannot keep them (none, dead, socket closed, draining) go to the least-loaded eligible server
+  //    (or back to the one still publishing, when it is eligible).
   for (const s of cur.values()) {
     if (eligible(s.owner)) continue;
     const owner = s.owner === null ? undefined : byId.get(s.owner);
     const reason: MoveReason =
       s.owner === null ? 'unassigned' : !owner || owner.state !== 'online' ? 'offline' : owner.draining ? 'drain' : 'socket_closed';
     const previous = handingOver(s, mayBeAlive, byId);
-    const to = leastLoaded();
+    // The server still publishing takes the stage back when it can: no handover at all.
+    const keeper = previous === null ? undefined : candidates.find((c) => c.id === previous && hasRoom(c));
+    const to = keeper ?? leastLoaded();
     if (to) apply(s, to.id, previous, reason);
     else if (s.owner !== null) apply(s, null, previous, 'no_server');
   }
