@@ -12,7 +12,8 @@ const server = await createMediaServer(config, log);
 
 await runProcess({
   log,
-  stopTimeoutMs: config.shutdownTimeoutMs,
+  // The drain (stages moved to other Media Servers) comes before the stop sequence's own deadline.
+  stopTimeoutMs: config.shutdownTimeoutMs + config.drainTimeoutMs,
   parts: [
     // Stopped last: node-datachannel's threads would keep the process alive after everything else is closed.
     { name: 'rtc', stop: () => shutdownRtc() },

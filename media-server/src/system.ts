@@ -64,6 +64,7 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
   // IVS rules: enforced while a stage is IVS; the policy also counts legs whose WHIP URL is IVS's.
   const ivs: IvsPolicy = new IvsPolicy(config.ivsRules, (): readonly string[] => stageManager.stageArns());
   const stageManager: StageManager = new StageManager({
+    serverId: config.serverId,
     api,
     router,
     connect: ivs.watch(opts.connect ?? rtcLegConnector),
@@ -77,6 +78,10 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       ...(opts.backoff ? { retryBaseMs: opts.backoff.baseMs, retryCapMs: opts.backoff.capMs } : {}),
     },
     ...(config.rtcBindAddress ? { bindAddress: config.rtcBindAddress } : {}),
+    // A connected leg or a dropped one completes a handover at the API Server: tell it now, not at the next interval.
+    onChange: (what) => {
+      if (what === 'leg') api.heartbeatSoon();
+    },
   });
   const auth = new IngestAuth({
     ...(config.ingestToken ? { ingestToken: config.ingestToken } : {}),
@@ -104,6 +109,7 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       ingest: ingest.stats(),
     });
   let stopped = false;
+  let draining = false;
   const checks = (): HealthResponse['checks'] => {
     const a = api.status();
     const m = stageManager.stats();
@@ -131,6 +137,20 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
   const metrics = createMetrics(stats);
   const app = await buildApp({ log, health: { health, ready, stats, metrics, ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}) }, ingest, endpoint });
 
+  /**
+   * Drain (SIGTERM): say `draining` so the API Server gives every stage to other Media Servers, and keep serving each
+   * until its move is complete (stage_assigned names neither this server nor it as previous), or DRAIN_TIMEOUT_MS.
+   */
+  const drain = async (): Promise<void> => {
+    if (config.drainTimeoutMs <= 0 || !api.isRegistered || stageManager.legCount === 0) return;
+    draining = true;
+    const t0 = Date.now();
+    log.info({ legs: stageManager.legCount, timeoutMs: config.drainTimeoutMs }, 'drain.started');
+    await api.heartbeat().catch(() => undefined);
+    const moved = await stageManager.waitForNoLegs(config.drainTimeoutMs);
+    log.info({ moved, legsLeft: stageManager.legCount, ms: Date.now() - t0 }, moved ? 'drain.completed' : 'drain.timed_out');
+  };
+
   const server: MediaServer = {
     app,
     api,
@@ -149,7 +169,12 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       log.info({ port: server.port, host: config.host, serverId: config.serverId }, 'server.listening');
       router.startTimer(1000);
       ingest.start();
-      api.setHeartbeatSource(() => ({ ...stageManager.heartbeatPayload(), publisher: publisherReport(stats()) }));
+      api.setHeartbeatSource(() => ({
+        ...stageManager.heartbeatPayload(),
+        publisher: publisherReport(stats()),
+        ingest: stageManager.feed,
+        ...(draining ? { draining: true } : {}),
+      }));
       // When PORT=0, the API Server must learn the real port.
       api.setAdvertisedPort(server.port);
       try {
@@ -167,6 +192,7 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       if (stopped) return;
       stopped = true;
       log.info('server.stopping');
+      await drain();
       stageManager.stopPeriodicSync();
       api.stopHeartbeat();
       await stageManager.stop(); // every leg DELETEs its WHIP session

@@ -19,7 +19,7 @@ async function withManager(
   const api = new FakeStageApi();
   const conn = fakeConnector();
   const router = new Router();
-  const sm = new StageManager({ api, router, connect: conn.connect, log, timing: { ...FAST, ...timing }, syncIntervalMs: 60_000 });
+  const sm = new StageManager({ serverId: 'me', api, router, connect: conn.connect, log, timing: { ...FAST, ...timing }, syncIntervalMs: 60_000 });
   try {
     await fn({ sm, api, conn, router, logs });
   } finally {
@@ -80,8 +80,8 @@ test('a sync while the API Server is away keeps every leg; a sync that raced a s
     api.down = false;
 
     // The list is fetched (still holding A), then the deletion event arrives before the list is applied.
-    const getActive = api.getActiveStages.bind(api);
-    api.getActiveStages = async () => {
+    const getActive = api.getStages.bind(api);
+    api.getStages = async () => {
       const list = await getActive();
       api.deleted(A);
       return list;
@@ -302,5 +302,106 @@ test('a leg whose WHIP POST failed says so in its next token request (the API Se
       api.tokenRequests.filter((r) => r.arn === A).map((r) => r.whipFailed),
       [false, true, true],
     );
+  });
+});
+
+test('ownership: with an API Server that assigns stages, legs only for the stages this server owns or hands over; an older one (no owner field) gets a leg for every stage', async () => {
+  await withManager(async ({ sm, api, conn }) => {
+    api.pool = true;
+    api.stages.add(A);
+    api.stages.add(B);
+    api.stages.add(C);
+    api.assignments.set(A, { serverId: 'me' });
+    api.assignments.set(B, { serverId: 'other', previous: 'me' });
+    api.assignments.set(C, { serverId: 'other' });
+    sm.initialize();
+    await sm.syncAllStages();
+    assert.equal(sm.ownership, 'assigned');
+    assert.deepEqual(sm.stageArns().sort(), [A, B].sort());
+    await waitFor(() => sm.stats().stagesConnected === 2, { what: 'owned and handed-over legs' });
+    assert.equal(conn.live(C).length, 0, 'no leg into a stage another server owns');
+  });
+  await withManager(async ({ sm, api }) => {
+    api.stages.add(A);
+    api.stages.add(B);
+    sm.initialize();
+    await sm.syncAllStages();
+    assert.equal(sm.ownership, 'all');
+    assert.deepEqual(sm.stageArns().sort(), [A, B].sort(), "today's behaviour: every stage");
+  });
+});
+
+test('stage_assigned acts at once: a stage given to this server gets a leg, one given away loses it after the handover, stage_created alone waits for the assignment', async () => {
+  await withManager(async ({ sm, api, conn, logs }) => {
+    api.pool = true;
+    sm.initialize();
+    await sm.syncAllStages();
+    api.created(A);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(sm.legFor(A), undefined, 'stage_created waits for stage_assigned');
+    api.assigned(A, 'me');
+    await waitFor(() => sm.legFor(A)?.state === 'connected', { what: 'leg of the assigned stage' });
+    // A handover to another server: this one keeps publishing until the new owner's leg is connected.
+    api.assigned(A, 'other', 'me');
+    assert.equal(sm.legFor(A)?.state, 'connected', 'make-before-break: kept while handing over');
+    api.assigned(A, 'other', null);
+    assert.equal(sm.legFor(A), undefined);
+    assert.equal(conn.live(A).length, 0);
+    assert.equal(sm.stats().released, 1);
+    assert.equal(logs.count('stage.released'), 1);
+    // A stage handed over TO this server (previous = another) gets a leg at once.
+    api.stages.add(B);
+    api.assigned(B, 'me', 'other');
+    await waitFor(() => sm.legFor(B)?.state === 'connected', { what: 'leg of the stage handed to us' });
+  });
+});
+
+test('a token refused with 409 (the stage is another server\'s) drops the leg without a retry storm; the periodic sync does not bring it back', async () => {
+  await withManager(async ({ sm, api, conn }) => {
+    api.pool = true;
+    api.stages.add(A);
+    api.assignments.set(A, { serverId: 'me' });
+    sm.initialize();
+    await sm.syncAllStages();
+    assert.ok(sm.legFor(A));
+    // The API Server moved the stage; this server missed the event and its leg retries.
+    await waitFor(() => sm.legFor(A)?.state === 'connected', { what: 'leg A' });
+    api.assignments.set(A, { serverId: 'other' });
+    // Its next token request (a rotation, a reconnect) is refused.
+    sm.legFor(A)!.emit('rotate-due', { reason: 'token-expiry' });
+    await waitFor(() => sm.legFor(A) === undefined, { what: 'the leg dropped on 409' });
+    const requests = api.tokenRequests.length;
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(api.tokenRequests.length, requests, 'no retries after the 409');
+    await sm.syncAllStages();
+    assert.equal(sm.legFor(A), undefined, 'the list says the stage is another server\'s');
+    assert.equal(conn.live(A).length, 0);
+  }, { retryBaseMs: 10, retryCapMs: 20 });
+});
+
+test('waitForNoLegs (drain): true once every stage has moved away, false at the timeout, false at once with an API Server that assigns nothing', async () => {
+  await withManager(async ({ sm, api }) => {
+    api.pool = true;
+    api.stages.add(A);
+    api.stages.add(B);
+    api.assignments.set(A, { serverId: 'me' });
+    api.assignments.set(B, { serverId: 'me' });
+    sm.initialize();
+    await sm.syncAllStages();
+    assert.equal(await sm.waitForNoLegs(50), false, 'times out while stages are still ours');
+    const drained = sm.waitForNoLegs(5000);
+    api.assigned(A, 'other', 'me');
+    api.assigned(B, 'other', 'me');
+    api.assigned(A, 'other');
+    api.assigned(B, 'other');
+    assert.equal(await drained, true);
+  });
+  await withManager(async ({ sm, api }) => {
+    api.stages.add(A);
+    sm.initialize();
+    await sm.syncAllStages();
+    const t0 = Date.now();
+    assert.equal(await sm.waitForNoLegs(5000), false);
+    assert.ok(Date.now() - t0 < 1000, 'nothing will move the stages: no wait');
   });
 });

@@ -1,19 +1,25 @@
 /**
- * Keeps one WHIP leg per active stage, started as soon as the stage exists (before any broadcaster), and
- * feeds the broadcaster's session into the Router that fans out to every leg. Stage events from the API
- * Server add and remove legs at once; a full sync (at start, after a WebSocket reconnect, and every
- * SYNC_INTERVAL_MS) repairs anything missed. A leg due for rotation is replaced make-before-break.
+ * Keeps one WHIP leg per stage this server publishes into, started as soon as the stage exists (before any
+ * broadcaster), and feeds the broadcaster's session (or the relay from the origin) into the Router that fans out to
+ * every leg. Stage events from the API Server add and remove legs at once; a full sync (at start, after a WebSocket
+ * reconnect, and every SYNC_INTERVAL_MS) repairs anything missed. A leg due for rotation is replaced
+ * make-before-break.
+ *
+ * Ownership: an API Server that assigns stages (its stage list names `mediaServerId`, or it sends stage_assigned)
+ * gets a leg from this server only for the stages it owns or is handing over (`previousMediaServerId`). An older API
+ * Server names no owner: every stage gets a leg, as with one Media Server. A token refused with 409 means the stage
+ * is not ours (any more): the leg is dropped, not retried.
  */
-import type { StageArn, StageSummary, TokenResponse } from '@stagecast/protocol';
+import type { Origin, StageArn, StagesResponse, StageSummary, TokenResponse } from '@stagecast/protocol';
 import type { MediaKind, SourceParams, SourcePort } from '@stagecast/rtc';
 import type { Logger } from '../logger.js';
-import type { IngestSession, LegConnector } from '../media/ports.js';
-import type { APIClientEvents, HeartbeatPayload } from './APIClientService.js';
+import { httpStatusOf, type IngestSession, type LegConnector } from '../media/ports.js';
+import type { APIClientEvents, HeartbeatPayload, StageAssignedEvent } from './APIClientService.js';
 import { StageLeg, type LegTiming, type SinkHostPort, type StageLegStats } from './StageLeg.js';
 
 /** What the StageManager needs of the API client. */
 export interface StageApi {
-  getActiveStages(): Promise<StageSummary[]>;
+  getStages(): Promise<StagesResponse>;
   getStageToken(stageArn: StageArn, opts?: { whipFailed?: boolean }): Promise<TokenResponse>;
   on<K extends keyof APIClientEvents>(event: K, listener: (...args: APIClientEvents[K]) => void): unknown;
   off<K extends keyof APIClientEvents>(event: K, listener: (...args: APIClientEvents[K]) => void): unknown;
@@ -30,6 +36,8 @@ export interface RouterPort extends SinkHostPort {
 }
 
 export interface StageManagerDeps {
+  /** This server's id: a stage is ours when the API Server names it as owner or previous owner. */
+  serverId: string;
   api: StageApi;
   router: RouterPort;
   connect: LegConnector;
@@ -39,7 +47,12 @@ export interface StageManagerDeps {
   bindAddress?: string;
   random?: () => number;
   now?: () => number;
+  /** A leg became connected or was dropped, or the origin changed: worth an immediate heartbeat / a relay check. */
+  onChange?: (what: 'leg' | 'origin') => void;
 }
+
+/** Does the API Server assign stages? Unknown until its stage list or a stage_assigned event says. */
+type OwnershipMode = 'unknown' | 'assigned' | 'all';
 
 interface StageEntry {
   arn: StageArn;
@@ -59,6 +72,10 @@ export interface StageManagerStats {
   syncFailures: number;
   legFailures: number;
   rotations: number;
+  /** Legs dropped because the API Server gave the stage to another Media Server (stage_assigned, sync or a 409). */
+  released: number;
+  ownership: OwnershipMode;
+  origin?: Origin | null;
   legs: StageLegStats[];
 }
 
@@ -86,10 +103,29 @@ export class StageManager {
   private publisher: IngestSession | undefined;
   private publisherSince = NaN;
   private publishingLogged = false;
+  private publisherKind: 'broadcaster' | 'relay' = 'broadcaster';
+  private mode: OwnershipMode = 'unknown';
+  private released = 0;
+  /** The origin from the API Server: undefined = not told (older API Server), null = none. */
+  private origin: Origin | null | undefined;
+  private originEventSeq = 0;
+  private drainWaiters: Array<() => void> = [];
 
   private readonly onCreated = (e: { stageArn: StageArn }): void => {
+    // An API Server that assigns stages follows stage_created with stage_assigned: the leg waits for that.
+    if (this.mode === 'assigned') return;
     this.lastEvent.set(e.stageArn, ++this.eventSeq);
     this.connectToStage(e.stageArn);
+  };
+  private readonly onAssigned = (e: StageAssignedEvent): void => {
+    this.mode = 'assigned';
+    this.lastEvent.set(e.stageArn, ++this.eventSeq);
+    if (this.isMine(e.serverId, e.previousServerId)) this.connectToStage(e.stageArn);
+    else if (this.stages.has(e.stageArn)) this.release(e.stageArn, 'assigned to another media server');
+  };
+  private readonly onOrigin = (e: { origin: Origin | null }): void => {
+    this.originEventSeq++;
+    this.setOrigin(e.origin);
   };
   private readonly onDeleted = (e: { stageArn: StageArn }): void => {
     this.lastEvent.set(e.stageArn, ++this.eventSeq);
@@ -119,8 +155,35 @@ export class StageManager {
     this.initialized = true;
     this.d.api.on('stage_created', this.onCreated);
     this.d.api.on('stage_deleted', this.onDeleted);
+    this.d.api.on('stage_assigned', this.onAssigned);
+    this.d.api.on('origin_changed', this.onOrigin);
     this.d.api.on('resync', this.onResync);
     this.d.router.on('keyframe', this.onKeyframe);
+  }
+
+  private isMine(owner: string | null | undefined, previous: string | null | undefined): boolean {
+    return owner === this.d.serverId || previous === this.d.serverId;
+  }
+
+  /** The stage is another server's now: close our leg (no retry) and say so. */
+  private release(stageArn: StageArn, reason: string): void {
+    if (!this.stages.has(stageArn)) return;
+    this.released++;
+    this.log.info({ stageArn, reason }, 'stage.released');
+    void this.disconnectFromStage(stageArn, reason);
+  }
+
+  private setOrigin(origin: Origin | null): void {
+    const same = origin === this.origin || (origin && this.origin && origin.serverId === this.origin.serverId && origin.url === this.origin.url);
+    this.origin = origin;
+    if (same) return;
+    this.log.info({ origin: origin ? origin.serverId : null }, 'origin.changed');
+    this.d.onChange?.('origin');
+  }
+
+  /** The origin as last told by the API Server (undefined: an older API Server that names none). */
+  get currentOrigin(): Origin | null | undefined {
+    return this.origin;
   }
 
   /** Legs for new stages, none for gone ones. Concurrent calls coalesce into one more run. Never throws. */
@@ -143,10 +206,11 @@ export class StageManager {
 
   private async syncOnce(): Promise<void> {
     const startedAt = this.eventSeq;
+    const originSeq = this.originEventSeq;
     this.syncs++;
-    let list: StageSummary[];
+    let res: StagesResponse;
     try {
-      list = await this.d.api.getActiveStages();
+      res = await this.d.api.getStages();
     } catch (err) {
       this.syncFailures++;
       if (this.lastSyncOk !== false) this.log.warn({ err: (err as Error).message }, 'stages.sync_failed');
@@ -154,8 +218,15 @@ export class StageManager {
       return; // keep every leg: the API Server being away is no reason to stop forwarding
     }
     if (this.stopped) return;
+    const list: StageSummary[] = res.stages;
+    // An API Server that assigns stages names an origin (null included) and every stage's owner.
+    const assigning = res.origin !== undefined || list.some((s) => s.mediaServerId !== undefined);
+    if (assigning) this.mode = 'assigned';
+    else if (this.mode === 'unknown') this.mode = 'all';
+    if (res.origin !== undefined && this.originEventSeq === originSeq) this.setOrigin(res.origin);
+    const ours = (s: StageSummary) => s.mediaServerId === undefined || this.isMine(s.mediaServerId, s.previousMediaServerId);
     const fresh = (arn: StageArn) => (this.lastEvent.get(arn) ?? 0) <= startedAt;
-    const want = new Set(list.filter((s) => s.state !== 'draining').map((s) => s.stageArn));
+    const want = new Set(list.filter((s) => s.state !== 'draining' && ours(s)).map((s) => s.stageArn));
     const added: StageArn[] = [];
     const removed: StageArn[] = [];
     for (const arn of want) {
@@ -166,7 +237,9 @@ export class StageManager {
     }
     for (const arn of [...this.stages.keys()]) {
       if (!want.has(arn) && fresh(arn)) {
-        void this.disconnectFromStage(arn);
+        const other = list.find((s) => s.stageArn === arn);
+        if (other && other.state !== 'draining') this.release(arn, 'assigned to another media server');
+        else void this.disconnectFromStage(arn);
         removed.push(arn);
       }
     }
@@ -189,14 +262,29 @@ export class StageManager {
   }
 
   /** Closes the stage's leg(s) at once; resolves when their WHIP sessions are DELETEd. */
-  async disconnectFromStage(stageArn: StageArn): Promise<void> {
+  async disconnectFromStage(stageArn: StageArn, reason = 'stage deleted'): Promise<void> {
     const entry = this.stages.get(stageArn);
     if (!entry) return;
     this.stages.delete(stageArn);
     this.expected = Math.max(0, this.expected - 1);
-    const closing = [entry.leg.close('stage deleted')];
-    if (entry.next) closing.push(entry.next.close('stage deleted'));
+    const closing = [entry.leg.close(reason)];
+    if (entry.next) closing.push(entry.next.close(reason));
+    this.d.onChange?.('leg');
+    if (this.stages.size === 0) this.wakeDrainWaiters();
     await Promise.all(closing);
+  }
+
+  /** A token request answered 409: the API Server gives this stage to other Media Servers. Drop the leg, no retry. */
+  private async token(arn: StageArn, opts?: { whipFailed?: boolean }): Promise<TokenResponse> {
+    try {
+      return await this.d.api.getStageToken(arn, opts);
+    } catch (err) {
+      if (httpStatusOf(err) === 409) {
+        this.lastEvent.set(arn, ++this.eventSeq);
+        this.release(arn, 'token refused: not assigned to this media server');
+      }
+      throw err;
+    }
   }
 
   private newLeg(stageArn: StageArn): StageLeg {
@@ -204,7 +292,7 @@ export class StageManager {
     return new StageLeg({
       stageArn,
       legId,
-      getToken: (arn, opts) => this.d.api.getStageToken(arn, opts),
+      getToken: (arn, opts) => this.token(arn, opts),
       connect: this.d.connect,
       router: this.d.router,
       log: this.d.log,
@@ -220,6 +308,7 @@ export class StageManager {
       this.legFailures++;
     });
     leg.on('rotate-due', () => this.rotate(entry, leg));
+    leg.on('connected', () => this.d.onChange?.('leg'));
   }
 
   /** Make-before-break: a new participant comes up, then the old one goes. */
@@ -241,11 +330,15 @@ export class StageManager {
 
   // ---- the broadcaster --------------------------------------------------------------------------
 
-  /** A broadcaster's session (new, or replacing one): the router's source becomes it; legs are untouched. */
-  onPublisherConnected(session: IngestSession): void {
+  /**
+   * A broadcaster's session (new, or replacing one), or the relay from the origin: the router's source becomes it;
+   * legs are untouched. The Router keeps sequence numbers and timestamps continuous across the change.
+   */
+  onPublisherConnected(session: IngestSession, kind: 'broadcaster' | 'relay' = 'broadcaster'): void {
     if (this.stopped) return;
     const router = this.d.router;
     this.publisher = session;
+    this.publisherKind = kind;
     this.publisherSince = this.now();
     this.publishingLogged = false;
     router.setSource(session.sourcePort, session.params);
@@ -256,7 +349,7 @@ export class StageManager {
     session.onRtcp((packet) => {
       if (this.publisher === session) router.pushRtcp(packet);
     });
-    this.log.info({ sessionId: session.id, audio: !!session.params.audio, video: !!session.params.video, stages: this.stages.size }, 'publisher.connected');
+    this.log.info({ sessionId: session.id, kind, audio: !!session.params.audio, video: !!session.params.video, stages: this.stages.size }, 'publisher.connected');
   }
 
   /** The broadcaster went away: the router drops its source, every leg stays up for its return. */
@@ -269,8 +362,43 @@ export class StageManager {
     this.log.info({ sessionId: id }, 'publisher.disconnected');
   }
 
+  /** The broadcaster itself feeds the router (not a relay). */
   get publisherOnline(): boolean {
-    return this.publisher !== undefined;
+    return this.publisher !== undefined && this.publisherKind === 'broadcaster';
+  }
+
+  /** What feeds the router now. */
+  get feed(): 'broadcaster' | 'relay' | 'none' {
+    return this.publisher ? this.publisherKind : 'none';
+  }
+
+  get legCount(): number {
+    return this.stages.size;
+  }
+
+  /**
+   * Drain: resolves true once this server has no leg left (the API Server moved every stage elsewhere and each
+   * handover ended), false after `timeoutMs`. With an API Server that does not assign stages nothing moves: false at once.
+   */
+  waitForNoLegs(timeoutMs: number): Promise<boolean> {
+    if (this.stages.size === 0) return Promise.resolve(true);
+    if (this.mode !== 'assigned' || timeoutMs <= 0) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const done = (v: boolean) => {
+        clearTimeout(t);
+        this.drainWaiters = this.drainWaiters.filter((w) => w !== wake);
+        resolve(v);
+      };
+      const wake = () => done(true);
+      const t = setTimeout(() => done(false), timeoutMs);
+      this.drainWaiters.push(wake);
+    });
+  }
+
+  private wakeDrainWaiters(): void {
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const fn of w) fn();
   }
 
   // ---- lifecycle and reporting ------------------------------------------------------------------
@@ -289,6 +417,11 @@ export class StageManager {
   /** What the heartbeat says: the serving leg of each stage. */
   heartbeatPayload(): HeartbeatPayload {
     return { publisherOnline: this.publisherOnline, legs: [...this.stages.values()].map((e) => ({ stageArn: e.arn, state: e.leg.state })) };
+  }
+
+  /** Whether the API Server assigns stages (learned from its stage list or a stage_assigned event). */
+  get ownership(): OwnershipMode {
+    return this.mode;
   }
 
   stageArns(): StageArn[] {
@@ -315,8 +448,11 @@ export class StageManager {
       syncFailures: this.syncFailures,
       legFailures: this.legFailures,
       rotations: this.rotations,
+      released: this.released,
+      ownership: this.mode,
       legs,
     };
+    if (this.origin !== undefined) s.origin = this.origin;
     if (this.publisherSince === this.publisherSince) s.publisherSince = new Date(this.publisherSince).toISOString();
     if (this.lastSyncAt === this.lastSyncAt) s.lastSyncAt = new Date(this.lastSyncAt).toISOString();
     if (this.lastSyncOk !== undefined) s.lastSyncOk = this.lastSyncOk;
@@ -330,6 +466,8 @@ export class StageManager {
     this.stopPeriodicSync();
     this.d.api.off('stage_created', this.onCreated);
     this.d.api.off('stage_deleted', this.onDeleted);
+    this.d.api.off('stage_assigned', this.onAssigned);
+    this.d.api.off('origin_changed', this.onOrigin);
     this.d.api.off('resync', this.onResync);
     this.d.router.off('keyframe', this.onKeyframe);
     const closing: Promise<void>[] = [];
@@ -338,6 +476,7 @@ export class StageManager {
       if (e.next) closing.push(e.next.close('shutdown'));
     }
     this.stages.clear();
+    this.wakeDrainWaiters();
     this.publisher = undefined;
     await Promise.all(closing);
   }

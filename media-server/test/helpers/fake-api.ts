@@ -25,6 +25,8 @@ export interface FakeApi {
    * token for a stage goes only to its owner or previous owner (409 to any other server). Off: the seed's contract.
    */
   pool: boolean;
+  /** Every heartbeat received, in order. */
+  heartbeatLog: HeartbeatRequest[];
   assignments: Map<StageArn, FakeAssignment>;
   origin: Origin | null;
   /** Sets a stage's owner and sends stage_assigned. */
@@ -69,6 +71,7 @@ export async function startFakeApi(o: {
     stages: new Set(),
     servers: new Map(),
     pool: false,
+    heartbeatLog: [],
     assignments: new Map(),
     origin: null,
     assign(arn, serverId, previous = null) {
@@ -181,6 +184,7 @@ export async function startFakeApi(o: {
       }
       if (path === '/api/media/heartbeat' && req.method === 'POST') {
         const h = HeartbeatRequestSchema.parse(body);
+        api.heartbeatLog.push(h);
         const s = api.servers.get(h.serverId);
         if (!s) return send(404, { error: { code: 'NOT_FOUND', message: 'unknown media server: register again' } });
         s.heartbeats++;

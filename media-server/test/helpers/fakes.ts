@@ -1,6 +1,6 @@
 /** Fakes for the transport ports and the API client, around a REAL Router. */
 import { EventEmitter } from 'node:events';
-import { localStageArn, stageIdOf, type StageArn, type StageSummary, type TokenResponse } from '@stagecast/protocol';
+import { localStageArn, stageIdOf, type Origin, type StageArn, type StagesResponse, type StageSummary, type TokenResponse } from '@stagecast/protocol';
 import type { MediaKind, SourceParams, SourcePort } from '@stagecast/rtc';
 import { FakeSinkPort, H264, OPUS } from '@stagecast/rtc/testing';
 import type { IngestSession, LegConnection, LegConnectionState, LegConnectOptions, LegConnector } from '../../src/media/ports.js';
@@ -97,15 +97,35 @@ export class FakeStageApi extends EventEmitter<APIClientEvents> {
   tokenTtlMs = 3_600_000;
   /** Every token request, with whether it reported a failed WHIP POST. */
   tokenRequests: { arn: StageArn; whipFailed: boolean }[] = [];
-  async getActiveStages(): Promise<StageSummary[]> {
+  /** Pool mode: the stage list names owners (from `assignments`) and the origin, as an API Server that assigns stages. */
+  pool = false;
+  assignments = new Map<StageArn, { serverId: string | null; previous?: string | null }>();
+  origin: Origin | null = null;
+  /** Token requests for a stage not assigned to `tokenServerId` answer 409 (pool mode). */
+  tokenServerId = 'me';
+  async getStages(): Promise<StagesResponse> {
     await Promise.resolve();
     if (this.down) throw new Error('API Server unreachable');
-    return [...this.stages].map((a) => ({ stageArn: a, stageId: stageIdOf(a), viewerCount: 0 }) as StageSummary);
+    const stages = [...this.stages].map((a) => {
+      const base = { stageArn: a, stageId: stageIdOf(a), viewerCount: 0 } as StageSummary;
+      if (!this.pool) return base;
+      const x = this.assignments.get(a);
+      return { ...base, mediaServerId: (x?.serverId ?? null) as StageSummary['mediaServerId'], previousMediaServerId: (x?.previous ?? null) as StageSummary['mediaServerId'] };
+    });
+    return this.pool ? { stages, origin: this.origin } : { stages };
+  }
+  assigned(arn: StageArn, serverId: string | null, previous: string | null = null): void {
+    this.assignments.set(arn, { serverId, previous });
+    this.emit('stage_assigned', { stageArn: arn, serverId: serverId as never, previousServerId: previous as never, timestamp: new Date().toISOString() });
   }
   async getStageToken(arn: StageArn, opts: { whipFailed?: boolean } = {}): Promise<TokenResponse> {
     this.tokenRequests.push({ arn, whipFailed: opts.whipFailed === true });
     await Promise.resolve();
     if (this.down) throw new Error('API Server unreachable');
+    const a = this.assignments.get(arn);
+    if (this.pool && a?.serverId !== this.tokenServerId && a?.previous !== this.tokenServerId) {
+      throw Object.assign(new Error('this stage is assigned to another media server'), { status: 409 });
+    }
     this.tokens++;
     return {
       token: `tok-${this.tokens}`,

@@ -1,8 +1,14 @@
 /**
  * One stage's media: a Router fed by at most one WHIP publisher, and WHEP viewers as its sinks. The room checks
- * participant tokens (publish for WHIP, subscribe for WHEP), keeps the publisher slot (a second publisher gets 409
- * unless it presents the same participant id, which replaces the first, as OBS does when it reconnects), enforces
- * the viewer safety limit (503 + Retry-After), reports real joins and leaves, and keeps the stage's statistics.
+ * participant tokens (publish for WHIP, subscribe for WHEP), keeps the publisher slot, enforces the viewer safety
+ * limit (503 + Retry-After), reports real joins and leaves, and keeps the stage's statistics.
+ *
+ * Publisher handover: a new valid publish token takes the slot make-before-break — the same participant
+ * reconnecting (OBS), or another Media Server taking the stage over (the API Server gives a publish token only to the
+ * stage's owner and, during a handover, its previous owner). The new session is answered at once; the old one keeps
+ * feeding the Router until the new one delivers its first packet (or the old one goes), then it is ended. The Router's
+ * source change keeps sequence numbers and timestamps continuous, so viewers play on. Only one POST is answered at a
+ * time: another participant's POST while one is being set up gets 409.
  *
  * One seat, one session: a subscribe token (its participant id) plays at most one WHEP session at a time. A second
  * POST with the same token replaces the first make-before-break — the new session is answered at once, the old one
@@ -48,10 +54,13 @@ export const DEFAULT_REPLACE_AFTER_MS = 5000;
 /** WHEP POSTs of one token in flight at once (one set up, the rest waiting their turn); more get 429. */
 const MAX_POSTS_PER_TOKEN = 4;
 
-/** What to do with a publisher that arrives while `current` holds the slot. Pure: table-tested. */
-export function decidePublisher(current: ParticipantId | undefined, incoming: ParticipantId): 'accept' | 'replace' | 'conflict' {
-  if (current === undefined) return 'accept';
-  return current === incoming ? 'replace' : 'conflict';
+/**
+ * What to do with a publisher that arrives: `settingUp` is the participant whose POST is being answered, `live` the
+ * one feeding (or about to feed) the stage. Pure: table-tested.
+ */
+export function decidePublisher(slot: { settingUp?: ParticipantId; live?: ParticipantId }, incoming: ParticipantId): 'accept' | 'handover' | 'conflict' {
+  if (slot.settingUp !== undefined && slot.settingUp !== incoming) return 'conflict';
+  return slot.live === undefined && slot.settingUp === undefined ? 'accept' : 'handover';
 }
 
 /** Whether one more viewer fits. Pure: table-tested. */
@@ -94,6 +103,8 @@ export class StageRoom implements Room {
   private readonly whip: MediaEndpoint;
   private readonly whep: MediaEndpoint;
   private publisher: Publisher | undefined;
+  /** A new publisher answered while `publisher` still feeds the Router: it takes over at its first packet. */
+  private incoming: Publisher | undefined;
   /** Participant id holding the publisher slot while its POST is being answered. */
   private publisherReservation: ParticipantId | undefined;
   /** Sessions created by the endpoints, until the POST that made them returns and names their participant. */
@@ -118,8 +129,8 @@ export class StageRoom implements Room {
     this.whip = o.plane.createWhipEndpoint({
       basePath: path('whip'),
       endpointUrl: () => o.publicUrl() + path('whip'),
-      // The old session of a replaced publisher lives until the new one is answered.
-      maxSessions: 2,
+      // The old publisher lives until its successor delivers; a successor superseded before it did overlaps them both.
+      maxSessions: 3,
       bindAddress: o.bindAddress,
       onSession: (s) => this.newIngest.set(s.id, s),
     });
@@ -148,9 +159,9 @@ export class StageRoom implements Room {
   private async postWhip(req: MediaHttpRequest): Promise<MediaHttpResponse> {
     const claims = await this.verify(req, 'publish');
     const jti = claims.jti as ParticipantId;
-    const holder = this.publisherReservation ?? this.publisher?.participantId;
-    if (decidePublisher(holder, jti) === 'conflict') {
-      throw new Conflict('this stage already has a publisher');
+    const live = this.incoming?.participantId ?? this.publisher?.participantId;
+    if (decidePublisher({ ...(this.publisherReservation ? { settingUp: this.publisherReservation } : {}), ...(live ? { live } : {}) }, jti) === 'conflict') {
+      throw new Conflict('another publisher is being set up on this stage');
     }
     this.publisherReservation = jti;
     let res: MediaHttpResponse;
@@ -165,13 +176,17 @@ export class StageRoom implements Room {
       session.close('stage deleted');
       return errorResponse(new StagecastError('NOT_FOUND', 'stage deleted'));
     }
-    const previous = this.publisher;
-    this.publisher = { session, participantId: jti, state: 'connecting', since: new Date().toISOString() };
-    if (previous) {
-      this.log.info({ participantId: jti }, 'publisher.replaced');
-      this.endPublisher(previous, 'replaced by a new session of the same participant');
+    const entry: Publisher = { session, participantId: jti, state: 'connecting', since: new Date().toISOString() };
+    const superseded = this.incoming;
+    if (this.publisher) {
+      // Make-before-break: the live publisher feeds the stage until this one delivers.
+      this.incoming = entry;
+      if (superseded) this.endPublisher(superseded, 'superseded by a newer publisher');
+      this.log.info({ participantId: jti, replacing: this.publisher.participantId }, 'publisher.handover_started');
+    } else {
+      this.publisher = entry;
     }
-    this.wirePublisher(this.publisher);
+    this.wirePublisher(entry);
     this.log.info({ participantId: jti, sessionId: session.id }, 'publisher.session_created');
     return res;
   }
@@ -271,6 +286,19 @@ export class StageRoom implements Room {
     return s;
   }
 
+  /** `p` (the incoming publisher) takes the slot: the old one is ended, the Router's source becomes `p`. */
+  private takeOver(p: Publisher): void {
+    if (this.incoming !== p) return;
+    this.incoming = undefined;
+    const old = this.publisher;
+    this.publisher = p;
+    if (p.state === 'connected') this.o.reporter.joined(this.stageArn, p.participantId, 'publisher');
+    if (old) {
+      this.log.info({ participantId: p.participantId, replaced: old.participantId }, 'publisher.replaced');
+      this.endPublisher(old, 'handed over to a new publisher');
+    }
+  }
+
   private wirePublisher(p: Publisher): void {
     const s = p.session;
     // The source is set by whichever comes first, the first packet or 'connected': node-datachannel delivers them on
@@ -283,6 +311,7 @@ export class StageRoom implements Room {
       this.router.setSource(s.sourcePort, s.params);
     };
     s.onRtp((kind, packet) => {
+      if (this.incoming === p) this.takeOver(p);
       if (this.publisher !== p) return;
       ensureSource();
       this.router.pushRtp(kind, packet);
@@ -295,6 +324,7 @@ export class StageRoom implements Room {
     // stage that waits for the broadcaster's next keyframe shows too (up to a GOP).
     let connectedAt = NaN;
     const onKeyframe = (): void => {
+      if (this.incoming === p) return; // the old publisher's keyframe: this one has not taken over yet
       this.router.off('keyframe', onKeyframe);
       if (this.publisher !== p) return;
       const sinceConnectedMs = connectedAt === connectedAt ? Date.now() - connectedAt : undefined;
@@ -302,6 +332,12 @@ export class StageRoom implements Room {
     };
     this.router.on('keyframe', onKeyframe);
     s.on('connected', () => {
+      if (this.incoming === p) {
+        // Connected, but the stage keeps the old publisher's media until this one's first packet.
+        p.state = 'connected';
+        connectedAt = Date.now();
+        return;
+      }
       if (this.publisher !== p) return;
       p.state = 'connected';
       connectedAt = Date.now();
@@ -311,11 +347,19 @@ export class StageRoom implements Room {
     });
     s.on('closed', (reason) => {
       this.router.off('keyframe', onKeyframe);
+      if (this.incoming === p) {
+        this.incoming = undefined;
+        this.log.info({ participantId: p.participantId, reason }, 'publisher.handover_failed');
+        return;
+      }
       if (this.publisher !== p) return;
       this.publisher = undefined;
       this.router.clearSource();
       if (p.state === 'connected') this.o.reporter.left(this.stageArn, p.participantId, 'publisher');
       this.log.info({ participantId: p.participantId, reason }, 'publisher.disconnected');
+      // The old publisher went first: its successor takes the slot now (the source is set at its first packet).
+      const next = this.incoming;
+      if (next) this.takeOver(next);
     });
   }
 
@@ -419,8 +463,11 @@ export class StageRoom implements Room {
     if (this.closed) return;
     this.closed = true;
     const p = this.publisher;
+    const next = this.incoming;
     this.publisher = undefined;
+    this.incoming = undefined;
     if (p) this.endPublisher(p, reason);
+    if (next) this.endPublisher(next, reason);
     for (const id of [...this.viewers.keys()]) {
       const v = this.viewers.get(id)!;
       this.removeViewer(id, reason);
