@@ -118,6 +118,13 @@ function render(d: DashboardResponse): void {
       );
     }),
   );
+  // STAGE_PROVIDER=local: each stage server's health as the API Server reads it (a down one has lost its stages).
+  $('#stage-servers-card').hidden = !d.stageServers;
+  $('#stage-servers tbody').replaceChildren(
+    ...(d.stageServers ?? []).map((ss) =>
+      row([td(ss.url), pill(ss.state, ss.state === 'up' ? 'ok' : 'bad'), td(time(ss.since)), td(String(ss.stages)), td(String(ss.viewers)), td(ss.lastError ?? '–')], { stageServer: ss.url, state: ss.state }),
+    ),
+  );
   $('#events tbody').replaceChildren(
     ...d.events.map((e) => row([td(time(e.at)), td(e.action), td(e.stageArn ? (e.stageArn.split('/').pop() ?? e.stageArn) : '–'), td(e.reason)])),
   );

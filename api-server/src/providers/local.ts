@@ -66,6 +66,7 @@ export class LocalStageProvider implements StageProvider {
   private selector: StageServerSelector;
   /** Creates on their way, per server. */
   private readonly creating = new Map<string, number>();
+  private picking: Promise<void> = Promise.resolve();
   /** Which server holds each stage this process created or listed (a delete goes there). */
   private readonly located = new Map<StageArn, string>();
 
@@ -113,9 +114,7 @@ export class LocalStageProvider implements StageProvider {
   }
 
   async createStage(req: { name: string; tags: Record<string, string> }): Promise<ProviderStage> {
-    const baseUrl = await this.selector.pick(this.creating);
-    if (!baseUrl) throw new TransientProviderError('no live stage server');
-    this.creating.set(baseUrl, (this.creating.get(baseUrl) ?? 0) + 1);
+    const baseUrl = await this.reserve();
     try {
       const res = await this.request(baseUrl, 'POST', STAGE_SERVER_ROUTES.stages, { ...req, tags: { ...req.tags, [STAGE_SERVER_TAG]: baseUrl } });
       if (res.status !== 201 && res.status !== 200) return await this.fail(baseUrl, 'create', res);
@@ -127,6 +126,24 @@ export class LocalStageProvider implements StageProvider {
       if (n > 0) this.creating.set(baseUrl, n);
       else this.creating.delete(baseUrl);
     }
+  }
+
+  /**
+   * Picks a server and counts the create as on its way there, one pick at a time: creates launched together see
+   * each other, so they spread instead of all landing on the server that was least loaded before any of them.
+   */
+  private reserve(): Promise<string> {
+    const turn = this.picking.then(async () => {
+      const baseUrl = await this.selector.pick(this.creating);
+      if (!baseUrl) throw new TransientProviderError('no live stage server');
+      this.creating.set(baseUrl, (this.creating.get(baseUrl) ?? 0) + 1);
+      return baseUrl;
+    });
+    this.picking = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    return turn;
   }
 
   /** On the server known to hold it; a stage of unknown place is deleted on every server that is not down. */

@@ -4,7 +4,7 @@ import { ScalingEventsQuerySchema, type DashboardResponse } from '@stagecast/pro
 import { checkApiKey } from '../auth.js';
 import type { Services } from '../services.js';
 import { authHook, iso, parse } from './common.js';
-import { mediaServerView, scalingEventView, stageView } from './views.js';
+import { mediaServerView, scalingEventView, stageServerView, stageView } from './views.js';
 
 export async function dashboardRoutes(app: FastifyInstance, s: Services): Promise<void> {
   app.addHook('onRequest', authHook((h) => checkApiKey(h, s.config.apiSecretKey), 'x-api-key'));
@@ -17,11 +17,13 @@ export async function dashboardRoutes(app: FastifyInstance, s: Services): Promis
       const publisher = m.state === 'online' ? s.registry.publisher(m.id) : undefined;
       return mediaServerView(m, { assignedStages, ...(publisher ? { publisher } : {}) });
     });
+    const stageServers = s.stageServers ? (await s.stageServers.list()).map(stageServerView) : undefined;
     const live = servers.find((m) => m.state === 'online' && m.publisherOnline);
     return {
       at: iso(Date.now()),
       stages,
       servers,
+      ...(stageServers ? { stageServers } : {}),
       broadcaster: { online: !!live, bitrateBps: live?.publisher?.bitrateBps ?? 0, serverId: live?.serverId ?? null },
       origin: s.registry.origin,
       totals: {

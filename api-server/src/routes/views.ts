@@ -1,5 +1,6 @@
 /** How store records look on the wire: one mapping per record, shared by the routes that return them. */
-import type { MediaServerInfo, PublisherReport, ScalingEvent, StageInfo } from '@stagecast/protocol';
+import type { MediaServerInfo, PublisherReport, ScalingEvent, StageInfo, StageServerInfo } from '@stagecast/protocol';
+import type { StageServerStatus } from '../services/StageServerPool.js';
 import type { MediaServerRecord, ScalingEventRecord, StageWithCounts } from '../store/store.js';
 import { iso } from './common.js';
 
@@ -43,4 +44,14 @@ export const scalingEventView = (e: ScalingEventRecord): ScalingEvent => ({
   stageArn: e.stageArn,
   reason: e.reason,
   ...(e.detail !== undefined ? { detail: e.detail } : {}),
+});
+
+export const stageServerView = (s: StageServerStatus): StageServerInfo => ({
+  url: s.url,
+  state: s.state,
+  since: iso(s.since),
+  checkedAt: s.checkedAt === null ? null : iso(s.checkedAt),
+  lastError: s.lastError,
+  stages: s.stages,
+  viewers: s.viewers,
 });

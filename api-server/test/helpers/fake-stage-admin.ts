@@ -13,6 +13,8 @@ export interface FakeStageAdmin {
   calls: { method: string; path: string }[];
   /** The next n calls answer 503 (transient failures). */
   failNext(n: number): void;
+  /** While set, every request (GET /health too) answers 503: a server that is away but keeps its stages. */
+  setAway(away: boolean): void;
   close(): Promise<void>;
 }
 
@@ -20,6 +22,7 @@ export async function startFakeStageAdmin(secret: string): Promise<FakeStageAdmi
   const stages = new Map<string, LocalStage>();
   const calls: { method: string; path: string }[] = [];
   let failures = 0;
+  let away = false;
   let url = '';
   const server: Server = createServer((req, res) => {
     const send = (status: number, body?: unknown) => {
@@ -31,6 +34,7 @@ export async function startFakeStageAdmin(secret: string): Promise<FakeStageAdmi
     req.on('end', () => {
       const path = (req.url ?? '/').split('?')[0]!;
       calls.push({ method: req.method ?? '', path });
+      if (away) return send(503, { error: { code: 'INTERNAL', message: 'away' } });
       // Liveness, open as the real stage server's is (the API Server's StageServerPool reads it).
       if (req.method === 'GET' && path === '/health') return send(200, { status: 'ok', service: 'stage-server' });
       const auth = req.headers.authorization;
@@ -84,6 +88,9 @@ export async function startFakeStageAdmin(secret: string): Promise<FakeStageAdmi
     calls,
     failNext(n) {
       failures = n;
+    },
+    setAway(v) {
+      away = v;
     },
     close: () =>
       new Promise<void>((r) => {

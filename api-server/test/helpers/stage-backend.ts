@@ -22,6 +22,8 @@ export interface StageBackend {
   /** Creates a stage directly at the stage server (as if the API Server crashed before recording it). */
   createDirect(tags: Record<string, string>): Promise<LocalStage>;
   deleteDirect(stageId: string): Promise<void>;
+  /** Ends it at once, as a crash would (the real server: SIGKILL). */
+  kill(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -98,6 +100,7 @@ async function startReal(secret: string): Promise<StageBackend | undefined> {
       url,
       secret,
       ...c,
+      kill,
       close: async () => {
         if (child.exitCode === null && child.signalCode === null) {
           const gone = new Promise((r) => child.once('exit', r));
@@ -122,5 +125,5 @@ export async function startStageBackend(secret: string): Promise<StageBackend> {
   }
   const fake = await startFakeStageAdmin(secret);
   const c = await adminClient(fake.url, secret);
-  return { kind: 'fake', url: fake.url, secret, ...c, close: () => fake.close() };
+  return { kind: 'fake', url: fake.url, secret, ...c, kill: () => fake.close(), close: () => fake.close() };
 }

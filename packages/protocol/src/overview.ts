@@ -3,10 +3,25 @@ import { z } from 'zod';
 import { MediaServerInfoSchema, OriginSchema } from './api.js';
 import { ScalingEventSchema, StageInfoSchema } from './dashboard.js';
 
+/** A stage server of STAGE_PROVIDER=local as the API Server's health reads see it. */
+export const StageServerInfoSchema = z.object({
+  url: z.string().url(),
+  /** down: two health reads in a row failed; its stages were removed and it takes no new one until a read succeeds. */
+  state: z.enum(['up', 'down']),
+  since: z.string().datetime({ offset: true }),
+  checkedAt: z.string().datetime({ offset: true }).nullable(),
+  lastError: z.string().nullable(),
+  stages: z.number().int().nonnegative(),
+  viewers: z.number().int().nonnegative(),
+});
+export type StageServerInfo = z.infer<typeof StageServerInfoSchema>;
+
 export const DashboardResponseSchema = z.object({
   at: z.string().datetime({ offset: true }),
   stages: z.array(StageInfoSchema),
   servers: z.array(MediaServerInfoSchema),
+  /** STAGE_PROVIDER=local only. */
+  stageServers: z.array(StageServerInfoSchema).optional(),
   /** The broadcaster as the online Media Servers report it. */
   broadcaster: z.object({ online: z.boolean(), bitrateBps: z.number().nonnegative(), serverId: z.string().nullable() }),
   /** The Media Server holding the broadcaster's WHIP session (null: none). */
