@@ -28,7 +28,6 @@ const EnvSchema = z
     STAGE_SERVER_URLS: z.string().optional(),
     STAGE_SERVER_HEALTH_INTERVAL_MS: int(5000, 50),
     ENABLE_MEDIA_SERVER: bool.default(true),
-    MEDIA_SERVER_URL: z.string().url().default('http://127.0.0.1:3001'),
     PUBLIC_URL: z.string().url().optional(),
     INGEST_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     DATA_DIR: z.string().min(1).default('./data'),
@@ -106,7 +105,6 @@ export interface Config {
   /** How often each stage server's /health is read; two failed reads in a row mark it down. */
   stageServerHealthIntervalMs: number;
   enableMediaServer: boolean;
-  mediaServerUrl: string;
   /** Where clients reach this API Server (the WHIP front door is publicUrl + /whip). Default http://127.0.0.1:PORT. */
   publicUrl: string;
   /** The broadcaster's long-lived token the Media Servers accept (their INGEST_TOKEN): the front door accepts it too. */
@@ -214,7 +212,6 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     stageServerUrls: stageServers.urls,
     stageServerHealthIntervalMs: e.STAGE_SERVER_HEALTH_INTERVAL_MS,
     enableMediaServer: e.ENABLE_MEDIA_SERVER,
-    mediaServerUrl: e.MEDIA_SERVER_URL.replace(/\/+$/, ''),
     publicUrl: (e.PUBLIC_URL ?? `http://127.0.0.1:${e.PORT}`).replace(/\/+$/, ''),
     ...(e.INGEST_TOKEN ? { ingestToken: e.INGEST_TOKEN } : {}),
     dataDir: resolve(e.DATA_DIR),

@@ -5,6 +5,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { generateKeyPair, SignJWT } from 'jose';
 import { IngestTokenResponseSchema, ServersResponseSchema, StagesResponseSchema, TOKEN_ALG } from '@stagecast/protocol';
 import { apiKey, call, mediaAuth, SECRETS, startApi, type TestApi } from './helpers/api.js';
@@ -44,6 +46,7 @@ async function servers() {
   return ServersResponseSchema.parse(r.body).servers;
 }
 const post = (path: string, json: unknown) => call(`${api.url}${path}`, { headers: mediaAuth, json });
+/** A POST as OBS or a Node WHIP client sends it (no Origin: answered with a redirect). */
 const frontDoor = (authorization?: string) =>
   api.server.app.inject({
     method: 'POST',
@@ -173,4 +176,41 @@ test('the dashboard shows each stage\'s Media Server and each server\'s url and 
   assert.ok(r.body.stages.every((st: { mediaServerId?: string | null }) => 'mediaServerId' in st));
   assert.ok(r.body.servers.every((m: { url?: string }) => typeof m.url === 'string'));
   assert.ok('origin' in r.body);
+});
+
+test('a browser\'s POST (it sends Origin) is forwarded to the Media Server with its token, and answered with an absolute Location', async () => {
+  const seen: { authorization?: string; contentType?: string; body: string }[] = [];
+  const ms = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen.push({ authorization: req.headers.authorization, contentType: req.headers['content-type'], body: Buffer.concat(chunks).toString() });
+      res.writeHead(201, { 'content-type': 'application/sdp', location: '/whip/sessions/s1', etag: '"e1"' });
+      res.end('v=0 answer');
+    });
+  });
+  await new Promise<void>((r) => ms.listen(0, '127.0.0.1', r));
+  try {
+    const port = (ms.address() as AddressInfo).port;
+    assert.equal((await post('/api/media/register', { serverId: 'ms-web', ipAddress: '127.0.0.1', port })).status, 200);
+    const r = await api.server.app.inject({
+      method: 'POST',
+      url: '/whip',
+      headers: { origin: 'http://page.test', 'content-type': 'application/sdp', authorization: `Bearer ${INGEST_TOKEN}` },
+      payload: 'v=0 offer',
+    });
+    assert.equal(r.statusCode, 201);
+    assert.equal(r.body, 'v=0 answer');
+    assert.equal(r.headers.location, `http://127.0.0.1:${port}/whip/sessions/s1`);
+    assert.equal(r.headers.etag, '"e1"');
+    assert.equal(r.headers['access-control-allow-origin'], '*');
+    assert.deepEqual(seen, [{ authorization: `Bearer ${INGEST_TOKEN}`, contentType: 'application/sdp', body: 'v=0 offer' }]);
+    // Without a valid token nothing is forwarded.
+    const refused = await api.server.app.inject({ method: 'POST', url: '/whip', headers: { origin: 'http://page.test', 'content-type': 'application/sdp' }, payload: 'v=0' });
+    assert.equal(refused.statusCode, 401);
+    assert.equal(seen.length, 1);
+  } finally {
+    await post('/api/media/heartbeat', { serverId: 'ms-web', stopping: true });
+    await new Promise<void>((r) => ms.close(() => r()));
+  }
 });

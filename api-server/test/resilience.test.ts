@@ -26,7 +26,7 @@ test('config fails fast naming every bad variable', () => {
   assert.equal(c.port, 3000);
   assert.equal(c.scaling.capacity, 50);
   assert.equal(c.scaling.scaleDownCooldownMs, 60_000);
-  assert.equal(c.mediaServerUrl, 'http://127.0.0.1:3001');
+  assert.equal(c.publicUrl, 'http://127.0.0.1:3000', 'the WHIP front door is under it');
   assert.equal(c.enableMediaServer, true);
   // The stage server refuses a secret under 16 characters; the API Server must not accept one that it would refuse.
   assert.throws(() => parseConfig({ API_SECRET_KEY: SECRETS.apiKey, MEDIA_SERVER_SECRET: SECRETS.media, STAGE_SERVER_SECRET: '0123456789ab' }), /STAGE_SERVER_SECRET/);

@@ -67,9 +67,9 @@ const time = (iso: string) => new Date(iso).toLocaleTimeString();
 
 function render(d: DashboardResponse): void {
   const now = Date.parse(d.at);
-  // The worst leg state per stage, across online Media Servers.
+  // Each stage's leg as its owner reports it (any online server's when the stage has no owner).
   const legs = new Map<string, string>();
-  for (const m of d.servers) if (m.state === 'online') for (const l of m.stages) legs.set(l.stageArn, l.state);
+  for (const m of d.servers) if (m.state === 'online') for (const l of m.stages) legs.set(`${m.serverId} ${l.stageArn}`, l.state).set(l.stageArn, l.state);
 
   $('#t-viewers').textContent = `${d.totals.viewers} viewers`;
   $('#t-capacity').textContent = `of ${d.totals.capacity} seats · ${d.totals.connected} connected`;
@@ -100,10 +100,12 @@ function render(d: DashboardResponse): void {
       const label = document.createElement('span');
       label.textContent = `${s.viewers} / ${s.capacity}`;
       meter.append(label, bar);
-      const leg = legs.get(s.stageArn) ?? 'none';
+      const leg = (s.mediaServerId ? legs.get(`${s.mediaServerId} ${s.stageArn}`) : legs.get(s.stageArn)) ?? 'none';
+      // During a handover both servers publish: "new ← old".
+      const owner = s.previousMediaServerId ? `${s.mediaServerId ?? '–'} ← ${s.previousMediaServerId}` : (s.mediaServerId ?? '–');
       return row(
-        [td(s.stageId), pill(s.state, s.state === 'active' ? 'ok' : 'warn'), meter, td(String(s.connected)), pill(leg, leg === 'connected' ? 'ok' : leg === 'connecting' ? 'warn' : 'bad'), td(time(s.createdAt))],
-        { stage: s.stageId, viewers: String(s.viewers) },
+        [td(s.stageId), pill(s.state, s.state === 'active' ? 'ok' : 'warn'), meter, td(String(s.connected)), td(owner), pill(leg, leg === 'connected' ? 'ok' : leg === 'connecting' ? 'warn' : 'bad'), td(time(s.createdAt))],
+        { stage: s.stageId, viewers: String(s.viewers), mediaServer: s.mediaServerId ?? '', handover: s.previousMediaServerId ? 'yes' : 'no' },
       );
     }),
   );
@@ -112,9 +114,11 @@ function render(d: DashboardResponse): void {
       const p = m.publisher;
       const stream = p ? [p.width && p.height ? `${p.width}×${p.height}` : '', p.frameRate ? `${Math.round(p.frameRate)} fps` : '', kbps(p.bitrateBps)].filter(Boolean).join(' · ') : '–';
       const up = m.stages.filter((l) => l.state === 'connected').length;
+      const origin = d.origin?.serverId === m.serverId;
+      const state = m.state === 'online' && m.draining ? 'draining' : m.state;
       return row(
-        [td(m.serverId), pill(m.state, m.state === 'online' ? 'ok' : 'bad'), td(ago(m.lastHeartbeat, now)), pill(m.publisherOnline ? 'online' : 'offline', m.publisherOnline ? 'ok' : ''), td(stream), td(`${up} / ${m.stages.length}`)],
-        { server: m.serverId },
+        [td(origin ? `${m.serverId} (origin)` : m.serverId), td(m.url ?? '–'), pill(state, state === 'online' ? 'ok' : state === 'draining' ? 'warn' : 'bad'), td(ago(m.lastHeartbeat, now)), pill(m.publisherOnline ? 'online' : 'offline', m.publisherOnline ? 'ok' : ''), td(stream), td(`${up} / ${m.stages.length}`)],
+        { server: m.serverId, origin: String(origin) },
       );
     }),
   );

@@ -1,7 +1,9 @@
 /**
  * POST /whip: the WHIP front door (RFC 9725 §4.5 redirects). The broadcaster's POST is answered 307 with the
  * Media Server's /whip as Location; a 307 keeps the method, body and — in WHIP clients that follow it by hand, as
- * OBS and packages/rtc do — the Bearer token. The offer itself is read and judged only by the Media Server.
+ * packages/rtc does — the Bearer token. A browser's POST is forwarded to that Media Server and its answer returned
+ * (with an absolute Location), since a browser drops Authorization on a cross-origin redirect. The offer itself is
+ * read and judged only by the Media Server.
  */
 import type { FastifyInstance } from 'fastify';
 import { API_ROUTES } from '@stagecast/protocol';
@@ -21,6 +23,13 @@ export async function frontDoorRoutes(app: FastifyInstance, s: Services): Promis
   app.post(API_ROUTES.whipFrontDoor, async (req, reply) => {
     void reply.headers(CORS);
     const t = await s.frontDoor.target(req.headers.authorization);
+    // A browser (it sends Origin) would follow the 307 without its Authorization header: its POST is forwarded.
+    if (req.headers.origin !== undefined) {
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const contentType = req.headers['content-type'];
+      const a = await s.frontDoor.forward(t.location, { body, ...(contentType ? { contentType } : {}), ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) });
+      return reply.code(a.status).headers(a.headers).send(a.body);
+    }
     return reply.code(307).header('location', t.location).header('cache-control', 'no-store').send();
   });
 
