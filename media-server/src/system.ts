@@ -5,19 +5,21 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { JWTVerifyGetKey } from 'jose';
-import { API_ROUTES, type HealthResponse, type MediaServerStats } from '@stagecast/protocol';
+import { API_ROUTES, MEDIA_ROUTES, type HealthResponse, type MediaServerStats, type Origin } from '@stagecast/protocol';
 import { Router } from '@stagecast/rtc';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
-import type { IngestEndpoint, IngestEndpointFactory, LegConnector } from './media/ports.js';
-import { rtcIngestEndpoint, rtcLegConnector } from './media/rtc.js';
+import type { IngestEndpoint, IngestEndpointFactory, LegConnector, RelayConnector, RelayEndpoint, RelayEndpointFactory } from './media/ports.js';
+import { rtcIngestEndpoint, rtcLegConnector, rtcRelayConnector, rtcRelayEndpoint } from './media/rtc.js';
 import { WHIP_PATH } from './routes/whip.js';
 import { APIClientService, publisherReport } from './services/APIClientService.js';
 import { IngestAuth } from './services/IngestAuth.js';
 import { IngestService } from './services/IngestService.js';
 import { IvsPolicy } from './services/IvsPolicy.js';
 import { createMetrics } from './services/metrics.js';
+import { RelayPuller } from './services/RelayPuller.js';
+import { RelaySinks } from './services/RelaySinks.js';
 import { DEFAULT_LEG_TIMING } from './services/StageLeg.js';
 import { StageManager } from './services/StageManager.js';
 import { buildStats } from './services/stats.js';
@@ -25,6 +27,9 @@ import { buildStats } from './services/stats.js';
 export interface MediaServerOptions {
   connect?: LegConnector;
   ingestEndpoint?: IngestEndpointFactory;
+  /** The relay between Media Servers: the pull's client and the served endpoint (tests may fake them). */
+  relayConnector?: RelayConnector;
+  relayEndpoint?: RelayEndpointFactory;
   jwksKeys?: JWTVerifyGetKey;
   /** WebSocket / leg retry backoff (tests shorten it). */
   backoff?: { baseMs: number; capMs: number };
@@ -37,6 +42,9 @@ export interface MediaServer {
   ingest: IngestService;
   router: Router;
   endpoint: IngestEndpoint;
+  relayPuller: RelayPuller;
+  relaySinks: RelaySinks;
+  relayEndpoint: RelayEndpoint;
   port: number;
   stats(): MediaServerStats;
   health(): HealthResponse;
@@ -78,9 +86,11 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       ...(opts.backoff ? { retryBaseMs: opts.backoff.baseMs, retryCapMs: opts.backoff.capMs } : {}),
     },
     ...(config.rtcBindAddress ? { bindAddress: config.rtcBindAddress } : {}),
-    // A connected leg or a dropped one completes a handover at the API Server: tell it now, not at the next interval.
+    // A leg that connected or went, or a new feed (broadcaster / relay), completes a handover or names the origin at
+    // the API Server: tell it now, not at the next interval. The relay follows the legs, the origin and the feed.
     onChange: (what) => {
-      if (what === 'leg') api.heartbeatSoon();
+      if (what !== 'origin') api.heartbeatSoon();
+      relayPuller.evaluate();
     },
   });
   const auth = new IngestAuth({
@@ -99,6 +109,32 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     ...(config.rtcBindAddress ? { bindAddress: config.rtcBindAddress } : {}),
   });
 
+  const relayPuller: RelayPuller = new RelayPuller({
+    // Pull while this server publishes into a stage and the broadcaster is on another Media Server.
+    target: (): Origin | null => {
+      const origin = stageManager.currentOrigin;
+      if (!origin || origin.serverId === config.serverId || stageManager.legCount === 0 || ingest.online) return null;
+      return origin;
+    },
+    connect: opts.relayConnector ?? rtcRelayConnector,
+    feed: stageManager,
+    secret: config.mediaServerSecret,
+    log,
+    requestTimeoutMs: config.requestTimeoutMs,
+    connectTimeoutMs: 10_000,
+    backoff: opts.backoff ?? { baseMs: 500, capMs: 10_000 },
+    ...(config.rtcBindAddress ? { bindAddress: config.rtcBindAddress } : {}),
+  });
+  const relaySinks = new RelaySinks({ router, secret: config.mediaServerSecret, log });
+  const relayEndpoint = (opts.relayEndpoint ?? rtcRelayEndpoint)({
+    basePath: MEDIA_ROUTES.relay,
+    endpointUrl: () => api.url + MEDIA_ROUTES.relay,
+    maxSessions: 64,
+    authorize: (token) => relaySinks.authorize(token),
+    onSession: (s) => relaySinks.onSession(s),
+    ...(config.rtcBindAddress ? { bindAddress: config.rtcBindAddress } : {}),
+  });
+
   const stats = (): MediaServerStats =>
     buildStats({
       serverId: config.serverId,
@@ -107,6 +143,8 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       stages: stageManager.stats(),
       api: api.status(),
       ingest: ingest.stats(),
+      feed: stageManager.feed,
+      relay: { pull: relayPuller.stats(), sinks: relaySinks.stats() },
     });
   let stopped = false;
   let draining = false;
@@ -135,7 +173,7 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     return { status: ok ? 'ok' : 'degraded', service: 'media-server', uptimeSeconds: uptimeSeconds(), checks: all };
   };
   const metrics = createMetrics(stats);
-  const app = await buildApp({ log, health: { health, ready, stats, metrics, ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}) }, ingest, endpoint });
+  const app = await buildApp({ log, health: { health, ready, stats, metrics, ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}) }, ingest, endpoint, relay: relayEndpoint });
 
   /**
    * Drain (SIGTERM): say `draining` so the API Server gives every stage to other Media Servers, and keep serving each
@@ -158,6 +196,9 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     ingest,
     router,
     endpoint,
+    relayPuller,
+    relaySinks,
+    relayEndpoint,
     port: 0,
     stats,
     health,
@@ -195,9 +236,12 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
       await drain();
       stageManager.stopPeriodicSync();
       api.stopHeartbeat();
+      relayPuller.stop();
       await stageManager.stop(); // every leg DELETEs its WHIP session
       ingest.stop();
       endpoint.close();
+      relayEndpoint.close();
+      relaySinks.close();
       await api.sendFinalHeartbeat();
       api.stop();
       await app.close();

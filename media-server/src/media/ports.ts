@@ -73,3 +73,56 @@ export function httpStatusOf(err: unknown): number | undefined {
   }
   return undefined;
 }
+
+// ---- Relay between Media Servers ---------------------------------------------------------------------
+
+/** One relay session served by this server (the origin) to another Media Server: a router sink (packages/rtc WhepSession). */
+export interface RelaySession {
+  readonly id: string;
+  readonly sinkPort: SinkPort;
+  /** Calls fn once the session's tracks can carry packets (a sink added earlier would lose its keyframe replay). */
+  onWritable(fn: () => void): void;
+  /** RTCP from the puller (NACK, PLI, RR), for the router's Sink. */
+  onRtcp(fn: (packet: Uint8Array) => void): void;
+  on(event: 'closed', listener: (reason: string) => void): unknown;
+  close(reason?: string): void;
+}
+
+export interface RelayEndpoint {
+  handle(req: HttpRequest): Promise<HttpResponse>;
+  readonly sessionCount: number;
+  close(): void;
+}
+
+export interface RelayEndpointOptions {
+  basePath: string;
+  endpointUrl: () => string;
+  maxSessions: number;
+  /** Accepts a POST's Bearer token (constant-time comparison with MEDIA_SERVER_SECRET). */
+  authorize(token: string | undefined): boolean;
+  onSession(session: RelaySession): void;
+  bindAddress?: string;
+}
+export type RelayEndpointFactory = (o: RelayEndpointOptions) => RelayEndpoint;
+
+/** Our pull of the broadcast from the origin (packages/rtc WHEPClient after start()): a router source, like a broadcaster. */
+export interface RelayConnection extends IngestSession {
+  readonly state: LegConnectionState;
+  readonly packetsReceived: number;
+  on(event: 'closed', listener: (reason: string) => void): unknown;
+  on(event: 'state', listener: (state: LegConnectionState) => void): unknown;
+  /** DELETE the relay session and close the peer. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface RelayConnectOptions {
+  id: string;
+  /** The origin's relay endpoint: origin.url + MEDIA_ROUTES.relay. */
+  url: string;
+  /** MEDIA_SERVER_SECRET. */
+  token: string;
+  timeoutMs: number;
+  bindAddress?: string;
+}
+/** Builds a WHEP client, POSTs the offer and resolves after the 201 (ICE may still be connecting). */
+export type RelayConnector = (o: RelayConnectOptions) => Promise<RelayConnection>;

@@ -1,6 +1,6 @@
 /** The real transport (packages/rtc on node-datachannel) behind the Media Server's ports. */
-import { WhipEndpoint, WHIPClient } from '@stagecast/rtc';
-import type { IngestEndpointFactory, LegConnector } from './ports.js';
+import { WhepEndpoint, WHEPClient, WhipEndpoint, WHIPClient } from '@stagecast/rtc';
+import type { IngestEndpointFactory, LegConnector, RelayConnector, RelayEndpointFactory } from './ports.js';
 
 export const rtcIngestEndpoint: IngestEndpointFactory = (o) =>
   new WhipEndpoint({
@@ -15,6 +15,28 @@ export const rtcIngestEndpoint: IngestEndpointFactory = (o) =>
 export const rtcLegConnector: LegConnector = async (o) => {
   const client = new WHIPClient({
     url: o.whipUrl,
+    token: o.token,
+    id: o.id,
+    timeoutMs: o.timeoutMs,
+    ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
+  });
+  await client.start(); // on failure it has closed itself
+  return client;
+};
+
+export const rtcRelayEndpoint: RelayEndpointFactory = (o) =>
+  new WhepEndpoint({
+    basePath: o.basePath,
+    endpointUrl: o.endpointUrl,
+    maxSessions: o.maxSessions,
+    ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
+    authorize: (token) => (o.authorize(token) ? { ok: true } : { ok: false, status: 401, message: 'the relay needs the media server secret' }),
+    onSession: (session) => o.onSession(session),
+  });
+
+export const rtcRelayConnector: RelayConnector = async (o) => {
+  const client = new WHEPClient({
+    url: o.url,
     token: o.token,
     id: o.id,
     timeoutMs: o.timeoutMs,

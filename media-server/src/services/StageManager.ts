@@ -47,8 +47,8 @@ export interface StageManagerDeps {
   bindAddress?: string;
   random?: () => number;
   now?: () => number;
-  /** A leg became connected or was dropped, or the origin changed: worth an immediate heartbeat / a relay check. */
-  onChange?: (what: 'leg' | 'origin') => void;
+  /** A leg was added, connected or dropped, the origin changed, or the router's feed changed: worth an immediate heartbeat / a relay check. */
+  onChange?: (what: 'leg' | 'origin' | 'feed') => void;
 }
 
 /** Does the API Server assign stages? Unknown until its stage list or a stage_assigned event says. */
@@ -259,6 +259,7 @@ export class StageManager {
     this.expected = Math.max(this.expected, this.stages.size);
     this.wire(entry, entry.leg);
     entry.leg.start();
+    this.d.onChange?.('leg');
   }
 
   /** Closes the stage's leg(s) at once; resolves when their WHIP sessions are DELETEd. */
@@ -350,6 +351,7 @@ export class StageManager {
       if (this.publisher === session) router.pushRtcp(packet);
     });
     this.log.info({ sessionId: session.id, kind, audio: !!session.params.audio, video: !!session.params.video, stages: this.stages.size }, 'publisher.connected');
+    this.d.onChange?.('feed');
   }
 
   /** The broadcaster went away: the router drops its source, every leg stays up for its return. */
@@ -360,6 +362,7 @@ export class StageManager {
     this.publisherSince = NaN;
     this.d.router.clearSource();
     this.log.info({ sessionId: id }, 'publisher.disconnected');
+    this.d.onChange?.('feed');
   }
 
   /** The broadcaster itself feeds the router (not a relay). */

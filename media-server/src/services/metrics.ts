@@ -40,6 +40,16 @@ export function createMetrics(snapshot: () => MediaServerStats): Registry {
   const ivsRefusals = c('ivs_refusals_total', 'Broadcaster streams or offers refused because Amazon IVS would refuse them, by rule');
   const ivsWarnings = c('ivs_warnings_total', 'IVS limits exceeded without refusal (bitrate, keyframe interval, or rules not enforced), by rule');
   const ivsEnforcing = g('ivs_rules_enforcing', '1 when IVS rules are enforced (IVS_RULES=enforce, or auto with an IVS stage)');
+  const ingestKind = g('ingest', '1 for what feeds this server: the broadcaster, a relay from the origin, or none', ['kind']);
+  const relayPulling = g('relay_pulling', '1 while this server pulls the broadcast from the origin (labelled with the origin)', ['origin']);
+  const relayPackets = total('relay_packets_received_total', 'RTP packets received on the current relay session from the origin');
+  const relayRecovered = total('relay_packets_recovered_total', 'Relay packets recovered by NACKs toward the origin');
+  const relayReconnects = total('relay_reconnects_total', 'Relay sessions started again after a failure');
+  const relayFailures = total('relay_failures_total', 'Relay sessions that failed or could not be set up');
+  const relaySwitches = total('relay_origin_switches_total', 'Changes of origin while pulling');
+  const relaySinks = g('relay_sinks', 'Relay sessions this server serves to other Media Servers now');
+  const relaySinksServed = total('relay_sinks_served_total', 'Relay sessions served to other Media Servers');
+  const relayRefused = total('relay_refused_total', 'Relay POSTs refused for a missing or wrong secret');
   const ivsRejoins = total('ivs_refused_reconnects_total', 'POSTs answered 422 because their token was refused moments ago');
 
   function fill(online: Gauge): void {
@@ -80,6 +90,21 @@ export function createMetrics(snapshot: () => MediaServerStats): Registry {
     for (const [kind, v] of Object.entries(s.errors)) errors.inc({ kind }, v);
     registered.set(s.api.registrationFresh ? 1 : 0);
     wsUp.set(s.api.websocket === 'up' ? 1 : 0);
+    ingestKind.reset();
+    for (const k of ['broadcaster', 'relay', 'none']) ingestKind.set({ kind: k }, s.ingest === k ? 1 : 0);
+    relayPulling.reset();
+    if (s.relay) {
+      const p = s.relay.pull;
+      if (p.state === 'pulling' && p.origin) relayPulling.set({ origin: p.origin }, 1);
+      mirror(relayPackets, p.packetsReceived);
+      mirror(relayRecovered, p.packetsRecovered);
+      mirror(relayReconnects, p.reconnects);
+      mirror(relayFailures, p.failures);
+      mirror(relaySwitches, p.switches);
+      relaySinks.set(s.relay.sinks.active);
+      mirror(relaySinksServed, s.relay.sinks.served);
+      mirror(relayRefused, s.relay.sinks.refused);
+    }
     ivsRefusals.reset();
     ivsWarnings.reset();
     if (s.ivs) {

@@ -3,6 +3,8 @@ import type { MediaLegStats, MediaServerStats, StreamReport } from '@stagecast/p
 import { checkIvsRules, type H264StreamReport, type RouterStats } from '@stagecast/rtc';
 import type { APIClientStatus } from './APIClientService.js';
 import type { IngestStats } from './IngestService.js';
+import type { RelayPullStats } from './RelayPuller.js';
+import type { RelaySinkStats } from './RelaySinks.js';
 import type { StageManagerStats } from './StageManager.js';
 
 export function streamReport(h: H264StreamReport | undefined): StreamReport | null {
@@ -30,6 +32,8 @@ export function buildStats(i: {
   stages: StageManagerStats;
   api: APIClientStatus;
   ingest: IngestStats;
+  feed?: 'broadcaster' | 'relay' | 'none';
+  relay?: { pull: RelayPullStats; sinks: RelaySinkStats };
 }): MediaServerStats {
   const src = i.router.source;
   const publisher: MediaServerStats['publisher'] = {
@@ -105,5 +109,10 @@ export function buildStats(i: {
     },
   };
   if (i.ingest.ivs) out.ivs = i.ingest.ivs;
+  if (i.feed) out.ingest = i.feed;
+  if (i.relay) {
+    const { pull, sinks } = i.relay;
+    out.relay = { pull: { ...pull, packetsRecovered: i.feed === 'relay' ? src.recovered : 0 }, sinks };
+  }
   return out;
 }

@@ -98,6 +98,42 @@ export const MediaServerStatsSchema = z.object({
       lastRefusal: z.object({ at: IsoDate, codes: z.array(z.string()), message: z.string(), sessionId: z.string().optional(), until: IsoDate.optional() }).optional(),
     })
     .optional(),
+  /** What feeds this server's Router: the broadcaster itself, a relay from the origin, or nothing (absent: older servers). */
+  ingest: z.enum(['broadcaster', 'relay', 'none']).optional(),
+  /** The relay between Media Servers: this server's pull from the origin, and the relay sessions it serves. */
+  relay: z
+    .object({
+      pull: z.object({
+        state: z.enum(['idle', 'connecting', 'pulling', 'retrying']),
+        origin: z.string().optional(),
+        originUrl: z.string().optional(),
+        since: IsoDate.optional(),
+        packetsReceived: z.number().int().nonnegative(),
+        /** Packets of the relay recovered by our NACKs toward the origin (the Router's source recovery, while pulling). */
+        packetsRecovered: z.number().int().nonnegative(),
+        pulls: z.number().int().nonnegative(),
+        failures: z.number().int().nonnegative(),
+        reconnects: z.number().int().nonnegative(),
+        switches: z.number().int().nonnegative(),
+        lastError: z.string().optional(),
+      }),
+      sinks: z.object({
+        active: z.number().int().nonnegative(),
+        served: z.number().int().nonnegative(),
+        refused: z.number().int().nonnegative(),
+        sessions: z.array(
+          z.object({
+            id: z.string(),
+            since: IsoDate,
+            packetsSent: z.number().int().nonnegative(),
+            retransmitted: z.number().int().nonnegative(),
+            nacksReceived: z.number().int().nonnegative(),
+            plisReceived: z.number().int().nonnegative(),
+          }),
+        ),
+      }),
+    })
+    .optional(),
   errors: z.object({
     legFailures: z.number().int().nonnegative(),
     syncFailures: z.number().int().nonnegative(),

@@ -6,5 +6,6 @@ export * from './endpoint.js';
 export * from './whip-endpoint.js';
 export * from './whep-endpoint.js';
 export * from './whip-client.js';
+export * from './whep-client.js';
 export * from './track-io.js';
 export * from './adapters.js';

@@ -63,6 +63,48 @@ export interface WHIPClientOptions {
   audio?: boolean;
 }
 
+export interface SdpExchange {
+  answer: string;
+  /** The URL that answered 201, after redirects. */
+  url: string;
+  /** The session URL, absolute. */
+  location: string;
+  etag: string | undefined;
+}
+
+/**
+ * POSTs an SDP offer (WHIP, WHEP) and returns the 201's answer and Location. Redirects (307/308) are followed by
+ * hand so the Authorization header survives a move to another host; anything else but 201 is a WhipHttpError.
+ */
+export async function postSdpOffer(url: string, offer: string, headers: Record<string, string>, timeoutMs: number): Promise<SdpExchange> {
+  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/sdp' },
+      body: offer,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const body = await res.text();
+    if (res.status === 307 || res.status === 308) {
+      const next = res.headers.get('location');
+      if (!next) throw new WhipHttpError(res.status, 'redirect without Location', url);
+      url = new URL(next, url).toString();
+      continue;
+    }
+    if (res.status !== 201) {
+      const ra = res.headers.get('retry-after');
+      const retryAfter = ra !== null && /^\d+$/.test(ra) ? Number(ra) : undefined;
+      // 301/302/303 are refused too: RFC 9725 §4.5 forbids them, and they may turn a POST into a GET.
+      throw new WhipHttpError(res.status, body, url, retryAfter);
+    }
+    const loc = res.headers.get('location');
+    if (!loc) throw new WhipHttpError(201, 'no Location in the 201', url);
+    return { answer: body, url, location: new URL(loc, url).toString(), etag: res.headers.get('etag') ?? undefined };
+  }
+  throw new WhipHttpError(310, `more than ${MAX_REDIRECTS} redirects`, url);
+}
+
 export type WHIPClientState = 'new' | 'connecting' | 'connected' | 'failed' | 'closed';
 
 interface WHIPClientEvents {
@@ -192,34 +234,8 @@ export class WHIPClient extends EventEmitter<WHIPClientEvents> {
     return { ...extra, ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}) };
   }
 
-  private async post(offer: string): Promise<{ answer: string; url: string; location: string; etag: string | undefined }> {
-    let url = this.o.url;
-    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: this.headers({ 'content-type': 'application/sdp' }),
-        body: offer,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000),
-      });
-      const body = await res.text();
-      if (res.status === 307 || res.status === 308) {
-        const next = res.headers.get('location');
-        if (!next) throw new WhipHttpError(res.status, 'redirect without Location', url);
-        url = new URL(next, url).toString();
-        continue;
-      }
-      if (res.status !== 201) {
-        const ra = res.headers.get('retry-after');
-        const retryAfter = ra !== null && /^\d+$/.test(ra) ? Number(ra) : undefined;
-        // 301/302/303 are refused too: RFC 9725 §4.5 forbids them, and they may turn a POST into a GET.
-        throw new WhipHttpError(res.status, body, url, retryAfter);
-      }
-      const loc = res.headers.get('location');
-      if (!loc) throw new WhipHttpError(201, 'no Location in the 201', url);
-      return { answer: body, url, location: new URL(loc, url).toString(), etag: res.headers.get('etag') ?? undefined };
-    }
-    throw new WhipHttpError(310, `more than ${MAX_REDIRECTS} redirects`, url);
+  private post(offer: string): Promise<SdpExchange> {
+    return postSdpOffer(this.o.url, offer, this.headers(), this.o.timeoutMs ?? 10_000);
   }
 
   private async sendDelete(): Promise<void> {
