@@ -1,6 +1,6 @@
 /**
  * `npm start` at the root: the whole local system on one machine with embedded defaults
- * (SQLite, the local stage server). Generates and persists development secrets when none are set,
+ * (SQLite, the local stage server; MEDIA_SERVERS / STAGE_SERVERS of each, see start-plan.ts). Generates and persists development secrets when none are set,
  * builds the web pages when they are missing or older than their sources, starts every app as its own process,
  * waits until all are healthy, prints what a person needs (the three pages, OBS's WHIP URL and token), and stops
  * them all cleanly on Ctrl-C / SIGTERM.
@@ -8,8 +8,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chooseLogFormat, prettyLineFormatter } from '@stagecast/service';
+import { planProcesses, PlanError, type PlannedApp, type StartPlan } from './start-plan.js';
 import { buildWebIfNeeded } from './web-build.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -43,37 +45,17 @@ function devSecrets(): Record<(typeof SECRET_NAMES)[number], string> {
 
 const secrets = devSecrets();
 const webDist = buildWebIfNeeded(env.WEB_DIST_DIR);
-const host = env.PUBLIC_HOST ?? '127.0.0.1';
-const ports = {
-  api: Number(env.API_PORT ?? 3000),
-  media: Number(env.MEDIA_PORT ?? 3001),
-  stage: Number(env.STAGE_PORT ?? 3002),
-};
-const url = (port: number) => `http://${host}:${port}`;
-
-interface App {
-  name: string;
-  dir: string;
-  port: number;
-  env: Record<string, string>;
+let plan: StartPlan;
+try {
+  plan = planProcesses(env, availableParallelism(), { secrets, dataDir, webDist });
+} catch (err) {
+  if (!(err instanceof PlanError)) throw err;
+  console.error(`npm start: ${err.message}`);
+  process.exit(1);
 }
-
-const common = {
-  ...secrets,
-  DATA_DIR: dataDir,
-  API_SERVER_URL: url(ports.api),
-  STAGE_SERVER_URL: url(ports.stage),
-  MEDIA_SERVER_URL: url(ports.media),
-  LOG_LEVEL: env.LOG_LEVEL ?? 'info',
-};
-const allApps: App[] = [
-  { name: 'stage-server', dir: 'stage-server', port: ports.stage, env: { PUBLIC_URL: url(ports.stage) } },
-  { name: 'api-server', dir: 'api-server', port: ports.api, env: { STAGE_PROVIDER: env.STAGE_PROVIDER ?? 'local', WEB_DIST_DIR: webDist } },
-  // The operator key has no job in the Media Server (it warns when given one): it is kept off that process.
-  { name: 'media-server', dir: 'media-server', port: ports.media, env: { PUBLIC_URL: url(ports.media), API_SECRET_KEY: '' } },
-];
 // Apps not yet built in this checkout are left out (the Media Server lands after the stage server).
-const apps = allApps.filter((a) => existsSync(join(root, a.dir, 'src', 'index.ts')));
+const groups = plan.groups.map((g) => g.filter((a) => existsSync(join(root, a.dir, 'src', 'index.ts')))).filter((g) => g.length > 0);
+const apps = groups.flat();
 
 // The apps write JSON (their output is a pipe to us); on a terminal we turn each line into a readable one.
 const logFormat = chooseLogFormat({ isTTY: process.stdout.isTTY, requested: env.LOG_FORMAT });
@@ -82,10 +64,10 @@ const formatLine = logFormat === 'pretty' ? prettyLineFormatter({ colorize: true
 const children = new Map<string, ChildProcess>();
 let stopping = false;
 
-function start(app: App): ChildProcess {
+function start(app: PlannedApp): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
     cwd: join(root, app.dir),
-    env: { ...env, ...common, ...app.env, PORT: String(app.port) },
+    env: { ...env, ...app.env, PORT: String(app.port) },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group: a terminal's Ctrl-C reaches only this script, which then stops the apps in order.
     detached: true,
@@ -115,13 +97,13 @@ function start(app: App): ChildProcess {
   return child;
 }
 
-async function waitHealthy(app: App, timeoutMs = 60_000): Promise<void> {
+async function waitHealthy(app: PlannedApp, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (stopping) return;
     try {
       // Readiness, not liveness: the links are printed once each app can take work (the Media Server registered).
-      const r = await fetch(`${url(app.port)}/ready`, { signal: AbortSignal.timeout(2000) });
+      const r = await fetch(`${app.url}/ready`, { signal: AbortSignal.timeout(2000) });
       if (r.ok) return;
     } catch {
       /* not up yet */
@@ -131,18 +113,25 @@ async function waitHealthy(app: App, timeoutMs = 60_000): Promise<void> {
   throw new Error(`${app.name} did not become healthy on port ${app.port} within ${timeoutMs / 1000}s`);
 }
 
-/** Stops the apps one by one in reverse start order: the Media Server ends its WHIP sessions while the others still answer. */
+/**
+ * Stops the apps group by group in reverse start order (every Media Server, then the API Server, then every stage
+ * server): the Media Servers end their WHIP sessions while the others still answer.
+ */
 async function stopAll(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  for (const app of [...apps].reverse()) {
-    const c = children.get(app.name);
-    if (!c || c.exitCode !== null) continue;
-    await new Promise<void>((res) => {
-      c.once('exit', () => res());
-      c.kill('SIGTERM');
-      setTimeout(() => c.kill('SIGKILL'), 15_000).unref();
-    });
+  for (const group of [...groups].reverse()) {
+    await Promise.all(
+      group.map((app) => {
+        const c = children.get(app.name);
+        if (!c || c.exitCode !== null) return undefined;
+        return new Promise<void>((res) => {
+          c.once('exit', () => res());
+          c.kill('SIGTERM');
+          setTimeout(() => c.kill('SIGKILL'), 15_000).unref();
+        });
+      }),
+    );
   }
   process.exit(code);
 }
@@ -154,16 +143,18 @@ process.on('exit', () => {
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 
-// Start in dependency order: the stage server first (the API Server reconciles its stages with it on start),
-// then the API Server, then the Media Server (it registers with the API Server).
-for (const app of apps) {
-  start(app);
-  await waitHealthy(app);
+// Start in dependency order, each group at once: the stage servers first (the API Server reconciles their stages on
+// start), then the API Server, then the Media Servers (they register with the API Server).
+for (const group of groups) {
+  for (const app of group) start(app);
+  await Promise.all(group.map((app) => waitHealthy(app)));
 }
 
-const api = url(ports.api);
-const has = (name: string) => apps.some((a) => a.name === name);
+const api = plan.api;
+const mediaUp = apps.filter((a) => a.dir === 'media-server');
+const stageUp = apps.filter((a) => a.dir === 'stage-server');
 const frag = (k: string) => `#key=${encodeURIComponent(k)}`;
+const list = (label: string, urls: string[]) => urls.map((u, i) => `  ${i === 0 ? label : ' '.repeat(label.length)}${u}`).join('\n');
 console.log(`
 Stagecast is running (${apps.map((a) => a.name).join(', ')}). Data and generated secrets: ${dataDir}
 
@@ -173,13 +164,14 @@ Stagecast is running (${apps.map((a) => a.name).join(', ')}). Data and generated
   (the key after # stays in the browser: it is never sent in a request line or logged)
 
   API Server:   ${api}   x-api-key: ${secrets.API_SECRET_KEY}   viewer key: ${secrets.VIEWER_API_KEY}
-${has('media-server') ? `  Media Server: ${url(ports.media)}/   (stats)\n` : ''}  Stage server: ${url(ports.stage)}/stats
+${mediaUp.length ? list(mediaUp.length > 1 ? 'Media Servers: ' : 'Media Server:  ', mediaUp.map((a) => `${a.url}/   (stats, ${a.env.SERVER_ID})`)) + '\n' : ''}${list(stageUp.length > 1 ? 'Stage servers: ' : 'Stage server:  ', stageUp.map((a) => `${a.url}/stats`))}
 ${
-  has('media-server')
+  mediaUp.length
     ? `
   OBS 30+ (Settings → Stream → Service: WHIP):
-    Server:        ${url(ports.media)}/whip
+    Server:        ${plan.whip}
     Bearer Token:  ${secrets.INGEST_TOKEN}
+  (the API Server's front door: it redirects OBS to the Media Server that takes the broadcast)
   (Settings → Output → Advanced: H.264 (x264 or hardware), profile baseline, keyframe interval 1–2 s, no B-frames)
 `
     : ''
