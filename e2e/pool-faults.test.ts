@@ -241,7 +241,8 @@ describe('a pool of Media Servers and stage servers survives the loss of any one
     const p = await startPool(mine, {
       mediaServers: 1,
       stageServers: 2,
-      stageCapacity: 2,
+      // One viewer per stage, and stages spread over both stage servers: viewers on both sides of the fault.
+      stageCapacity: 1,
       minStages: 4,
       maxStages: 8,
       viewers: 4,
@@ -259,6 +260,7 @@ describe('a pool of Media Servers and stage servers survives the loss of any one
     const survivor = 1 - victim;
     const hit = viewers.filter((v) => serverOf(v) === victim);
     const spared = viewers.filter((v) => serverOf(v) !== victim);
+    assert.ok(spared.length > 0, `viewers on both stage servers: ${viewers.map(serverOf).join(', ')}`);
 
     await steady(viewers);
     const faultAt = Date.now();
