@@ -224,3 +224,15 @@ test('origin: the server reporting ingest broadcaster, announced on change and c
   assert.equal(rig.registry.origin, null);
   assert.deepEqual(origins().map((o) => o?.serverId ?? null), ['a', 'b', 'a', null]);
 });
+
+test('a server that stops draining is ready again: the stages are rebalanced onto it', async () => {
+  await register('a');
+  await register('b');
+  const arns = [await createStage(1), await createStage(2)];
+  await rig.registry.heartbeat({ serverId: sid('a'), draining: true });
+  for (const arn of arns) assert.equal((await owner(arn))[0], 'b');
+  await rig.registry.heartbeat({ serverId: sid('b'), legs: arns.map((stageArn) => ({ stageArn, state: 'connected' as const })) });
+  await rig.registry.heartbeat({ serverId: sid('a'), draining: false });
+  const owners = (await Promise.all(arns.map(owner))).map(([o]) => o).sort();
+  assert.deepEqual(owners, ['a', 'b']);
+});

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPair, SignJWT } from 'jose';
+import WebSocket from 'ws';
 import { IngestTokenResponseSchema, ServersResponseSchema, StagesResponseSchema, TOKEN_ALG } from '@stagecast/protocol';
 import { apiKey, call, mediaAuth, SECRETS, startApi, type TestApi } from './helpers/api.js';
 import { startFakeStageAdmin, type FakeStageAdmin } from './helpers/fake-stage-admin.js';
@@ -213,4 +214,33 @@ test('a browser\'s POST (it sends Origin) is forwarded to the Media Server with 
     await post('/api/media/heartbeat', { serverId: 'ms-web', stopping: true });
     await new Promise<void>((r) => ms.close(() => r()));
   }
+});
+
+test('a Media Server whose WebSocket closes (kill -9) loses its stages at once, staying previous; it stops being the origin', async () => {
+  await post('/api/media/register', { serverId: 'ms-x', ipAddress: '127.0.0.1', port: 4010 });
+  await post('/api/media/register', { serverId: 'ms-y', ipAddress: '127.0.0.1', port: 4011 });
+  const ws = new WebSocket(`${api.wsUrl}/ws?type=media-server&serverId=ms-x`, { headers: mediaAuth });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const yLegs = (await stages()).stages.filter((st) => st.mediaServerId === 'ms-y').map((st) => ({ stageArn: st.stageArn, state: 'connected' as const }));
+  await post('/api/media/heartbeat', { serverId: 'ms-y', legs: yLegs });
+  await post('/api/media/heartbeat', { serverId: 'ms-x', ingest: 'broadcaster' });
+  const before = await stages();
+  assert.equal(before.origin?.serverId, 'ms-x');
+  const onX = before.stages.filter((st) => st.mediaServerId === 'ms-x').map((st) => st.stageArn);
+  assert.equal(onX.length, 2);
+
+  ws.terminate();
+  const after = await waitFor(async () => {
+    const s = await stages();
+    return s.stages.every((st) => st.mediaServerId === 'ms-y') && s;
+  }, { what: 'every stage on ms-y' });
+  for (const st of after.stages) assert.equal(st.previousMediaServerId, onX.includes(st.stageArn) ? 'ms-x' : null);
+  assert.equal(after.origin, null);
+  assert.equal((await frontDoor(`Bearer ${INGEST_TOKEN}`)).headers.location, 'http://127.0.0.1:4011/whip');
+  const metrics = await call(`${api.url}/metrics`);
+  assert.match(metrics.body, /stagecast_stage_handovers_total\{reason="socket_closed"\} 2/);
+  assert.match(metrics.body, /stagecast_stage_assignments\{server="ms-y"\} 4/);
 });

@@ -122,6 +122,10 @@ export class MediaServerRegistry {
       this.log.info({ serverId: h.serverId }, 'media_server.online');
       this.announce('media_server_online', h.serverId, now);
       await this.notify({ serverId: h.serverId, kind: 'online' });
+    } else if (h.draining === false && prev.draining) {
+      // It stopped draining: ready for stages again, as if it had just come online.
+      this.log.info({ serverId: h.serverId }, 'media_server.drain_cancelled');
+      await this.notify({ serverId: h.serverId, kind: 'online' });
     } else await this.notify({ serverId: h.serverId, kind: 'heartbeat' });
     return rec;
   }
