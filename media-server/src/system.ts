@@ -102,7 +102,8 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
   const ingest = new IngestService({ auth, publisher: stageManager, log, ivs, refusalHoldMs: config.ivsRefusalHoldMs, silenceTakeoverMs: config.ingestSilenceTakeoverMs, streamReport: () => router.h264Report() });
   const endpoint = (opts.ingestEndpoint ?? rtcIngestEndpoint)({
     basePath: WHIP_PATH,
-    endpointUrl: () => (config.publicUrl ?? `http://127.0.0.1:${server.port}`) + WHIP_PATH,
+    // PUBLIC_URL, else http://ADVERTISED_IP:<bound port>: the URL registered with the API Server.
+    endpointUrl: () => api.url + WHIP_PATH,
     // Two: OBS's reconnect POST arrives while its old session is still alive.
     maxSessions: 2,
     onSession: (s) => ingest.onSession(s),
@@ -113,7 +114,8 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     // Pull while this server publishes into a stage and the broadcaster is on another Media Server.
     target: (): Origin | null => {
       const origin = stageManager.currentOrigin;
-      if (!origin || origin.serverId === config.serverId || stageManager.legCount === 0 || ingest.online) return null;
+      // A broadcaster that just connected here takes over from the relay at its first packet (IngestService).
+      if (!origin || origin.serverId === config.serverId || stageManager.legCount === 0 || stageManager.feed === 'broadcaster') return null;
       return origin;
     },
     connect: opts.relayConnector ?? rtcRelayConnector,

@@ -5,79 +5,19 @@
  * reconnects (same stage sessions, continuous SSRC/sequence) and a deleted stage's session DELETEd.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { localStageArn, type StageArn } from '@stagecast/protocol';
-import { WhipEndpoint, WHIPClient, parseRtpHeader, RtpInfo, toNodeHttp, type WhipSession } from '@stagecast/rtc';
+import { WHIPClient } from '@stagecast/rtc';
 import { SyntheticPublisher } from '@stagecast/rtc/testing';
 import { parseConfig } from '../src/config.js';
 import { createMediaServer } from '../src/system.js';
 import { startFakeApi } from './helpers/fake-api.js';
 import { testLogger } from './helpers/log.js';
+import { startStages } from './helpers/rtc-stages.js';
 import { waitFor } from './helpers/wait.js';
 
 const SECRET = 'media-secret-0123456789';
 const INGEST_TOKEN = 'obs-long-lived-token-0123456789';
-
-interface StageRx {
-  session: WhipSession;
-  video: { seq: number; ssrc: number; at: number }[];
-  audio: number;
-  closed: boolean;
-}
-
-/** A stand-in stage server: one WhipEndpoint per stage id, tokens 'tok-*' only. */
-async function startStages() {
-  const rx = new Map<string, StageRx[]>();
-  const endpoints = new Map<string, WhipEndpoint>();
-  let base = '';
-  const endpointFor = (id: string): WhipEndpoint => {
-    let ep = endpoints.get(id);
-    if (!ep) {
-      ep = new WhipEndpoint({
-        basePath: `/stages/${id}/whip`,
-        endpointUrl: () => `${base}/stages/${id}/whip`,
-        maxSessions: 4,
-        bindAddress: '127.0.0.1',
-        authorize: (t) => (t?.startsWith('tok-') ? { ok: true } : { ok: false, status: 403 }),
-        onSession: (session) => {
-          const r: StageRx = { session, video: [], audio: 0, closed: false };
-          const info = new RtpInfo();
-          session.onRtp((kind, p) => {
-            if (kind === 'audio') r.audio++;
-            else if (parseRtpHeader(p, p.length, info)) r.video.push({ seq: info.sequence, ssrc: info.ssrc, at: Date.now() });
-          });
-          session.on('closed', () => (r.closed = true));
-          const list = rx.get(id) ?? [];
-          list.push(r);
-          rx.set(id, list);
-        },
-      });
-      endpoints.set(id, ep);
-    }
-    return ep;
-  };
-  const server = createServer((req, res) => {
-    const id = /^\/stages\/([^/]+)\/whip/.exec(req.url ?? '')?.[1];
-    if (!id) {
-      res.writeHead(404).end();
-      return;
-    }
-    toNodeHttp(endpointFor(id))(req, res);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    base,
-    rx,
-    async close() {
-      for (const ep of endpoints.values()) ep.close();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
 
 test('real WebRTC: the broadcast reaches every stage, a stage created while live gets frames at once, a reconnecting broadcaster resumes on the same stage sessions, a deleted stage is DELETEd', { timeout: 60_000 }, async (t) => {
   const stages = await startStages();

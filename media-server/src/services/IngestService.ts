@@ -28,6 +28,8 @@ import { checkOfferForIvs, isRefusing, refusalError, refusalMessage, type IvsRul
 export interface PublisherSink {
   onPublisherConnected(session: IngestSession): void;
   onPublisherDisconnected(session?: IngestSession): void;
+  /** What feeds the router now: a broadcaster arriving while a relay from the origin feeds it replaces the relay make-before-break. */
+  readonly feed?: 'broadcaster' | 'relay' | 'none';
 }
 
 interface Live {
@@ -191,15 +193,17 @@ export class IngestService {
     const inner = gate ?? session;
     const postedAt = this.now();
     const replacing = old && !old.closed ? old : undefined;
-    // Make-before-break: the legs keep the old session's media until the new one delivers, then switch at once.
-    // (Switching at the POST froze every stage for the ~0.4 s the new session needed to connect.)
-    const onFirst = replacing
+    // Make-before-break: the legs keep the old session's media (or the relay's, on a Media Server that pulled from the
+    // origin) until the new one delivers, then switch at once. (Switching at the POST froze every stage for the
+    // ~0.4 s the new session needed to connect.)
+    const deferred = replacing !== undefined || this.d.publisher.feed === 'relay';
+    const onFirst = deferred
       ? () => {
           if (this.live !== live || live.closed || live.switched) return;
           live.switched = true;
           live.previous = undefined;
           this.d.publisher.onPublisherConnected(live.forward);
-          this.replaced(replacing, live, this.now() - postedAt);
+          if (replacing) this.replaced(replacing, live, this.now() - postedAt);
         }
       : undefined;
     const live: Live = {
@@ -215,7 +219,7 @@ export class IngestService {
     };
     this.live = live;
     session.on('closed', () => this.onClosed(live));
-    if (!replacing) {
+    if (!deferred) {
       live.switched = true;
       this.d.publisher.onPublisherConnected(live.forward);
       if (old) this.replaced(old, live, 0);

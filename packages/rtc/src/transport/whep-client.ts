@@ -27,6 +27,11 @@ export interface WHEPClientOptions {
   /** Per HTTP request. */
   timeoutMs?: number;
   gatherTimeoutMs?: number;
+  /**
+   * Rewrites the answer before it is applied (after it was checked): a test puts an impairment relay's address in
+   * place of the server's candidate. Production code leaves it unset.
+   */
+  answerTransform?: (answer: string) => string;
 }
 
 export type WHEPClientState = 'new' | 'connecting' | 'connected' | 'failed' | 'closed';
@@ -154,7 +159,7 @@ export class WHEPClient extends EventEmitter<WHEPClientEvents> {
       } catch (err) {
         throw new WhipHttpError(201, err instanceof SdpError ? `bad SDP answer: ${err.message}` : 'bad SDP answer', ex.url);
       }
-      this.peer.pc.setRemoteDescription(ex.answer, 'answer');
+      this.peer.pc.setRemoteDescription(this.o.answerTransform ? this.o.answerTransform(ex.answer) : ex.answer, 'answer');
     } catch (err) {
       await this.sendDelete();
       this.finish(err instanceof Error ? err.message : String(err));
