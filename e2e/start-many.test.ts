@@ -24,7 +24,8 @@ function canBind(port: number): Promise<boolean> {
 /** The first of `n` consecutive free ports (tried from a random start, a bounded number of times). */
 async function freeRun(n: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const first = 20_000 + Math.floor(Math.random() * 30_000);
+    // Below Linux's ephemeral range (32768+), where outgoing connections could take a port between check and use.
+    const first = 20_000 + Math.floor(Math.random() * 12_000);
     let ok = true;
     for (let i = 0; i < n && ok; i++) ok = await canBind(first + i);
     if (ok) return first;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runScenario } from './helpers/scenario.js';
 
-test('npm start runs the system; /broadcast goes live, two /watch pages play it from two stages, /dashboard shows it all; a viewer whose seat is gone joins again by itself; Ctrl-C stops everything', async (t) => {
+test('npm start runs the system; /broadcast goes live, two /watch pages play it from two stages, /dashboard shows it all; a viewer whose seat is gone, or whose stage server dies, joins again by itself; Ctrl-C stops everything', async (t) => {
   const { result, output } = await runScenario('e2e/scenarios/web-pages.ts', 240_000, { signal: 'SIGINT' });
   assert.equal(result.ok, true, `${result.error}\n${result.output ?? ''}\n${output.slice(-2000)}`);
   assert.deepEqual(result.pageStatus, [200, 200, 200], 'the API Server serves the three pages');
@@ -31,7 +31,8 @@ test('npm start runs the system; /broadcast goes live, two /watch pages play it 
   assert.ok(result.leaveMs < 8000);
   assert.equal(result.rejoin.reconnects, '1', 'the watch page joined again by itself once its seat was gone');
   assert.ok(result.rejoin.after.frames > result.rejoin.before.frames, 'and plays on');
+  assert.ok(result.stageServerDeath.after.frames > result.stageServerDeath.before.frames, 'after its stage server died (kill -9) the watch page joined again by itself and plays on the other one');
   assert.equal(result.exitCode, 0, 'Ctrl-C: npm start exits 0');
   assert.equal(result.portsFreed, true, 'all three apps stopped');
-  t.diagnostic(`npm start ready in ${result.startupMs} ms; stopped in ${result.stopMs} ms; a closed viewer left in ${result.leaveMs} ms; a viewer whose seat was taken played again after ${result.rejoin.ms} ms; broadcast ${JSON.stringify(result.broadcast)}; screenshots in test-artifacts/: ${result.screenshots.join(', ')}`);
+  t.diagnostic(`npm start ready in ${result.startupMs} ms; stopped in ${result.stopMs} ms; a closed viewer left in ${result.leaveMs} ms; a viewer whose seat was taken played again after ${result.rejoin.ms} ms; one whose stage server died (kill -9) after ${result.stageServerDeath.ms} ms; broadcast ${JSON.stringify(result.broadcast)}; screenshots in test-artifacts/: ${result.screenshots.join(', ')}`);
 });

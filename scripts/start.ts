@@ -88,10 +88,16 @@ function start(app: PlannedApp): ChildProcess {
   pipe(child.stderr!, process.stderr);
   child.on('exit', (code, signal) => {
     children.delete(app.name);
-    if (!stopping) {
-      console.error(`${prefix}exited (${signal ?? code}); stopping the system`);
-      void stopAll(1);
+    if (stopping) return;
+    // One of several Media Servers or stage servers is what the pool is built to lose: the others carry on. The API
+    // Server, or the last of a kind, is not.
+    const peers = apps.filter((a) => a.dir === app.dir && a.name !== app.name && children.has(a.name));
+    if (app.dir !== 'api-server' && peers.length > 0) {
+      console.error(`${prefix}exited (${signal ?? code}); ${peers.map((a) => a.name).join(', ')} carry on`);
+      return;
     }
+    console.error(`${prefix}exited (${signal ?? code}); stopping the system`);
+    void stopAll(1);
   });
   children.set(app.name, child);
   return child;

@@ -5,9 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DashboardResponseSchema, ScalingEventsResponseSchema, ViewerJoinResponseSchema, type ViewerJoinResponse } from '@stagecast/protocol';
+import { DashboardResponseSchema, localStageArn, ScalingEventsResponseSchema, ViewerJoinResponseSchema, type LocalStage, type ViewerJoinResponse } from '@stagecast/protocol';
 import { ConfigError, parseConfig } from '../src/config.js';
 import { stageServerOf, STAGE_SERVER_TAG } from '../src/providers/local.js';
+import { CREATED_AT_TAG, POOL_TAG } from '../src/providers/provider.js';
 import { pickStageServer } from '../src/services/StageServerPool.js';
 import { apiKey, call, SECRETS, startApi, type TestApi } from './helpers/api.js';
 import { startFakeStageAdmin } from './helpers/fake-stage-admin.js';
@@ -26,6 +27,16 @@ test('pickStageServer: fewest stages, then fewest viewers, then the first listed
     ['no live server', [], undefined],
   ];
   for (const [name, input, want] of cases) assert.equal(pickStageServer(input), want, name);
+});
+
+test('stageServerOf: the stage-server tag names the server; without one, the server whose URL starts the WHIP URL, or the only one', () => {
+  const urls = ['http://a:3002', 'http://b:3002'];
+  const whip = (host: string) => `http://${host}:3002/stages/x/whip`;
+  assert.equal(stageServerOf({ tags: { [STAGE_SERVER_TAG]: 'http://b:3002' }, whipUrl: whip('a') }, urls), 'http://b:3002', 'the tag wins');
+  assert.equal(stageServerOf({ tags: {}, whipUrl: whip('b') }, urls), 'http://b:3002');
+  assert.equal(stageServerOf({ tags: { [STAGE_SERVER_TAG]: 'http://gone:3002' }, whipUrl: whip('a') }, urls), 'http://a:3002', 'a tag naming no configured server is ignored');
+  assert.equal(stageServerOf({ tags: {}, whipUrl: 'http://public-name:3002/stages/x/whip' }, urls), undefined, 'unknown');
+  assert.equal(stageServerOf({ tags: {}, whipUrl: 'http://public-name:3002/stages/x/whip' }, ['http://a:3002']), 'http://a:3002', 'one server holds every stage');
 });
 
 test('config: STAGE_SERVER_URLS lists the stage servers; STAGE_SERVER_URL still names one; bad entries are named', () => {
@@ -183,6 +194,9 @@ test('a stage server that dies loses its stages (seats released, stage_deleted s
   assert.deepEqual(dash.stageServers!.map((s) => [s.url, s.state]), [[live.url, 'up'], [dying.url, 'down']]);
   assert.equal(dash.stageServers![1]!.stages, 0);
   assert.ok(dash.stageServers![1]!.lastError);
+  const ready = await call(`${api.url}/ready`);
+  assert.equal(ready.status, 200, 'still ready: one stage server is live');
+  assert.deepEqual(ready.body.checks.provider, { ok: true, detail: '1 of 2 stage servers down' });
   const metrics = (await call(`${api.url}/metrics`)).body as string;
   assert.match(metrics, new RegExp(`stagecast_stage_server_up\\{server="${dying.url}"\\} 0`));
   assert.match(metrics, new RegExp(`stagecast_stage_server_up\\{server="${live.url}"\\} 1`));
@@ -211,9 +225,24 @@ test('a stage server that was away comes back into use after one good read, its 
   assert.equal(b.stages.size, 1, 'b still holds the dropped stage while away');
   assert.equal(await api.server.services.stageServers!.pick(new Map()), a.url, 'a down server takes no new stage');
 
+  // Meanwhile another API Server sharing the store creates a stage on b (not recorded yet): it must survive the cleanup.
+  const newer: LocalStage = {
+    stageArn: localStageArn('newerstage01'),
+    stageId: 'newerstage01' as LocalStage['stageId'],
+    name: 'newer',
+    tags: { [POOL_TAG]: 'default', [CREATED_AT_TAG]: new Date().toISOString(), [STAGE_SERVER_TAG]: b.url },
+    createdAt: new Date().toISOString(),
+    whipUrl: `${b.url}/stages/newerstage01/whip`,
+    whepUrl: `${b.url}/stages/newerstage01/whep`,
+  };
+  b.stages.set(newer.stageId, newer);
+  const dropped = [...b.stages.keys()].filter((id) => id !== newer.stageId);
+
   b.setAway(false);
   await waitFor(async () => (await api.server.services.stageServers!.list()).find((s) => s.url === b.url)!.state === 'up', { timeoutMs: 5000, what: 'b back up' });
-  assert.equal(b.stages.size, 0, 'the stage the pool dropped was deleted on b before it came back');
+  assert.deepEqual([...b.stages.keys()], [newer.stageId], 'the stage the pool dropped was deleted on b before it came back; the newer one was not');
+  assert.equal(dropped.length, 1);
+  // The newer stage is not in this store: for this API Server, b holds nothing and is the least loaded.
   assert.equal(await api.server.services.stageServers!.pick(new Map()), b.url, 'b, now the least loaded, takes the next stage');
   assert.deepEqual((await byServer(api, urls)).get(a.url)!.length, 2, 'the stages on a are untouched');
   assert.ok(api.logs.lines().some((l) => l.msg === 'stage_server.up' && l.stageServer === b.url));

@@ -2,10 +2,11 @@
  * Runs INSIDE a private network namespace (see e2e/web-pages.test.ts). Starts the whole system the way the README
  * says — `npm start`, i.e. `node --import tsx scripts/start.ts` — with free ports and STAGE_CAPACITY=1, reads the page
  * links it prints, and drives the real pages in headless Chromium: /broadcast goes live with the fake camera, two
- * /watch pages land on different stages and play, /dashboard shows both stages, both viewers and the broadcaster.
+ * /watch pages land on different stages and play, /dashboard shows both stages, both viewers and the broadcaster; a
+ * /watch page whose seat is taken, then one whose stage server is killed, joins again by itself.
  * Screenshots go to test-artifacts/. Ctrl-C (SIGINT) must then stop everything. Prints one RESULT line.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,6 +50,14 @@ async function advances(p: Page, what: string): Promise<{ before: Playback; afte
   return { before, after };
 }
 
+/** The process listening on a TCP port of this namespace (`ss -ltnp`). */
+function listeningPid(port: number): number {
+  const out = execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' });
+  const pid = /pid=(\d+)/.exec(out)?.[1];
+  if (!pid) throw new Error(`no process listens on port ${port}: ${out}`);
+  return Number(pid);
+}
+
 try {
   const [apiPort, mediaPort, stagePort] = [await freePort(), await freePort(), await freePort()];
   const started = Date.now();
@@ -64,6 +73,9 @@ try {
       // libjuice skips 127.x when it gathers on its own; the namespace's 127.0.0.2 is what Chromium can reach.
       RTC_BIND_ADDRESS: '127.0.0.2',
       STAGE_CAPACITY: '1',
+      // Two stage servers (on STAGE_PORT and the next port): one is killed below, and its viewer must play on.
+      STAGE_SERVERS: '2',
+      STAGE_SERVER_HEALTH_INTERVAL_MS: '500',
       HEARTBEAT_INTERVAL_MS: '1000',
       VIEWER_HEARTBEAT_INTERVAL_MS: '1000',
       LOG_LEVEL: 'warn',
@@ -167,6 +179,23 @@ try {
   await waitFor(async () => (await bodyData(w1, 'viewer')) !== oldViewer && (await bodyData(w1, 'state')) === 'playing', 'watch 1 joined again and plays', 20_000);
   result.rejoin = { ms: Date.now() - kickedAt, reconnects: await w1.textContent('#reconnects'), ...(await advances(w1, 'watch 1 after rejoin')) };
 
+  // The stage server that holds the viewer's stage dies (kill -9): the API Server drops its stages, and the page joins
+  // again by itself and plays a stage on the other stage server.
+  const deadStage = await bodyData(w1, 'stage');
+  const beforeKill = await bodyData(w1, 'viewer');
+  const listed = (await (await fetch(`${api}/api/stages`, { headers: { 'x-api-key': apiKey } })).json()) as { stages: { stageId: string; whipUrl: string }[] };
+  const held = listed.stages.find((s) => s.stageId === deadStage);
+  if (!held) throw new Error(`stage ${deadStage} not listed`);
+  const stageServerPort = Number(new URL(held.whipUrl).port);
+  process.kill(listeningPid(stageServerPort), 'SIGKILL');
+  const stageKilledAt = Date.now();
+  await waitFor(
+    async () => (await bodyData(w1, 'viewer')) !== beforeKill && (await bodyData(w1, 'stage')) !== deadStage && (await bodyData(w1, 'state')) === 'playing',
+    'watch 1 joined again after its stage server died and plays',
+    40_000,
+  );
+  result.stageServerDeath = { ms: Date.now() - stageKilledAt, port: stageServerPort, ...(await advances(w1, 'watch 1 on the other stage server')) };
+
   // Stop: the page DELETEs its WHIP session.
   await bc.click('#stop');
   await waitFor(async () => (await bodyData(bc, 'state')) === 'offline', 'broadcast page: stopped', 10_000);
@@ -182,7 +211,7 @@ try {
   result.stopMs = Date.now() - stopAt;
   result.portsFreed = (
     await Promise.all(
-      [apiPort, mediaPort, stagePort].map((p) =>
+      [apiPort, mediaPort, stagePort, stagePort + 1].map((p) =>
         fetch(`http://127.0.0.1:${p}/health`).then(
           () => false,
           () => true,

@@ -180,23 +180,34 @@ export class LocalStageProvider implements StageProvider {
     this.located.delete(arn);
   }
 
-  /** Healthy while at least one stage server that is not known down answers its admin API. */
+  /**
+   * Healthy while at least one stage server that is not known down answers its admin API: answered as soon as one
+   * does (a server that hangs does not hold readiness up); unhealthy once every one has failed.
+   */
   async health(): Promise<ProviderHealth> {
-    const live = this.opts.baseUrls.filter((u) => !this.selector.isDown(u));
-    const results = await Promise.all(
-      live.map(async (u) => {
-        try {
-          const res = await this.request(u, 'GET', STAGE_SERVER_ROUTES.stages);
-          await res.body?.cancel();
-          return res.ok ? undefined : `${u}: admin API answered ${res.status}`;
-        } catch (err) {
-          return (err as Error).message;
-        }
-      }),
-    );
-    const failed = results.filter((r): r is string => r !== undefined);
     const total = this.opts.baseUrls.length;
-    if (live.length > failed.length) return failed.length || live.length < total ? { ok: true, detail: `${live.length - failed.length} of ${total} stage servers answer` } : { ok: true };
-    return { ok: false, detail: failed.length ? failed.join('; ') : `all ${total} stage servers are down` };
+    const live = this.opts.baseUrls.filter((u) => !this.selector.isDown(u));
+    if (live.length === 0) return { ok: false, detail: `all ${total} stage servers are down` };
+    const down = total - live.length;
+    return new Promise<ProviderHealth>((resolve) => {
+      const failed: string[] = [];
+      for (const u of live) {
+        void this.ping(u).then((err) => {
+          if (err === undefined) resolve(down ? { ok: true, detail: `${down} of ${total} stage servers down` } : { ok: true });
+          else if (failed.push(err) === live.length) resolve({ ok: false, detail: failed.join('; ') });
+        });
+      }
+    });
+  }
+
+  /** undefined when the server's admin API answers 2xx; else why not. */
+  private async ping(baseUrl: string): Promise<string | undefined> {
+    try {
+      const res = await this.request(baseUrl, 'GET', STAGE_SERVER_ROUTES.stages);
+      await res.body?.cancel();
+      return res.ok ? undefined : `${baseUrl}: admin API answered ${res.status}`;
+    } catch (err) {
+      return (err as Error).message;
+    }
   }
 }

@@ -10,6 +10,7 @@ import type { StageArn } from '@stagecast/protocol';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { stageServerOf, type LocalStageProvider, type StageServerSelector } from '../providers/local.js';
+import { CREATED_AT_TAG } from '../providers/provider.js';
 import type { Store } from '../store/store.js';
 import type { EventBus } from './EventBus.js';
 
@@ -192,12 +193,17 @@ export class StageServerPool implements StageServerSelector {
 
   /**
    * A server that was only unreachable still holds the stages removed from the store: they are deleted there before
-   * it takes new ones (a failure to do so is logged; reconciliation adopts what is left).
+   * it takes new ones (a failure to do so is logged; reconciliation adopts what is left). Only stages created before
+   * it went down: a newer one is another API Server's create (sharing the store) that is not recorded yet.
    */
   private async bringBack(s: ServerState): Promise<void> {
     try {
       const known = new Set((await this.d.store.listStages()).map((st) => st.arn));
-      const leftovers = (await this.d.provider.listOn(s.url)).filter((st) => !known.has(st.stageArn));
+      const createdAt = (st: { tags: Record<string, string>; createdAt: number }) => {
+        const tagged = Date.parse(st.tags[CREATED_AT_TAG] ?? '');
+        return Number.isFinite(tagged) ? tagged : st.createdAt;
+      };
+      const leftovers = (await this.d.provider.listOn(s.url)).filter((st) => !known.has(st.stageArn) && createdAt(st) < s.since);
       for (const st of leftovers) await this.d.provider.deleteStage(st.stageArn);
       if (leftovers.length) this.log.info({ stageServer: s.url, deleted: leftovers.length }, 'stage_server.leftovers_deleted');
     } catch (err) {

@@ -36,14 +36,26 @@ function gathered(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
   });
 }
 
+/** The longest a WHIP/WHEP POST may take to be answered. */
+const NEGOTIATE_TIMEOUT_MS = 15_000;
+
 /** Sends pc's offer to a WHIP or WHEP endpoint and applies the answer. pc must have its transceivers. */
 export async function negotiate(pc: RTCPeerConnection, url: string, token: string): Promise<Session> {
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc, 3000);
   const headers: Record<string, string> = { 'content-type': 'application/sdp' };
   if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(url, { method: 'POST', headers, body: pc.localDescription!.sdp });
-  const text = await res.text();
+  let res: Response;
+  let text: string;
+  try {
+    // A server whose host is gone may never answer: give up, so the caller can try elsewhere.
+    res = await fetch(url, { method: 'POST', headers, body: pc.localDescription!.sdp, signal: AbortSignal.timeout(NEGOTIATE_TIMEOUT_MS) });
+    text = await res.text();
+  } catch (err) {
+    // Unreachable or timed out: the connection that was never answered is closed here (the caller never gets it).
+    pc.close();
+    throw err;
+  }
   if (res.status !== 201) {
     let msg = text;
     try {
@@ -56,7 +68,12 @@ export async function negotiate(pc: RTCPeerConnection, url: string, token: strin
   }
   const loc = res.headers.get('location');
   const location = loc ? new URL(loc, url).href : null;
-  await pc.setRemoteDescription({ type: 'answer', sdp: text });
+  try {
+    await pc.setRemoteDescription({ type: 'answer', sdp: text });
+  } catch (err) {
+    pc.close();
+    throw err;
+  }
   let stopped = false;
   return {
     pc,
