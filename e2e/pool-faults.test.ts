@@ -225,7 +225,8 @@ describe('a pool of Media Servers and stage servers survives the loss of any one
     const faultAt = Date.now();
     const code = await sys.medias[victim]!.sigterm();
     const exitedAt = Date.now();
-    assert.equal(code, 0, 'the drained Media Server exits 0');
+    assert.equal(code, 0, `the drained Media Server exits 0: ${sys.medias[victim]!.stderr()}`);
+    assert.ok(sys.medias[victim]!.logs.some((l) => l.msg === 'drain.completed'), 'it drained (every stage moved) before stopping');
     const after = await waitFor(() => settled(sys, [survivor]), `the stages of ${victimId} owned by ${sys.mediaIds[survivor]}`, 10_000, 100);
     for (const v of moved) assert.equal(ownerOf(after, v.stageArn), sys.mediaIds[survivor]);
     const end = await allResumed(viewers, faultAt, 10_000);
