@@ -187,8 +187,9 @@ export async function createMediaServer(config: Config, log: Logger, opts: Media
     const t0 = Date.now();
     log.info({ legs: stageManager.legCount, timeoutMs: config.drainTimeoutMs }, 'drain.started');
     await api.heartbeat().catch(() => undefined);
-    const moved = await stageManager.waitForNoLegs(config.drainTimeoutMs);
-    log.info({ moved, legsLeft: stageManager.legCount, ms: Date.now() - t0 }, moved ? 'drain.completed' : 'drain.timed_out');
+    const outcome = await stageManager.waitForHandovers(config.drainTimeoutMs);
+    // 'nowhere': no other Media Server can take the stages; waiting longer would only delay the stop.
+    log.info({ outcome, legsLeft: stageManager.legCount, ms: Date.now() - t0 }, outcome === 'timeout' ? 'drain.timed_out' : 'drain.completed');
   };
 
   const server: MediaServer = {

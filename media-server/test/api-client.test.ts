@@ -262,3 +262,22 @@ test('stage_assigned and origin_changed events reach the client as typed events;
     }
   });
 });
+
+test('heartbeatSoon during a heartbeat on its way sends another after it, with the new state', async () => {
+  const api = await startFakeApi({ secret: SECRET, heartbeatIntervalMs: 60_000 });
+  const { c } = client(api, { nudgeDelayMs: 10 });
+  try {
+    let ingest: 'none' | 'relay' = 'none';
+    c.setHeartbeatSource(() => ({ publisherOnline: false, legs: [], ingest }));
+    await c.register();
+    const first = c.heartbeat();
+    ingest = 'relay';
+    c.heartbeatSoon();
+    await first;
+    await waitFor(() => api.servers.get('media-test-1')!.heartbeats === 2, { what: 'the follow-up heartbeat' });
+    assert.deepEqual(api.heartbeatLog.map((h) => h.ingest), ['none', 'relay']);
+  } finally {
+    c.stop();
+    await api.stop();
+  }
+});

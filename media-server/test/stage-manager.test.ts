@@ -379,7 +379,7 @@ test('a token refused with 409 (the stage is another server\'s) drops the leg wi
   }, { retryBaseMs: 10, retryCapMs: 20 });
 });
 
-test('waitForNoLegs (drain): true once every stage has moved away, false at the timeout, false at once with an API Server that assigns nothing', async () => {
+test('waitForHandovers (drain): moved once every stage has gone to another server, nowhere when no server can take them, timeout otherwise, at once with an API Server that assigns nothing', async () => {
   await withManager(async ({ sm, api }) => {
     api.pool = true;
     api.stages.add(A);
@@ -388,20 +388,28 @@ test('waitForNoLegs (drain): true once every stage has moved away, false at the 
     api.assignments.set(B, { serverId: 'me' });
     sm.initialize();
     await sm.syncAllStages();
-    assert.equal(await sm.waitForNoLegs(50), false, 'times out while stages are still ours');
-    const drained = sm.waitForNoLegs(5000);
+    assert.equal(await sm.waitForHandovers(50), 'timeout', 'times out while stages are still ours');
+    const drained = sm.waitForHandovers(5000);
     api.assigned(A, 'other', 'me');
     api.assigned(B, 'other', 'me');
     api.assigned(A, 'other');
     api.assigned(B, 'other');
-    assert.equal(await drained, true);
+    assert.equal(await drained, 'moved');
+    // The only server drains: the API Server finds no owner for its stages (null, this one still publishing).
+    api.stages.add(C);
+    api.assigned(C, 'me');
+    await waitFor(() => sm.legFor(C) !== undefined, { what: 'leg C' });
+    const nowhere = sm.waitForHandovers(5000);
+    api.assigned(C, null, 'me');
+    assert.equal(await nowhere, 'nowhere');
+    assert.ok(sm.legFor(C), 'the leg keeps serving: nothing took the stage');
   });
   await withManager(async ({ sm, api }) => {
     api.stages.add(A);
     sm.initialize();
     await sm.syncAllStages();
     const t0 = Date.now();
-    assert.equal(await sm.waitForNoLegs(5000), false);
+    assert.equal(await sm.waitForHandovers(5000), 'not-assigning');
     assert.ok(Date.now() - t0 < 1000, 'nothing will move the stages: no wait');
   });
 });

@@ -82,4 +82,27 @@ describe('StageRoom on the real Router', () => {
     assert.equal(stats.packetsSent, 15);
     assert.equal(stats.publisher.state, 'connected');
   });
+
+  test('a handover to another publisher (another Media Server): the old one feeds the viewer until the new one delivers, and the viewer\'s numbering continues', async () => {
+    const stage: LocalStage = CreateStageResponseSchema.parse(await (await admin(base).create()).json()).stage;
+    const viewer: FakeSession = await post(stage.whepUrl, await api.token({ stageArn: stage.stageArn, capability: 'subscribe' }));
+    viewer.connect();
+    const oldPub = await post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'ms-1-leg' }));
+    oldPub.connect();
+    for (let i = 0; i < 5; i++) oldPub.sendRtp('audio', opus(2000 + i, 960 * i, 0x33333333));
+    const newPub = await post(stage.whipUrl, await api.token({ stageArn: stage.stageArn, capability: 'publish', jti: 'ms-2-leg' }));
+    newPub.connect();
+    // Both publish during the handover: only the old one reaches the viewer until the new one's first packet.
+    for (let i = 5; i < 8; i++) oldPub.sendRtp('audio', opus(2000 + i, 960 * i, 0x33333333));
+    await waitFor(() => viewer.received.length === 8, { what: '8 packets of the old publisher' });
+    for (let i = 0; i < 5; i++) newPub.sendRtp('audio', opus(9000 + i, 555_000 + 960 * i, 0x44444444));
+    oldPub.sendRtp('audio', opus(2008, 960 * 8, 0x33333333));
+    await waitFor(() => viewer.received.length === 13, { what: '13 packets at the viewer' });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(viewer.received.length, 13, 'the old publisher no longer reaches the viewer');
+    const seqs = viewer.received.map(([, p]) => rtpSeq(p));
+    for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], (seqs[i - 1]! + 1) & 0xffff, `continuous at ${i}`);
+    assert.equal(new Set(viewer.received.map(([, p]) => rtpSsrc(p))).size, 1);
+    assert.equal(server.stages.room(stage.stageId).stats().publisher.participantId, 'ms-2-leg');
+  });
 });

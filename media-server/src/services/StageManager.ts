@@ -51,6 +51,9 @@ export interface StageManagerDeps {
   onChange?: (what: 'leg' | 'origin' | 'feed') => void;
 }
 
+/** How a drain ended (StageManager.waitForHandovers). */
+export type DrainOutcome = 'moved' | 'nowhere' | 'timeout' | 'not-assigning';
+
 /** Does the API Server assign stages? Unknown until its stage list or a stage_assigned event says. */
 type OwnershipMode = 'unknown' | 'assigned' | 'all';
 
@@ -110,6 +113,8 @@ export class StageManager {
   private origin: Origin | null | undefined;
   private originEventSeq = 0;
   private drainWaiters: Array<() => void> = [];
+  /** Each stage's owner as last told by the API Server (null: no Media Server can take it). */
+  private readonly owners = new Map<StageArn, string | null>();
 
   private readonly onCreated = (e: { stageArn: StageArn }): void => {
     // An API Server that assigns stages follows stage_created with stage_assigned: the leg waits for that.
@@ -120,8 +125,10 @@ export class StageManager {
   private readonly onAssigned = (e: StageAssignedEvent): void => {
     this.mode = 'assigned';
     this.lastEvent.set(e.stageArn, ++this.eventSeq);
+    this.owners.set(e.stageArn, e.serverId);
     if (this.isMine(e.serverId, e.previousServerId)) this.connectToStage(e.stageArn);
     else if (this.stages.has(e.stageArn)) this.release(e.stageArn, 'assigned to another media server');
+    this.wakeDrainWaiters();
   };
   private readonly onOrigin = (e: { origin: Origin | null }): void => {
     this.originEventSeq++;
@@ -129,6 +136,7 @@ export class StageManager {
   };
   private readonly onDeleted = (e: { stageArn: StageArn }): void => {
     this.lastEvent.set(e.stageArn, ++this.eventSeq);
+    this.owners.delete(e.stageArn);
     void this.disconnectFromStage(e.stageArn);
   };
   private readonly onResync = (): void => {
@@ -226,6 +234,9 @@ export class StageManager {
     if (res.origin !== undefined && this.originEventSeq === originSeq) this.setOrigin(res.origin);
     const ours = (s: StageSummary) => s.mediaServerId === undefined || this.isMine(s.mediaServerId, s.previousMediaServerId);
     const fresh = (arn: StageArn) => (this.lastEvent.get(arn) ?? 0) <= startedAt;
+    const listed = new Set(list.map((st) => st.stageArn));
+    for (const arn of [...this.owners.keys()]) if (!listed.has(arn) && fresh(arn)) this.owners.delete(arn);
+    for (const st of list) if (st.mediaServerId !== undefined && fresh(st.stageArn)) this.owners.set(st.stageArn, st.mediaServerId);
     const want = new Set(list.filter((s) => s.state !== 'draining' && ours(s)).map((s) => s.stageArn));
     const added: StageArn[] = [];
     const removed: StageArn[] = [];
@@ -271,7 +282,8 @@ export class StageManager {
     const closing = [entry.leg.close(reason)];
     if (entry.next) closing.push(entry.next.close(reason));
     this.d.onChange?.('leg');
-    if (this.stages.size === 0) this.wakeDrainWaiters();
+    this.owners.delete(stageArn);
+    this.wakeDrainWaiters();
     await Promise.all(closing);
   }
 
@@ -380,28 +392,41 @@ export class StageManager {
   }
 
   /**
-   * Drain: resolves true once this server has no leg left (the API Server moved every stage elsewhere and each
-   * handover ended), false after `timeoutMs`. With an API Server that does not assign stages nothing moves: false at once.
+   * Drain: waits until the API Server has moved every stage of this server elsewhere and each handover ended
+   * ('moved': no leg left), or until each stage still held has no owner at all — no other Media Server can take it,
+   * so there is nothing to wait for ('nowhere') — or `timeoutMs` ('timeout'). With an API Server that does not assign
+   * stages nothing moves: 'not-assigning' at once.
    */
-  waitForNoLegs(timeoutMs: number): Promise<boolean> {
-    if (this.stages.size === 0) return Promise.resolve(true);
-    if (this.mode !== 'assigned' || timeoutMs <= 0) return Promise.resolve(false);
-    return new Promise<boolean>((resolve) => {
-      const done = (v: boolean) => {
+  waitForHandovers(timeoutMs: number): Promise<DrainOutcome> {
+    const now = this.drainOutcome();
+    if (now) return Promise.resolve(now);
+    if (this.mode !== 'assigned') return Promise.resolve('not-assigning');
+    if (timeoutMs <= 0) return Promise.resolve('timeout');
+    return new Promise<DrainOutcome>((resolve) => {
+      const done = (v: DrainOutcome) => {
         clearTimeout(t);
-        this.drainWaiters = this.drainWaiters.filter((w) => w !== wake);
+        this.drainWaiters = this.drainWaiters.filter((w) => w !== check);
         resolve(v);
       };
-      const wake = () => done(true);
-      const t = setTimeout(() => done(false), timeoutMs);
-      this.drainWaiters.push(wake);
+      const check = () => {
+        const o = this.drainOutcome();
+        if (o) done(o);
+      };
+      const t = setTimeout(() => done('timeout'), timeoutMs);
+      this.drainWaiters.push(check);
     });
   }
 
+  private drainOutcome(): 'moved' | 'nowhere' | undefined {
+    if (this.stages.size === 0) return 'moved';
+    if (this.mode !== 'assigned') return undefined;
+    for (const arn of this.stages.keys()) if (this.owners.get(arn) !== null) return undefined;
+    return 'nowhere';
+  }
+
+  /** Something a drain waits on changed: each waiter checks whether it is done. */
   private wakeDrainWaiters(): void {
-    const w = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const fn of w) fn();
+    for (const check of [...this.drainWaiters]) check();
   }
 
   // ---- lifecycle and reporting ------------------------------------------------------------------

@@ -133,6 +133,11 @@ export class Registration {
       .catch(() => undefined)
       .finally(() => {
         if (this.inflight === run) this.inflight = undefined;
+        // A change while this heartbeat was on its way: it may not be in it, send another.
+        if (this.nudgeAgain && !this.inflight) {
+          this.nudgeAgain = false;
+          this.nudge();
+        }
       });
     return run;
   }
@@ -152,13 +157,7 @@ export class Registration {
       this.nudgeTimer = undefined;
       if (this.stopped || !this.registered) return;
       this.nudges++;
-      void this.heartbeat()
-        .catch(() => undefined)
-        .finally(() => {
-          if (!this.nudgeAgain) return;
-          this.nudgeAgain = false;
-          this.nudge();
-        });
+      void this.heartbeat().catch(() => undefined);
     }, this.o.nudgeDelayMs ?? 50);
     this.nudgeTimer.unref?.();
   }

@@ -17,6 +17,8 @@ const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-
 export const H264_RTX_PT = 103;
 /** Feedback a router source needs for loss recovery and keyframe requests, when an answer lists none. */
 const DEFAULT_VIDEO_FEEDBACK = ['nack', 'nack pli'];
+/** How long the peer may stay 'disconnected' (consent lost: the server vanished) before the client gives up. */
+const DISCONNECTED_GRACE_MS = 5000;
 
 export interface WHEPClientOptions {
   url: string;
@@ -75,6 +77,7 @@ export class WHEPClient extends EventEmitter<WHEPClientEvents> {
   private stateValue: WHEPClientState = 'new';
   private stopped = false;
   private closeReason: string | undefined;
+  private disconnectTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: WHEPClientOptions) {
     super();
@@ -100,9 +103,19 @@ export class WHEPClient extends EventEmitter<WHEPClientEvents> {
     };
     this.peer.on('state', (s: PeerState) => {
       if (s === 'connected') {
+        clearTimeout(this.disconnectTimer);
+        this.disconnectTimer = undefined;
         peerConnected = true;
         ready();
       } else if (s === 'failed') this.finish('ice failed');
+      else if (s === 'disconnected') {
+        // A server that vanished (killed, unplugged) is noticed in seconds rather than at ICE's own failure.
+        this.disconnectTimer ??= setTimeout(() => {
+          this.finish('consent lost');
+          this.peer.close();
+        }, DISCONNECTED_GRACE_MS);
+        this.disconnectTimer.unref?.();
+      }
     });
     this.peer.on('closed', () => this.finish(this.stopped ? 'stopped' : 'peer closed'));
   }
@@ -135,6 +148,7 @@ export class WHEPClient extends EventEmitter<WHEPClientEvents> {
   private finish(reason: string): void {
     if (this.closeReason !== undefined) return;
     this.closeReason = reason;
+    clearTimeout(this.disconnectTimer);
     this.setState(this.stopped ? 'closed' : 'failed');
     this.handlers.rtp = undefined;
     this.handlers.rtcp = undefined;
