@@ -43,6 +43,8 @@ export class ReconnectingBroadcaster {
   private stopped: Promise<void> | undefined;
   private reconnecting = false;
   private seed: number;
+  /** Every session's Broadcaster, the live one last. */
+  private readonly all: Broadcaster[] = [];
 
   private constructor(
     readonly o: ReconnectingOptions,
@@ -59,10 +61,8 @@ export class ReconnectingBroadcaster {
 
   /** Frames sent over every session. */
   get framesSent(): number {
-    return this.sessions.length ? this.all.reduce((n, b) => n + b.framesSent, 0) : 0;
+    return this.all.reduce((n, b) => n + b.framesSent, 0);
   }
-
-  private readonly all: Broadcaster[] = [];
 
   private adopt(b: Broadcaster): void {
     this.current = b;
