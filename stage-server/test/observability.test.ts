@@ -31,7 +31,7 @@ test('GET /stats and /metrics report every stage: zeros with no media, and the r
           stats: () => ({
             ...idle.stats(),
             ...(stage.stageId === busyId
-              ? { publisher: { state: 'connected' as const, participantId: 'pub1' }, viewers: 3, bitrateBps: 2_500_000, packetsReceived: 1234, keyframesReceived: 7, packetsLost: 2 }
+              ? { publisher: { state: 'connected' as const, participantId: 'pub1' }, viewers: 3, bitrateBps: 2_500_000, packetsReceived: 1234, keyframesReceived: 7, packetsLost: 2, publisherHandovers: 3 }
               : {}),
           }),
           handleHttp: () => idle.handleHttp(),
@@ -69,6 +69,7 @@ test('GET /stats and /metrics report every stage: zeros with no media, and the r
   assert.match(text, new RegExp(`^stagecast_stage_packets_received_total\\{stage_id="${busyId}"\\} 1234$`, 'm'));
   assert.match(text, new RegExp(`^stagecast_stage_keyframes_received_total\\{stage_id="${busyId}"\\} 7$`, 'm'));
   assert.match(text, new RegExp(`^stagecast_stage_packets_lost_total\\{stage_id="${busyId}"\\} 2$`, 'm'));
+  assert.match(text, new RegExp(`^stagecast_stage_publisher_handovers_total\\{stage_id="${busyId}"\\} 3$`, 'm'));
   assert.match(text, new RegExp(`^stagecast_stage_viewers\\{stage_id="${quiet.stageId}"\\} 0$`, 'm'));
   assert.match(text, /^stagecast_stage_server_process_cpu_seconds_total /m);
 

@@ -104,5 +104,6 @@ describe('StageRoom on the real Router', () => {
     for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], (seqs[i - 1]! + 1) & 0xffff, `continuous at ${i}`);
     assert.equal(new Set(viewer.received.map(([, p]) => rtpSsrc(p))).size, 1);
     assert.equal(server.stages.room(stage.stageId).stats().publisher.participantId, 'ms-2-leg');
+    assert.equal(server.stages.room(stage.stageId).stats().publisherHandovers, 1);
   });
 });

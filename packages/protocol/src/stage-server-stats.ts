@@ -33,6 +33,8 @@ export const StageMediaStatsSchema = z.object({
   /** Viewers' NACKs answered with a retransmission, and those not answered (not held, or over their budget). */
   retransmitted: z.number().int().nonnegative(),
   nacksUnanswered: z.number().int().nonnegative(),
+  /** Publisher sessions that took the slot from a live one (another Media Server, or OBS reconnecting); absent from older stage servers. */
+  publisherHandovers: z.number().int().nonnegative().optional(),
 });
 export type StageMediaStats = z.infer<typeof StageMediaStatsSchema>;
 

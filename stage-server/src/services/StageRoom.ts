@@ -105,6 +105,7 @@ export class StageRoom implements Room {
   private publisher: Publisher | undefined;
   /** A new publisher answered while `publisher` still feeds the Router: it takes over at its first packet. */
   private incoming: Publisher | undefined;
+  private handovers = 0;
   /** Participant id holding the publisher slot while its POST is being answered. */
   private publisherReservation: ParticipantId | undefined;
   /** Sessions created by the endpoints, until the POST that made them returns and names their participant. */
@@ -292,6 +293,7 @@ export class StageRoom implements Room {
     this.incoming = undefined;
     const old = this.publisher;
     this.publisher = p;
+    if (old) this.handovers++;
     if (p.state === 'connected') this.o.reporter.joined(this.stageArn, p.participantId, 'publisher');
     if (old) {
       this.log.info({ participantId: p.participantId, replaced: old.participantId }, 'publisher.replaced');
@@ -445,6 +447,7 @@ export class StageRoom implements Room {
       bytesSent,
       retransmitted,
       nacksUnanswered,
+      publisherHandovers: this.handovers,
     };
   }
 

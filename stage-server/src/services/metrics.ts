@@ -64,6 +64,7 @@ export function createMetrics(src: MetricsSources): Metrics {
   gauge('stagecast_stage_viewers', 'WHEP viewers with a live session', (s) => s.viewers);
   gauge('stagecast_stage_bitrate_bps', 'Publisher bitrate in bits per second', (s) => s.bitrateBps);
   counter('stagecast_stage_packets_received_total', 'RTP packets received from the publisher', (s) => s.packetsReceived);
+  counter('stagecast_stage_publisher_handovers_total', 'Publisher sessions that took the slot from a live one, make-before-break (a stage moved between Media Servers, OBS reconnected)', (s) => s.publisherHandovers ?? 0);
   counter('stagecast_stage_bytes_received_total', 'RTP bytes received from the publisher', (s) => s.bytesReceived);
   counter('stagecast_stage_keyframes_received_total', 'Keyframes received from the publisher', (s) => s.keyframesReceived);
   counter('stagecast_stage_packets_lost_total', 'Publisher RTP packets lost', (s) => s.packetsLost);
