@@ -230,9 +230,13 @@ describe('a pool of Media Servers and stage servers survives the loss of any one
     const after = await waitFor(() => settled(sys, [survivor]), `the stages of ${victimId} owned by ${sys.mediaIds[survivor]}`, 10_000, 100);
     for (const v of moved) assert.equal(ownerOf(after, v.stageArn), sys.mediaIds[survivor]);
     const end = await allResumed(viewers, faultAt, 10_000);
+    // Make-before-break at the stage server: the survivor's leg took each moved stage's publisher slot from a live one.
+    const atStage = (await sys.stageStats()).stages;
+    const handovers = moved.map((v) => atStage.find((s) => s.stageArn === v.stageArn)?.publisherHandovers ?? 0);
+    for (const [i, v] of moved.entries()) assert.ok(handovers[i]! >= 1, `${v.name}'s stage took its new publisher from a live one (publisherHandovers ${handovers[i]})`);
 
     const fs = viewers.map((v) => freezeOf(v, faultAt - BEFORE_MS, end));
-    report(t, `SIGTERM ${victimId} (drain)`, fs, `it exited ${exitedAt - faultAt} ms after SIGTERM; ${moved.length} viewer(s) had their stage's leg moved; broadcaster sessions ${p.live.sessions.length}`, p, faultAt, end);
+    report(t, `SIGTERM ${victimId} (drain)`, fs, `it exited ${exitedAt - faultAt} ms after SIGTERM; ${moved.length} viewer(s) had their stage's leg moved (publisher handovers at the stage server: ${handovers.join(', ')}); broadcaster sessions ${p.live.sessions.length}`, p, faultAt, end);
     // 30 fps is a frame every 33 ms; 300 ms is what this machine's scheduling adds at worst without a real stall.
     for (const f of fs) assert.ok(f.longestFreezeMs <= 300, `${f.name} froze ${f.longestFreezeMs} ms during the drain`);
     for (const v of viewers) assert.equal(v.rejoins, 0, `${v.name} kept its seat`);
