@@ -18,7 +18,7 @@ import { waitFor } from '../e2e/helpers/wait.js';
 import { arg, benchDone, benchFailed, json, list, measureFor } from './lib/env.js';
 import { spawnWorker, type Worker } from './lib/ipc.js';
 import { cpuMs, machineTicks } from './lib/proc.js';
-import { round, SinkPool, table, type WindowResult } from './lib/sink-pool.js';
+import { mergeWindow, round, SinkPool, table, type WindowResult } from './lib/sink-pool.js';
 import { INGEST_TOKEN, startSystem, type System } from './lib/system.js';
 
 const SOURCE_WORKER = join(import.meta.dirname, 'lib', 'source-worker.ts');
@@ -45,6 +45,8 @@ interface Row {
   usPerPacketPerStage: number;
   stageServerCores: number;
   window: WindowResult;
+  /** With several Media Servers: the window of the viewers of each one's stages (owner at join time). */
+  windowByServer: Array<{ serverId: string; sinks: number; latencyP50Ms: number; latencyP99Ms: number; latencyMaxMs: number; keyframeLastSinkP50Ms: number; ownerChanged: number }>;
   baseline: WindowResult;
   addedLatencyP50Ms: number;
   addedLatencyP99Ms: number;
@@ -69,6 +71,10 @@ async function runOnce(n: number, m: number): Promise<Row> {
   const sys: System = await startSystem({ minStages: n, maxStages: n + 2 * newStages + 4, mediaServers: m });
   const workers: Worker[] = [];
   const pool = new SinkPool(perWorker);
+  // With several Media Servers, the viewers of the stages of the one that owns the baseline viewer's stage stay in
+  // `pool`, the others go to `other`: each pool's latency is then one Media Server's (the origin's or the relay's).
+  const other = new SinkPool(perWorker);
+  const pools = [pool, other];
   try {
     // ---- Baseline: broadcaster → stage → viewer, no Media Server (the stage hop alone). ----
     const first = await sys.join();
@@ -97,10 +103,15 @@ async function runOnce(n: number, m: number): Promise<Row> {
     const src = await spawnWorker(SOURCE_WORKER);
     workers.push(src);
     await src.call('publish', { url: `${media.url}/whip`, token: INGEST_TOKEN });
-    const joins = [];
+    const joins: Array<Awaited<ReturnType<System['join']>>> = [];
     for (let i = 1; i < n; i++) joins.push(await sys.join());
     const t0 = performance.now();
-    await pool.join(joins.map((j) => ({ url: j.playback.url, token: j.token })));
+    const ownersAtJoin = m > 1 ? await sys.owners() : new Map<string, string | null>();
+    const firstOwner = ownersAtJoin.get(first.stageArn) ?? null;
+    const mine = joins.filter((j) => m === 1 || ownersAtJoin.get(j.stageArn) === firstOwner);
+    const theirs = joins.filter((j) => !mine.includes(j));
+    await pool.join(mine.map((j) => ({ url: j.playback.url, token: j.token })));
+    if (theirs.length) await other.join(theirs.map((j) => ({ url: j.playback.url, token: j.token })));
     console.error(`N=${n}: ${joins.length} viewers joined in ${Math.round(performance.now() - t0)} ms`);
     // Every active stage (the N, and the spare the pool may have made once they were full) has its leg.
     let legState = '';
@@ -119,7 +130,7 @@ async function runOnce(n: number, m: number): Promise<Row> {
     ).catch((e: Error) => {
       throw new Error(`${e.message} (${legState})`);
     });
-    await waitFor(() => pool.allReceiving(300), `all ${n} viewers receive media`, 60_000, 200);
+    await waitFor(async () => (await Promise.all(pools.map((p) => p.allReceiving(300)))).every(Boolean), `all ${n} viewers receive media`, 60_000, 200);
 
     // ---- Steady window. ----
     const pids = medias.map((a) => a.child.pid!);
@@ -127,17 +138,26 @@ async function runOnce(n: number, m: number): Promise<Row> {
     const st0 = sts0[0]!;
     const cs0 = pids.map(cpuMs);
     const sc0 = cpuMs(sys.stage.child.pid!);
-    const sk0 = pool.cpuMs();
+    const sk0 = pool.cpuMs() + other.cpuMs();
     const m0 = machineTicks();
     const w0 = performance.now();
-    await pool.windowStart();
+    await Promise.all(pools.map((p) => p.windowStart()));
     await measureFor(seconds * 1000);
-    const window = await pool.windowEnd();
+    const [partsMine, partsTheirs] = await Promise.all(pools.map((p) => p.windowParts()));
+    const window = mergeWindow([...partsMine!, ...partsTheirs!]);
+    const ownersAtEnd = m > 1 ? await sys.owners() : new Map<string, string | null>();
+    const byServer = (parts: typeof partsMine, js: typeof joins, serverId: string) => {
+      const w = mergeWindow(parts!);
+      const ownerChanged = js.filter((j) => ownersAtEnd.get(j.stageArn) !== ownersAtJoin.get(j.stageArn)).length;
+      return { serverId, sinks: w.sinks, latencyP50Ms: w.latencyP50Ms, latencyP99Ms: w.latencyP99Ms, latencyMaxMs: w.latencyMaxMs, keyframeLastSinkP50Ms: w.keyframeLastSinkP50Ms, ownerChanged };
+    };
+    const otherOwner = theirs.length ? String(ownersAtJoin.get(theirs[0]!.stageArn)) : '-';
+    const windowByServer = m > 1 ? [byServer(partsMine, mine, String(firstOwner)), ...(theirs.length ? [byServer(partsTheirs, theirs, otherOwner)] : [])] : [];
     const dt = (performance.now() - w0) / 1000;
     const cpus = pids.map((p, i) => cpuMs(p) - cs0[i]!);
     const cpu = cpus.reduce((a, b) => a + b, 0);
     const stageCpu = cpuMs(sys.stage.child.pid!) - sc0;
-    const sinksCpu = pool.cpuMs() - sk0;
+    const sinksCpu = pool.cpuMs() + other.cpuMs() - sk0;
     const m1 = machineTicks();
     const sts1 = await Promise.all(medias.map(msStats));
     const st1 = sts1[0]!;
@@ -212,6 +232,7 @@ async function runOnce(n: number, m: number): Promise<Row> {
       usPerPacketPerStage: round((cpu * 1000) / Math.max(1, packetsIn * legs), 2),
       stageServerCores: round(stageCpu / 1000 / dt, 3),
       window,
+      windowByServer,
       baseline,
       addedLatencyP50Ms: round(window.latencyP50Ms - baseline.latencyP50Ms, 3),
       addedLatencyP99Ms: round(window.latencyP99Ms - baseline.latencyP99Ms, 3),
@@ -224,6 +245,7 @@ async function runOnce(n: number, m: number): Promise<Row> {
     };
   } finally {
     await pool.close().catch(() => undefined);
+    await other.close().catch(() => undefined);
     for (const w of workers) await w.stop().catch(() => undefined);
     await sys.stop();
   }
@@ -236,7 +258,7 @@ try {
     const row = await runOnce(n, m);
     rows.push(row);
     console.error(
-      `N=${n}, ${m} Media Server(s) (legs ${row.legsPerServer.join('+')}, cores ${row.coresPerServer.join('+')}): ${row.usPerPacketPerStage} µs/pkt/stage (${row.legs} legs), e2e p50 ${row.window.latencyP50Ms} p99 ${row.window.latencyP99Ms} ms, lost ${row.window.lost}, new stage: keyframe at the stage p50 ${row.newStage.stageFirstKeyframeP50Ms} ms after stage.created, its viewer's first frame p50 ${row.newStage.firstFrameP50Ms} ms after its POST`,
+      `N=${n}, ${m} Media Server(s) (legs ${row.legsPerServer.join('+')}, cores ${row.coresPerServer.join('+')}${row.windowByServer.map((w) => `; viewers of ${w.serverId}'s ${w.sinks} stages: p50 ${w.latencyP50Ms} p99 ${w.latencyP99Ms} max ${w.latencyMaxMs} ms, keyframe to last sink p50 ${w.keyframeLastSinkP50Ms} ms${w.ownerChanged ? `, ${w.ownerChanged} stages changed owner during the run` : ''}`).join('')}): ${row.usPerPacketPerStage} µs/pkt/stage (${row.legs} legs), e2e p50 ${row.window.latencyP50Ms} p99 ${row.window.latencyP99Ms} ms, lost ${row.window.lost}, new stage: keyframe at the stage p50 ${row.newStage.stageFirstKeyframeP50Ms} ms after stage.created, its viewer's first frame p50 ${row.newStage.firstFrameP50Ms} ms after its POST`,
     );
   }
   result.rows = rows;

@@ -30,6 +30,8 @@ export interface System {
   activeStages(): Promise<Array<{ stageArn: string; stageId: string; viewers: number }>>;
   join(): Promise<{ stageArn: string; stageId: string; token: string; playback: { url: string } }>;
   publishToken(stageArn: string): Promise<{ token: string; whipUrl: string }>;
+  /** Each stage's owner Media Server (GET /api/media/stages, as a Media Server reads it). */
+  owners(): Promise<Map<string, string | null>>;
   stop(): Promise<void>;
 }
 
@@ -93,6 +95,11 @@ export async function startSystem(o: { minStages: number; maxStages: number; med
           if (r.status !== 503 || attempt >= 6) throw new Error(`join: ${r.status} ${JSON.stringify(r.body)} (attempt ${attempt})`);
           console.error(`join: 503 (${JSON.stringify(r.body)}), retrying`);
         }
+      },
+      async owners() {
+        const r = await json<{ stages: Array<{ stageArn: string; mediaServerId?: string | null }> }>(`${apiUrl}/api/media/stages`, { headers: { authorization: `Bearer ${SECRETS.MEDIA_SERVER_SECRET}` } });
+        if (r.status !== 200) throw new Error(`media stages: ${r.status} ${JSON.stringify(r.body)}`);
+        return new Map(r.body.stages.map((st) => [st.stageArn, st.mediaServerId ?? null]));
       },
       async publishToken(stageArn) {
         const r = await json(`${apiUrl}/api/media/token`, { method: 'POST', headers: { authorization: `Bearer ${SECRETS.MEDIA_SERVER_SECRET}` }, body: JSON.stringify({ stageArn }) });
