@@ -69,6 +69,12 @@ async function settled(sys: StagecastSystem, mediaServers: number[], origin = tr
   return connected === active.length ? ms : undefined;
 }
 
+/** Media Server `puller` gets the broadcast over the relay from `origin` (and `origin` from the broadcaster). */
+async function relaying(sys: StagecastSystem, origin: number, puller: number): Promise<boolean> {
+  const [o, p] = await Promise.all([sys.mediaStats(origin), sys.mediaStats(puller)]);
+  return o.ingest === 'broadcaster' && p.ingest === 'relay' && p.relay?.pull.state === 'pulling' && p.relay.pull.origin === sys.mediaIds[origin];
+}
+
 const ownerOf = (ms: StagesResponse, stageArn: string | undefined) => ms.stages.find((s) => s.stageArn === stageArn)?.mediaServerId;
 
 /**
@@ -152,6 +158,7 @@ describe('a pool of Media Servers and stage servers survives the loss of any one
     const victim = sys.mediaIds.findIndex((id) => id !== origin);
     const victimId = sys.mediaIds[victim]!;
     const survivor = 1 - victim;
+    await waitFor(() => relaying(sys, survivor, victim), `${victimId} pulls the broadcast from the origin`, 10_000, 100);
     const hit = viewers.filter((v) => ownerOf(before, v.stageArn) === victimId);
     const spared = viewers.filter((v) => ownerOf(before, v.stageArn) !== victimId);
     assert.ok(hit.length > 0, `some viewer watches a stage of ${victimId}: owners ${JSON.stringify(before.stages.map((s) => s.mediaServerId))}`);
@@ -181,6 +188,7 @@ describe('a pool of Media Servers and stage servers survives the loss of any one
     assert.equal(live.sessions[0]!.url, `${sys.mediaUrls[origin]}/whip`, 'the broadcaster was sent to the origin');
     assert.equal(live.current!.redirects[0]?.status, 307, 'through the front door');
     const survivor = 1 - origin;
+    await waitFor(() => relaying(sys, origin, survivor), `${sys.mediaIds[survivor]} pulls the broadcast from the origin`, 10_000, 100);
 
     await steady(viewers);
     const faultAt = Date.now();
@@ -195,6 +203,9 @@ describe('a pool of Media Servers and stage servers survives the loss of any one
       return ms?.origin?.serverId === sys.mediaIds[survivor] ? ms : undefined;
     }, 'the survivor is the origin and owns every stage', 10_000, 100);
     for (const v of viewers) assert.equal(ownerOf(after, v.stageArn), sys.mediaIds[survivor]);
+    const st = await sys.mediaStats(survivor);
+    assert.equal(st.ingest, 'broadcaster', 'the survivor takes the broadcast from the broadcaster itself');
+    assert.equal(st.relay?.pull.state, 'idle', 'and no longer pulls a relay');
 
     const fs = viewers.map((v) => freezeOf(v, faultAt - BEFORE_MS, end));
     report(
