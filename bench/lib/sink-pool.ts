@@ -10,7 +10,7 @@ import type { JoinResult, JoinTarget } from './sinks-worker.js';
 
 const SINKS_WORKER = join(import.meta.dirname, 'sinks-worker.ts');
 
-interface WindowPart {
+export interface WindowPart {
   sinks: number;
   packets: number;
   lost: number;
@@ -105,39 +105,12 @@ export class SinkPool {
   }
 
   async windowEnd(): Promise<WindowResult> {
-    const parts = await Promise.all(this.workers.map((x) => x.w.call<WindowPart>('windowEnd')));
-    const sinks = parts.reduce((n, p) => n + p.sinks, 0);
-    const packets = parts.reduce((n, p) => n + p.packets, 0);
-    const lost = parts.reduce((n, p) => n + p.lost, 0);
-    const lat = mergeSparse(parts.map((p) => p.latency));
-    // A keyframe's delay to the last sink: the max over workers, counted only if every sink got its last packet.
-    const kf = new Map<number, [number, number]>();
-    for (const p of parts)
-      for (const [idx, [d, c]] of p.keyframes) {
-        const e = kf.get(idx);
-        if (e) {
-          e[0] = Math.max(e[0], d);
-          e[1] += c;
-        } else kf.set(idx, [d, c]);
-      }
-    const complete = [...kf.values()].filter(([, c]) => c >= sinks).map(([d]) => d).sort((a, b) => a - b);
-    return {
-      sinks,
-      packets,
-      lost,
-      lossPct: packets + lost === 0 ? 0 : round((100 * lost) / (packets + lost), 4),
-      worstSinkLost: Math.max(0, ...parts.map((p) => p.worstLost)),
-      minPacketsPerSink: Math.min(...parts.map((p) => p.minPackets)),
-      latencyP50Ms: percentile(lat, 50),
-      latencyP99Ms: percentile(lat, 99),
-      latencyMaxMs: round(Math.max(0, ...parts.map((p) => p.latencyMaxMs)), 3),
-      latencySamples: parts.reduce((n, p) => n + p.latencyCount, 0),
-      keyframesToAll: complete.length,
-      keyframesMissed: kf.size - complete.length,
-      keyframeLastSinkP50Ms: complete.length ? round(complete[Math.floor((complete.length - 1) / 2)]!, 3) : NaN,
-      keyframeLastSinkMaxMs: complete.length ? round(complete[complete.length - 1]!, 3) : NaN,
-      sinksCpuMs: round(parts.reduce((n, p) => n + p.cpuMs, 0), 1),
-    };
+    return mergeWindow(await this.windowParts());
+  }
+
+  /** Each worker's share of the window, to merge with another pool's (mergeWindow). */
+  windowParts(): Promise<WindowPart[]> {
+    return Promise.all(this.workers.map((x) => x.w.call<WindowPart>('windowEnd')));
   }
 
   /** CPU (ms) of every sinks worker, from /proc. */
@@ -149,6 +122,42 @@ export class SinkPool {
     await Promise.all(this.workers.map((x) => x.w.stop()));
     this.workers.length = 0;
   }
+}
+
+/** One window over the parts of every worker (of one pool or several). */
+export function mergeWindow(parts: WindowPart[]): WindowResult {
+  const sinks = parts.reduce((n, p) => n + p.sinks, 0);
+  const packets = parts.reduce((n, p) => n + p.packets, 0);
+  const lost = parts.reduce((n, p) => n + p.lost, 0);
+  const lat = mergeSparse(parts.map((p) => p.latency));
+  // A keyframe's delay to the last sink: the max over workers, counted only if every sink got its last packet.
+  const kf = new Map<number, [number, number]>();
+  for (const p of parts)
+    for (const [idx, [d, c]] of p.keyframes) {
+      const e = kf.get(idx);
+      if (e) {
+        e[0] = Math.max(e[0], d);
+        e[1] += c;
+      } else kf.set(idx, [d, c]);
+    }
+  const complete = [...kf.values()].filter(([, c]) => c >= sinks).map(([d]) => d).sort((a, b) => a - b);
+  return {
+    sinks,
+    packets,
+    lost,
+    lossPct: packets + lost === 0 ? 0 : round((100 * lost) / (packets + lost), 4),
+    worstSinkLost: Math.max(0, ...parts.map((p) => p.worstLost)),
+    minPacketsPerSink: Math.min(...parts.map((p) => p.minPackets)),
+    latencyP50Ms: percentile(lat, 50),
+    latencyP99Ms: percentile(lat, 99),
+    latencyMaxMs: round(Math.max(0, ...parts.map((p) => p.latencyMaxMs)), 3),
+    latencySamples: parts.reduce((n, p) => n + p.latencyCount, 0),
+    keyframesToAll: complete.length,
+    keyframesMissed: kf.size - complete.length,
+    keyframeLastSinkP50Ms: complete.length ? round(complete[Math.floor((complete.length - 1) / 2)]!, 3) : NaN,
+    keyframeLastSinkMaxMs: complete.length ? round(complete[complete.length - 1]!, 3) : NaN,
+    sinksCpuMs: round(parts.reduce((n, p) => n + p.cpuMs, 0), 1),
+  };
 }
 
 export const round = (x: number, digits = 2): number => {

@@ -19,6 +19,10 @@ export interface App {
   waitForLog(pred: (l: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
   stop(): Promise<number | null>;
   kill9(): Promise<void>;
+  /** SIGTERM without waiting (a drain is observed while it runs); resolves with the exit code once it is gone. */
+  sigterm(): Promise<number | null>;
+  /** False once the process has exited. */
+  alive(): boolean;
 }
 
 /** `nodeArgs` go before the script (e.g. `--inspect=127.0.0.1:0` for a bench that reads the heap after a full GC). */
@@ -76,9 +80,14 @@ export async function startApp(name: 'api-server' | 'stage-server' | 'media-serv
       return code;
     },
     async kill9() {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGKILL');
       await exited;
     },
+    sigterm() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    alive: () => child.exitCode === null && child.signalCode === null,
   };
 }

@@ -5,19 +5,23 @@
  *   trickle (OBS disables auto-gathering): the server learns our address from our STUN checks (peer-reflexive);
  * - media is synthetic: ~30 fps H.264 (SPS+PPS+IDR every `keyframeIntervalMs`, 2 s by default, else P frames),
  *   one 20 ms Opus packet per frame; the first frame sent is a keyframe;
- * - stop() DELETEs the session with the same Bearer token, then closes the peer.
+ * - stop() DELETEs the session with the same Bearer token, then closes the peer;
+ * - a 307/308 to the POST is followed by hand, as OBS does: the same offer and the same Authorization header are
+ *   POSTed to the Location (fetch's own redirect would drop the header when the origin changes), at most 4 hops.
  *
  * API
  *   const b = await Broadcaster.publish({ url, token })   // POST → 201 → connected → media flowing; throws PublishError
  *   const r = await Broadcaster.attempt({ url, token })   // { status, body, broadcaster? }: for 409/401/422 cases
  *   b.connected(ms) (peer connected, tracks open) · b.startMedia() · b.stopMedia() · b.framesSent · b.keyframesSent · b.location
  *   b.sentTimes · b.maxSendGapMs(from, to)               // the sender's own pacing, to tell a stalled test from a stalled server
+ *   b.url · b.redirects                                   // where the session was answered; the 307s on the way
+ *   b.lastRtcpAt                                         // ms epoch of the last RTCP from the server (its RR comes once a second)
  *   await b.stop()                                        // DELETE (returns its status) + close; idempotent
  *   b.crash()                                             // closes the peer WITHOUT a DELETE (a vanished OBS)
  * Call shutdownRtc() from @stagecast/rtc in the test file's after() once all peers are done.
  */
 import nodeDataChannel from 'node-datachannel';
-import { Peer, TrackHandle, type PeerState } from '@stagecast/rtc';
+import { isRtcp, Peer, TrackHandle, type PeerState } from '@stagecast/rtc';
 import { SyntheticPublisher } from '@stagecast/rtc/testing';
 
 export const OBS_H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
@@ -63,12 +67,20 @@ export class Broadcaster {
   readonly sentTimes: number[] = [];
   /** ms epoch of the 201. */
   publishedAt = NaN;
+  /** The URL that answered 201 (after any redirects). */
+  url: string;
+  /** Each redirect followed: its status and Location. */
+  readonly redirects: { status: number; location: string }[] = [];
+  /** ms epoch of the last RTCP packet from the server (NaN before the first). */
+  lastRtcpAt = NaN;
+  rtcpPackets = 0;
   /** Resolves when both tracks can send (a few ms after the peer's 'connected'): a packet sent earlier is lost. */
   readonly tracksOpen: Promise<void>;
   private timer: NodeJS.Timeout | undefined;
   private stopped: Promise<number | undefined> | undefined;
 
   private constructor(readonly o: BroadcasterOptions) {
+    this.url = o.url;
     const seed = o.seed ?? 1;
     const pt = o.videoPayloadType ?? 96;
     this.fps = o.fps ?? 30;
@@ -100,6 +112,13 @@ export class Broadcaster {
     const open = () => ++opened === 2 && onTracksOpen();
     this.video = new TrackHandle('video', this.peer.addTrack(v), open);
     this.audio = new TrackHandle('audio', this.peer.addTrack(a), open);
+    const onRtcp = (buf: Buffer) => {
+      if (!isRtcp(buf)) return;
+      this.rtcpPackets++;
+      this.lastRtcpAt = Date.now();
+    };
+    this.video.track.onMessage(onRtcp);
+    this.audio.track.onMessage(onRtcp);
   }
 
   /** POSTs the offer; on 201 applies the answer. Never throws for an HTTP status: the caller reads it. */
@@ -110,12 +129,21 @@ export class Broadcaster {
       await b.peer.gathered();
       // OBS posts its offer with every candidate line stripped.
       b.offerSdp = b.peer.localSdp().replace(/a=(candidate:[^\r\n]*|end-of-candidates)\r\n/g, '');
-      const res = await fetch(o.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/sdp', authorization: `Bearer ${o.token}` },
-        body: b.offerSdp,
-        signal: AbortSignal.timeout(10_000),
-      });
+      let res: Response;
+      for (let hop = 0; ; hop++) {
+        res = await fetch(b.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/sdp', authorization: `Bearer ${o.token}` },
+          body: b.offerSdp,
+          redirect: 'manual',
+          signal: AbortSignal.timeout(10_000),
+        });
+        const location = res.headers.get('location');
+        if ((res.status !== 307 && res.status !== 308) || !location || hop >= 4) break;
+        await res.body?.cancel();
+        b.redirects.push({ status: res.status, location });
+        b.url = new URL(location, b.url).toString();
+      }
       const body = await res.text();
       if (res.status !== 201) {
         b.peer.close();
@@ -123,7 +151,7 @@ export class Broadcaster {
       }
       b.publishedAt = Date.now();
       const loc = res.headers.get('location');
-      b.location = loc ? new URL(loc, o.url).toString() : undefined;
+      b.location = loc ? new URL(loc, b.url).toString() : undefined;
       b.answerSdp = body;
       b.peer.pc.setRemoteDescription(body, 'answer');
       return { status: 201, body, broadcaster: b };
