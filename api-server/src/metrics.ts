@@ -7,6 +7,7 @@ export class Metrics {
   readonly scalingActions: Counter<'action'>;
   readonly joins: Counter<'result'>;
   readonly rateLimited: Counter<'kind'>;
+  readonly rateLimitExempt: Counter<'kind'>;
   readonly endpointRefreshes: Counter<'reason' | 'result'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
 
@@ -58,6 +59,12 @@ export class Metrics {
     this.rateLimited = new Counter({
       name: 'stagecast_viewer_rate_limited_total',
       help: 'Requests made with the viewer key refused with 429 (per-address rate limit), by kind (join, heartbeat)',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.rateLimitExempt = new Counter({
+      name: 'stagecast_viewer_rate_limit_exempt_total',
+      help: 'Requests made with the viewer key from an address in VIEWER_RATE_LIMIT_EXEMPT (not limited), by kind (join, heartbeat)',
       labelNames: ['kind'],
       registers,
     });
