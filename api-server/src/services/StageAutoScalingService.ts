@@ -9,6 +9,7 @@ import type { Metrics } from '../metrics.js';
 import { CREATED_AT_TAG, POOL_TAG, type StageProvider } from '../providers/provider.js';
 import type { Store } from '../store/store.js';
 import type { EventBus } from './EventBus.js';
+import { JoinRate } from './JoinRate.js';
 import { planScaling, type PlanConfig } from './planning.js';
 import { reconcile } from './reconcile.js';
 
@@ -55,6 +56,9 @@ export class StageAutoScalingService {
   private reconciling: Promise<void> | undefined;
   /** A periodic reconcile waits for the provider calls in flight; no new one starts meanwhile. */
   private reconcileWanted = false;
+  /** Seats given lately (predictive spares), and when a join last ran the planner. */
+  private readonly joinRate = new JoinRate();
+  private lastJoinPlanAt = 0;
 
   constructor(d: ScalingDeps) {
     this.store = d.store;
@@ -168,6 +172,23 @@ export class StageAutoScalingService {
     });
   }
 
+  /**
+   * A viewer was seated. With predictive spares on, the planner runs at most every 100 ms during a storm (the
+   * 1 s tick is too slow when a stage fills in 50 ms), so creates start while seats are still free.
+   */
+  noteJoin(): void {
+    const now = this.now();
+    this.joinRate.note(now);
+    if (!this.cfg.spareLeadMs || now - this.lastJoinPlanAt < 100) return;
+    this.lastJoinPlanAt = now;
+    this.plan();
+  }
+
+  /** Joins per second lately (predictive spares' input; the dashboard may show it). */
+  get recentJoinRate(): number {
+    return this.joinRate.perSecond(this.now());
+  }
+
   /** Seats waiting joins, oldest first, while seats are available. Call when a stage lands or a seat is freed. */
   drainWaiters(): void {
     while (this.waiters.length) {
@@ -201,7 +222,9 @@ export class StageAutoScalingService {
     const stages = this.store.listStages().map((s) => (movingOut.has(s.arn) ? { ...s, emptySince: null } : s));
     // A draining stage with no delete in flight is a delete that failed or was cut by a crash: finish it.
     for (const s of stages) if (s.state === 'draining' && !this.deleting.has(s.arn)) this.launchDelete(s.arn, 'finish drain');
-    const actions = planScaling({ stages, creating: this.creating, waitingJoins: this.waiters.length }, this.cfg, this.now());
+    const now = this.now();
+    const joinRatePerS = this.cfg.spareLeadMs ? this.joinRate.perSecond(now) : 0;
+    const actions = planScaling({ stages, creating: this.creating, waitingJoins: this.waiters.length, joinRatePerS }, this.cfg, now);
     for (const a of actions) {
       if (a.type === 'create') this.launchCreate(a.reason);
       else this.launchDelete(a.stageArn, a.reason);

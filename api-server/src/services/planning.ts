@@ -35,6 +35,8 @@ export interface PlanInput {
   creating: number;
   /** Joins that found no seat and are waiting for one. */
   waitingJoins: number;
+  /** Joins per second lately (see JoinRate); absent or 0: no prediction, the spare rule alone. */
+  joinRatePerS?: number;
 }
 
 export interface PlanConfig {
@@ -43,6 +45,12 @@ export interface PlanConfig {
   maxStages: number;
   scaleUpThreshold: number;
   scaleDownCooldownMs: number;
+  /**
+   * Predictive spares: the pool keeps free seats (in stages being created too) for this long of joins at the recent
+   * rate — how long a create takes to land, with a margin — so a storm finds seats instead of waiting for stages.
+   * 0 or absent: off.
+   */
+  spareLeadMs?: number;
 }
 
 export type ScalingAction =
@@ -78,6 +86,18 @@ function scaleUpNeed(s: Shape, cfg: PlanConfig): { count: number; reason: string
   return toSeat > 0 ? { count: toSeat, reason: `${s.waiting} joins waiting` } : { count: 0, reason: '' };
 }
 
+/**
+ * Stages to create so that the free seats (partly used, empty and in-flight stages, less the waiting joins) cover
+ * `rate × lead` more joins: the joins that will come before a create started now has landed.
+ */
+function predictiveNeed(s: Shape, cfg: PlanConfig, joinRatePerS: number): number {
+  const lead = cfg.spareLeadMs ?? 0;
+  if (lead <= 0 || joinRatePerS <= 0) return 0;
+  const free = s.active.reduce((n, x) => n + Math.max(0, x.capacity - x.viewers), 0) + s.creating * cfg.capacity - s.waiting;
+  const expected = Math.ceil((joinRatePerS * lead) / 1000);
+  return Math.max(0, Math.ceil((expected - free) / cfg.capacity));
+}
+
 export function planScaling(input: PlanInput, cfg: PlanConfig, now: number): ScalingAction[] {
   const active = input.stages.filter((s) => s.state === 'active');
   const existing = input.stages.length + input.creating;
@@ -96,6 +116,11 @@ export function planScaling(input: PlanInput, cfg: PlanConfig, now: number): Sca
     create = up.count;
     reason = up.reason;
   }
+  const ahead = predictiveNeed(shape, cfg, input.joinRatePerS ?? 0);
+  if (ahead > create) {
+    create = ahead;
+    reason = `${Math.round(input.joinRatePerS ?? 0)} joins/s: seats for the next ${((cfg.spareLeadMs ?? 0) / 1000).toFixed(1)} s`;
+  }
   create = Math.min(create, room);
   if (create > 0) return Array.from({ length: create }, () => ({ type: 'create' as const, reason }));
   if (input.creating > 0 || input.waitingJoins > 0) return [];
@@ -110,7 +135,8 @@ export function planScaling(input: PlanInput, cfg: PlanConfig, now: number): Sca
   for (const c of candidates) {
     if (remaining.length - 1 < cfg.minStages) break;
     const after = remaining.filter((s) => s !== c);
-    if (scaleUpNeed({ active: after, creating: 0, waiting: 0 }, cfg).count > 0) continue;
+    const shapeAfter = { active: after, creating: 0, waiting: 0 };
+    if (scaleUpNeed(shapeAfter, cfg).count > 0 || predictiveNeed(shapeAfter, cfg, input.joinRatePerS ?? 0) > 0) continue;
     remaining = after;
     actions.push({ type: 'delete', stageArn: c.arn, reason: `empty for ${Math.round((now - c.emptySince!) / 1000)} s` });
   }
