@@ -51,6 +51,7 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       services.registry.stop();
       services.provider.stop();
       services.store.close();
+      await services.tokens.close();
       log.info('server.stopped');
     },
   };

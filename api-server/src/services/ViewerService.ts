@@ -103,6 +103,7 @@ export class ViewerService {
         throw new CapacityExceeded('no seat became available in time', 5);
       }
     }
+    scaling.noteJoin();
     try {
       // The participant id is the viewer id, so the stage's reports (and IVS's ListParticipants) map back to a seat.
       const signed = await this.d.issuer.issue({
@@ -115,7 +116,9 @@ export class ViewerService {
       });
       this.d.seats?.seated(viewerId, stage.arn, signed.participantId);
       metrics.joins.inc({ result: waited ? 'waited' : 'seated' });
-      this.log.info({ viewerId, stageArn: stage.arn, viewers: stage.viewers, waited }, 'viewer.joined');
+      // A join storm is thousands a second: only a join that had to wait for a stage is logged at info
+      // (stagecast_joins_total counts them all).
+      this.log[waited ? 'info' : 'debug']({ viewerId, stageArn: stage.arn, viewers: stage.viewers, waited }, 'viewer.joined');
       return {
         viewerId,
         stageArn: stage.arn,
@@ -168,7 +171,7 @@ export class ViewerService {
     const seat = this.d.seats ? this.d.store.getViewer(id) : undefined;
     if (!this.d.store.releaseViewer(id, this.now())) throw new NotFound('unknown viewer');
     if (seat) this.d.seats?.released(id, seat.stageArn, 'left');
-    this.log.info({ viewerId: id }, 'viewer.left');
+    this.log.debug({ viewerId: id }, 'viewer.left');
     this.d.scaling.drainWaiters();
   }
 
