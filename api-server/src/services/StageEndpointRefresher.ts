@@ -58,7 +58,7 @@ export class StageEndpointRefresher {
   runOnce(): Promise<void> {
     if (this.running) return this.running;
     const run = (async () => {
-      const due = this.d.store.listStages().filter((s) => s.state === 'active' && this.now() - s.endpointsAt >= this.d.maxAgeMs);
+      const due = (await this.d.store.listStages()).filter((s) => s.state === 'active' && this.now() - s.endpointsAt >= this.d.maxAgeMs);
       for (const s of due) await this.refresh(s.arn, 'age');
     })().finally(() => {
       if (this.running === run) this.running = undefined;
@@ -86,7 +86,7 @@ export class StageEndpointRefresher {
   }
 
   private async doRefresh(arn: StageArn, reason: RefreshReason): Promise<void> {
-    const before = this.d.store.getStage(arn);
+    const before = await this.d.store.getStage(arn);
     if (!before || before.state !== 'active') return;
     let fresh: ProviderStage | undefined;
     try {
@@ -103,7 +103,7 @@ export class StageEndpointRefresher {
       return;
     }
     const changed = fresh.whipUrl !== before.whipUrl;
-    if (!this.d.store.updateStageEndpoints(arn, fresh.whipUrl, this.now())) return;
+    if (!(await this.d.store.updateStageEndpoints(arn, fresh.whipUrl, this.now()))) return;
     this.d.metrics.endpointRefreshes.inc({ reason, result: changed ? 'changed' : 'unchanged' });
     this.log.info({ stageArn: arn, reason, changed, ageMs: this.now() - before.endpointsAt }, 'stage.endpoints_refreshed');
   }
