@@ -54,7 +54,7 @@ export class Metrics {
     });
     this.joins = new Counter({
       name: 'stagecast_joins_total',
-      help: 'Viewer joins by result (seated, waited, capacity_exceeded, rate_limited, refused, error)',
+      help: 'Viewer joins by result (seated, waited, capacity_exceeded, rate_limited, refused, unavailable, error)',
       labelNames: ['result'],
       registers,
     });

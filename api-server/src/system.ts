@@ -24,6 +24,7 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
     services,
     port: 0,
     async start() {
+      await services.cluster?.start();
       services.registry.start();
       services.viewers.start();
       services.viewerLimits.start();
@@ -50,6 +51,7 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       services.viewerLimits.stop();
       services.registry.stop();
       services.provider.stop();
+      await services.cluster?.stop();
       await services.store.close();
       log.info('server.stopped');
     },

@@ -29,6 +29,8 @@ export interface StageDrift {
 
 export interface IvsViewerReconcilerDeps {
   store: Store;
+  /** Only the scaler lease holder checks (one IVS call budget for every API Server). */
+  lease?: { readonly held: boolean };
   ivs: Pick<IvsStageProvider, 'listAllSummaries' | 'listConnectedParticipants'>;
   log: Logger;
   metrics?: Metrics;
@@ -106,6 +108,7 @@ export class IvsViewerReconciler {
       first = false;
       if (this.stopped) throw new Error('viewer reconciliation stopped');
     };
+    if (this.d.lease && !this.d.lease.held) return []; // one API Server spends the IVS budget: the lease holder
     const stages = (await this.d.store.listStages()).filter((s) => s.state === 'active');
     if (!stages.length) return [];
     // One ListStages sweep gives every stage's active session (100 per page) instead of one GetStage each.

@@ -13,6 +13,8 @@ import type { Store } from '../store/store.js';
 
 export interface EndpointRefresherDeps {
   store: Store;
+  /** Only the scaler lease holder refreshes by age (IVS's call budget is shared by every API Server). */
+  lease?: { readonly held: boolean };
   provider: { getStage(arn: StageArn): Promise<ProviderStage | undefined> };
   log: Logger;
   metrics: Metrics;
@@ -58,6 +60,7 @@ export class StageEndpointRefresher {
   runOnce(): Promise<void> {
     if (this.running) return this.running;
     const run = (async () => {
+      if (this.d.lease && !this.d.lease.held) return;
       const due = (await this.d.store.listStages()).filter((s) => s.state === 'active' && this.now() - s.endpointsAt >= this.d.maxAgeMs);
       for (const s of due) await this.refresh(s.arn, 'age');
     })().finally(() => {

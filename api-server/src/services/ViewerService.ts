@@ -4,6 +4,7 @@ import {
   CapacityExceeded,
   Conflict,
   NotFound,
+  Unavailable,
   type ParticipantEvent,
   type ParticipantId,
   type Playback,
@@ -85,7 +86,15 @@ export class ViewerService {
     }
     const viewerId = `v_${randomBytes(12).toString('base64url')}` as ViewerId;
     const attempt = (): Promise<StageWithCounts | undefined> => store.reserveSeat({ id: viewerId, userId: userId ?? null, now: this.now() });
-    let stage = await attempt();
+    let stage: StageWithCounts | undefined;
+    try {
+      stage = await attempt();
+    } catch (err) {
+      // The shared store is unreachable (Redis away): 503 + Retry-After. A seat taken whose answer was lost is never
+      // heartbeated, and expires.
+      if (err instanceof Unavailable) metrics.joins.inc({ result: 'unavailable' });
+      throw err;
+    }
     let waited = false;
     if (!stage) {
       if (!(await scaling.canGrow())) {
