@@ -68,6 +68,11 @@ const EnvSchema = z
     CONSOLIDATION_SPARSE_RATIO: z.coerce.number().min(0).max(1).default(0.5),
     CONSOLIDATION_INTERVAL_S: z.coerce.number().gt(0).default(30),
     CONSOLIDATION_MAX_MOVES: int(500, 1),
+    REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL')
+      .optional(),
+    SCALER_LEASE_MS: int(10_000, 500).pipe(z.number().max(300_000)),
   })
   .superRefine((e, ctx) => {
     if (e.MIN_STAGES > e.MAX_STAGES)
@@ -163,6 +168,11 @@ export interface Config {
     /** After a restart, a gap up to this long is metered with the pool as found; a longer one is not (unknown). */
     maxGapMs: number;
   };
+  /**
+   * REDIS_URL set: several API Servers share their state in Redis (RedisStore), announcements cross between them,
+   * and the pool-wide jobs run on the holder of a lease of `leaseMs` (renewed every third of it). Unset: SQLite.
+   */
+  redis?: { url: string; leaseMs: number };
   /** Merging sparse stages when the audience shrinks (planConsolidation). */
   consolidation: {
     enabled: boolean;
@@ -261,6 +271,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     },
     trustedProxies: proxies.list,
     cost: { pricePerParticipantHour: e.IVS_PRICE_PER_PARTICIPANT_HOUR, tickMs: 1000, maxGapMs: 300_000 },
+    ...(e.REDIS_URL ? { redis: { url: e.REDIS_URL, leaseMs: e.SCALER_LEASE_MS } } : {}),
     consolidation: {
       enabled: e.CONSOLIDATION_ENABLED,
       sparseRatio: e.CONSOLIDATION_SPARSE_RATIO,

@@ -19,8 +19,9 @@ export class Metrics {
       help: 'Stages in the pool by state',
       labelNames: ['state'],
       registers,
-      collect() {
-        const stages = store.listStages();
+      async collect() {
+        const stages = await store.listStages().catch(() => undefined); // store away: the last values stay
+        if (!stages) return;
         this.set({ state: 'active' }, stages.filter((s) => s.state === 'active').length);
         this.set({ state: 'draining' }, stages.filter((s) => s.state === 'draining').length);
       },
@@ -29,8 +30,9 @@ export class Metrics {
       name: 'stagecast_viewers',
       help: 'Seats taken across all stages',
       registers,
-      collect() {
-        this.set(store.countViewers());
+      async collect() {
+        const n = await store.countViewers().catch(() => undefined);
+        if (n !== undefined) this.set(n);
       },
     });
     new Gauge({
@@ -38,8 +40,9 @@ export class Metrics {
       help: 'Registered Media Servers by state',
       labelNames: ['state'],
       registers,
-      collect() {
-        const servers = store.listMediaServers();
+      async collect() {
+        const servers = await store.listMediaServers().catch(() => undefined);
+        if (!servers) return;
         this.set({ state: 'online' }, servers.filter((s) => s.state === 'online').length);
         this.set({ state: 'offline' }, servers.filter((s) => s.state === 'offline').length);
       },
@@ -52,7 +55,7 @@ export class Metrics {
     });
     this.joins = new Counter({
       name: 'stagecast_joins_total',
-      help: 'Viewer joins by result (seated, waited, capacity_exceeded, rate_limited, refused, error)',
+      help: 'Viewer joins by result (seated, waited, capacity_exceeded, rate_limited, refused, unavailable, error)',
       labelNames: ['result'],
       registers,
     });

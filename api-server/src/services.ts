@@ -20,6 +20,10 @@ import { StageAutoScalingService } from './services/StageAutoScalingService.js';
 import { StageEndpointRefresher } from './services/StageEndpointRefresher.js';
 import { ViewerRateLimiter } from './services/ViewerRateLimiter.js';
 import { ViewerService } from './services/ViewerService.js';
+import { LocalLease, type ScalerLease } from './store/lease.js';
+import { redisPrefix, RedisStore } from './store/redis.js';
+import { RedisAnnouncementRelay } from './store/redis-bus.js';
+import { RedisLease } from './store/redis-lease.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { TokenService } from './tokens.js';
@@ -28,6 +32,10 @@ export interface Services {
   config: Config;
   log: Logger;
   store: Store;
+  /** Who runs the pool-wide jobs (ScalerLease): always this server on SQLite, the lease holder on Redis. */
+  lease: ScalerLease;
+  /** REDIS_URL: the link to the other API Servers (connect, lease, announcements), started before the services. */
+  cluster?: { start(): Promise<void>; stop(): Promise<void> };
   tokens: TokenService;
   provider: PacedProvider;
   /** Mints the stages' participant tokens the provider's way. */
@@ -93,14 +101,41 @@ export function createProvider(config: Config, log: Logger, tokens: TokenService
   }
 }
 
+/** The store and, with REDIS_URL, the lease and the announcement relay that make several API Servers one pool. */
+function createSharedState(config: Config, log: Logger, bus: EventBus): Pick<Services, 'store' | 'lease' | 'cluster'> {
+  if (!config.redis) return { store: new SqliteStore(config.dataDir), lease: new LocalLease() };
+  const prefix = redisPrefix(config.stagePoolId);
+  const store = new RedisStore(config.redis.url, config.stagePoolId);
+  const lease = new RedisLease({ redis: store.redis, key: `${prefix}lease:scaler`, leaseMs: config.redis.leaseMs, log });
+  const relay = new RedisAnnouncementRelay({ url: config.redis.url, channel: `${prefix}announce`, bus, publisher: store.redis, log });
+  const clog = log.child({ component: 'cluster' });
+  return {
+    store,
+    lease,
+    cluster: {
+      async start() {
+        // Bounded: an API Server started while Redis is away serves 503s until it returns, then recovers by itself.
+        if (!(await store.open(5000))) clog.warn('redis.unreachable_at_start');
+        await relay.start(1000);
+        await lease.start();
+        clog.info({ holder: lease.held }, 'cluster.started');
+      },
+      async stop() {
+        await lease.stop();
+        await relay.stop();
+      },
+    },
+  };
+}
+
 export async function createServices(config: Config, log: Logger, opts: { provider?: StageProvider } = {}): Promise<Services> {
-  const store = new SqliteStore(config.dataDir);
+  const bus = new EventBus();
+  const { store, lease, cluster } = createSharedState(config, log, bus);
   const tokens = await TokenService.open(config.dataDir);
   const bundle: ProviderBundle = opts.provider
     ? { provider: new PacedProvider(opts.provider, log.child({ component: 'provider' })), issuer: new LocalTokenIssuer(tokens) }
     : createProvider(config, log, tokens);
   const { provider, issuer } = bundle;
-  const bus = new EventBus();
   const metrics = new Metrics(store);
   const scaling = new StageAutoScalingService({
     store,
@@ -108,12 +143,14 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     bus,
     log,
     metrics,
+    lease,
     config: { ...config.scaling, poolId: config.stagePoolId },
   });
   const ivsViewers =
     bundle.ivs && config.ivs
       ? new IvsViewerReconciler({
           store,
+          lease,
           ivs: bundle.ivs,
           log,
           metrics,
@@ -142,6 +179,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     bundle.ivs && config.ivs
       ? new StageEndpointRefresher({
           store,
+          lease,
           provider,
           log,
           metrics,
@@ -158,7 +196,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     publishTokenTtlSeconds: config.publishTokenTtlSeconds,
     mediaServerUrl: config.mediaServerUrl,
   });
-  const cost = new CostMeter({ store, metrics, log, config: config.cost });
+  const cost = new CostMeter({ store, metrics, log, lease, config: config.cost });
   const consolidation = new ConsolidationService({
     store,
     scaling,
@@ -171,6 +209,8 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     config,
     log,
     store,
+    lease,
+    ...(cluster ? { cluster } : {}),
     cost,
     tokens,
     provider,

@@ -24,10 +24,11 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
     services,
     port: 0,
     async start() {
+      await services.cluster?.start();
       services.registry.start();
       services.viewers.start();
       services.viewerLimits.start();
-      services.cost.start();
+      await services.cost.start();
       // Reconciles with the provider before the first plan (retried on each tick if the provider is away).
       await services.scaling.start();
       services.endpoints?.start();
@@ -45,12 +46,13 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       services.consolidation.stop();
       await services.endpoints?.stop();
       await services.scaling.stop();
-      services.cost.stop();
+      await services.cost.stop();
       services.viewers.stop();
       services.viewerLimits.stop();
       services.registry.stop();
       services.provider.stop();
-      services.store.close();
+      await services.cluster?.stop();
+      await services.store.close();
       await services.tokens.close();
       log.info('server.stopped');
     },

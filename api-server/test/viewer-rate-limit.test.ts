@@ -45,7 +45,7 @@ test('a join flood from one address gets 429 with Retry-After while a second add
     }
     const other = await join(api, '198.51.100.9');
     assert.equal(other.statusCode, 201, 'another address is not affected');
-    assert.equal(api.server.services.store.countViewers(), 4, 'the flood took 3 seats, not 10');
+    assert.equal(await api.server.services.store.countViewers(), 4, 'the flood took 3 seats, not 10');
   });
 });
 

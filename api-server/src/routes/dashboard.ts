@@ -12,8 +12,8 @@ export async function dashboardRoutes(app: FastifyInstance, s: Services): Promis
   app.get('/api/dashboard', async (req, reply): Promise<DashboardResponse> => {
     const { limit } = parse(ScalingEventsQuerySchema, { limit: 20, ...(req.query as object) }, 'query');
     reply.header('cache-control', 'no-store');
-    const stages = s.store.listStages().map(stageView);
-    const servers = s.registry.list().map((m) => mediaServerView(m, m.state === 'online' ? s.registry.publisher(m.id) : undefined));
+    const stages = (await s.store.listStages()).map(stageView);
+    const servers = (await s.registry.list()).map((m) => mediaServerView(m, m.state === 'online' ? s.registry.publisher(m.id) : undefined));
     const live = servers.find((m) => m.state === 'online' && m.publisherOnline);
     return {
       at: iso(Date.now()),
@@ -25,7 +25,7 @@ export async function dashboardRoutes(app: FastifyInstance, s: Services): Promis
         connected: stages.reduce((n, st) => n + st.connected, 0),
         capacity: stages.reduce((n, st) => n + st.capacity, 0),
       },
-      events: s.store.listScalingEvents(limit).map(scalingEventView),
+      events: (await s.store.listScalingEvents(limit)).map(scalingEventView),
       refused: (() => {
         const limited = s.viewerLimits.counts();
         return { joinsRateLimited: limited.joins, joinsCapacityExceeded: s.viewers.refusedForCapacity, heartbeatsRateLimited: limited.heartbeats };

@@ -9,9 +9,9 @@ import type { Services } from '../services.js';
  * reconciled, or the server draining at shutdown.
  */
 export async function healthRoutes(app: FastifyInstance, s: Services): Promise<void> {
-  const storeCheck = (): { ok: boolean; detail?: string } => {
+  const storeCheck = async (): Promise<{ ok: boolean; detail?: string }> => {
     try {
-      s.store.ping();
+      await s.store.ping();
       return { ok: true };
     } catch (err) {
       return { ok: false, detail: (err as Error).message };
@@ -25,7 +25,7 @@ export async function healthRoutes(app: FastifyInstance, s: Services): Promise<v
   });
 
   app.get('/health', async (_req, reply) => {
-    const store = storeCheck();
+    const store = await storeCheck();
     const p = await s.provider.health();
     const checks: HealthResponse['checks'] = {
       store,
@@ -37,7 +37,7 @@ export async function healthRoutes(app: FastifyInstance, s: Services): Promise<v
   });
 
   app.get('/ready', async (_req, reply) => {
-    const checks: HealthResponse['checks'] = { store: storeCheck() };
+    const checks: HealthResponse['checks'] = { store: await storeCheck() };
     const timeout = new Promise<{ ok: false; detail: string }>((r) => setTimeout(() => r({ ok: false, detail: 'timeout' }), 2000).unref());
     const p = await Promise.race([s.provider.health(), timeout]);
     checks.provider = p.detail === undefined ? { ok: p.ok } : { ok: p.ok, detail: p.detail };

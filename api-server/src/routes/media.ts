@@ -21,13 +21,13 @@ export async function mediaRoutes(app: FastifyInstance, s: Services): Promise<vo
 
     scope.post('/api/media/register', async (req): Promise<RegisterResponse> => {
       const body = parse(RegisterRequestSchema, req.body);
-      s.registry.register(body);
+      await s.registry.register(body);
       return { ok: true, serverId: body.serverId, heartbeatIntervalMs: s.registry.heartbeatIntervalMs };
     });
 
     scope.post('/api/media/heartbeat', async (req) => {
       const body = parse(HeartbeatRequestSchema, req.body as HeartbeatRequest);
-      s.registry.heartbeat(body);
+      await s.registry.heartbeat(body);
       return { ok: true as const, heartbeatIntervalMs: s.registry.heartbeatIntervalMs };
     });
 
@@ -47,8 +47,7 @@ export async function mediaRoutes(app: FastifyInstance, s: Services): Promise<vo
       authHook((h) => eitherVerdict(checkMediaServerSecret(h, s.config.mediaServerSecret), checkApiKey(h, s.config.apiSecretKey)), 'media server secret or x-api-key'),
     );
     scope.get('/api/media/stages', async (): Promise<StagesResponse> => ({
-      stages: s.store
-        .listStages()
+      stages: (await s.store.listStages())
         .filter((st) => st.state === 'active')
         .map((st) => ({ stageArn: st.arn, stageId: st.id, viewerCount: st.viewers, capacity: st.capacity, state: st.state })),
     }));
@@ -58,7 +57,7 @@ export async function mediaRoutes(app: FastifyInstance, s: Services): Promise<vo
     scope.addHook('onRequest', authHook((h) => checkApiKey(h, s.config.apiSecretKey), 'x-api-key'));
 
     scope.get('/api/media/servers', async () => ({
-      servers: s.registry.list().map((m) => mediaServerView(m)),
+      servers: (await s.registry.list()).map((m) => mediaServerView(m)),
     }));
 
     scope.post('/api/media/ingest-token', async (): Promise<IngestTokenResponse> => {

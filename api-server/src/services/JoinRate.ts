@@ -44,3 +44,27 @@ export class JoinRate {
     return (n * 1000) / spanMs;
   }
 }
+
+/**
+ * The pool's seat growth per second, from the planner's own readings of the pool: with several API Servers only one
+ * plans (the lease holder) and it sees only its own joins, but every server's seats. Readings older than the window
+ * are dropped; fewer than `minSpanMs` of readings give 0 (too short to tell a storm from a burst).
+ */
+export class SeatGrowth {
+  private readonly samples: Array<{ at: number; seats: number }> = [];
+
+  constructor(
+    private readonly windowMs = 1000,
+    private readonly minSpanMs = 200,
+  ) {}
+
+  /** Records a reading and returns the growth (seats/s, ≥ 0) over the window. */
+  note(at: number, seats: number): number {
+    this.samples.push({ at, seats });
+    while (this.samples.length > 1 && at - this.samples[0]!.at > this.windowMs) this.samples.shift();
+    const first = this.samples[0]!;
+    const span = at - first.at;
+    if (span < this.minSpanMs) return 0;
+    return Math.max(0, ((seats - first.seats) * 1000) / span);
+  }
+}

@@ -32,7 +32,7 @@ export class PublishTokenService {
     opts: { whipFailed?: boolean } = {},
   ): Promise<{ token: string; whipUrl: string; participantId: ParticipantId; expiresAt: Date }> {
     if (opts.whipFailed && this.d.endpoints) await this.d.endpoints.afterWhipFailure(stageArn);
-    const stage = this.d.store.getStage(stageArn);
+    const stage = await this.d.store.getStage(stageArn);
     if (!stage || stage.state !== 'active') throw new NotFound('no such active stage');
     const issued = await this.d.issuer.issue({
       stage,

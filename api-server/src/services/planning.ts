@@ -3,26 +3,8 @@
  */
 import type { StageArn } from '@stagecast/protocol';
 
-export interface SeatCandidate {
-  arn: StageArn;
-  state: 'active' | 'draining';
-  viewers: number;
-  capacity: number;
-  createdAt: number;
-}
-
-/**
- * The FULLEST active stage that still has room: packing keeps the stage count (and the IVS bill) low.
- * Ties go to the older stage, so the order is stable. Draining stages are never picked.
- */
-export function pickStage<S extends SeatCandidate>(stages: readonly S[]): S | undefined {
-  let best: S | undefined;
-  for (const s of stages) {
-    if (s.state !== 'active' || s.viewers >= s.capacity) continue;
-    if (!best || s.viewers > best.viewers || (s.viewers === best.viewers && s.createdAt < best.createdAt)) best = s;
-  }
-  return best;
-}
+export { pickStage, type SeatCandidate } from '../store/seat-policy.js';
+import type { SeatCandidate } from '../store/seat-policy.js';
 
 export interface PlanStage extends SeatCandidate {
   /** ms epoch since when the stage has had no viewers; null while it has some. */
