@@ -1,11 +1,11 @@
 /**
  * A join storm, end to end: starts a stage server and one API Server on SQLite (or --apis=2 API Servers sharing one
- * Redis, REDIS_URL), then runs `stagecast-loadtest` against them as a user would (the package bin), and keeps its
+ * Redis: REDIS_URL, else a redis-server of its own on a free port), then runs `stagecast-loadtest` against them as a user would (the package bin), and keeps its
  * JSON in bench/results/joins-<store>-<time>.json. No Media Server: joins do not need one.
  *
  *   npm run bench:joins                                  # 10,000 viewers in 10 s, one API Server, SQLite
- *   REDIS_URL=redis://127.0.0.1:6379 npm run bench:joins -- --apis=2
- *   options: --viewers=10000 --duration=10 --hold=15 --capacity=50 --max-stages=260 --apis=1 --log-level=info --spare-lead=2
+ *   npm run bench:joins -- --apis=2                       # two API Servers on one Redis
+ *   options: --viewers=10000 --duration=10 --hold=15 --capacity=50 --max-stages=260 --apis=1 --log-level=info --spare-lead=2 --warm-spares=8
  *            --cpu-prof=DIR (V8 CPU profiles of the API Servers)
  */
 import { spawn } from 'node:child_process';
@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApp, ROOT, type App } from '../e2e/helpers/apps.js';
+import { startRedis, type RedisServer } from '../e2e/helpers/redis.js';
 import { arg } from './lib/env.js';
 import { track } from './lib/ipc.js';
 
@@ -32,17 +33,18 @@ const apiCount = Number(arg('apis', '1'));
 const logLevel = arg('log-level', 'info');
 /** --cpu-prof=DIR: the API Servers write V8 CPU profiles there (open in Chrome DevTools) when they stop. */
 const cpuProf = arg('cpu-prof', '');
-const redisUrl = process.env.REDIS_URL;
-if (apiCount > 1 && !redisUrl) {
-  console.error('--apis > 1 needs REDIS_URL: several API Servers share one Redis store');
-  process.exit(2);
-}
-const storeName = redisUrl && apiCount > 1 ? 'redis' : 'sqlite';
+const storeName = apiCount > 1 ? 'redis' : 'sqlite';
 
 const dir = mkdtempSync(join(tmpdir(), 'sc-bench-joins-'));
 const apps: App[] = [];
 let code = 1;
+let redis: RedisServer | undefined;
 try {
+  let redisUrl = process.env.REDIS_URL;
+  if (storeName === 'redis' && !redisUrl) {
+    redis = await startRedis();
+    redisUrl = redis.url;
+  }
   const stage = await startApp('stage-server', { ...SECRETS, DATA_DIR: join(dir, 'stage'), RTC_BIND_ADDRESS: '127.0.0.1', LOG_LEVEL: logLevel });
   track(stage.child);
   apps.push(stage);
@@ -57,6 +59,8 @@ try {
       MAX_STAGES: maxStages,
       // Predictive spares: free seats for the next 2 s of joins at the recent rate.
       SCALE_SPARE_LEAD_S: arg('spare-lead', '2'),
+      // Warm spares: empty stages held at all times, for the storm's first second (before its rate is known).
+      SCALE_WARM_SPARES: arg('warm-spares', '8'),
       // The storm's viewers come from this one machine with the public viewer key: it is named as a trusted
       // load-test client, so the per-address join limit (meant for strangers) does not refuse it.
       VIEWER_API_KEY: VIEWER_KEY,
@@ -85,6 +89,7 @@ try {
   console.error(`results: ${out}`);
 } finally {
   for (const a of [...apps].reverse()) await a.stop().catch(() => undefined);
+  await redis?.stop();
   rmSync(dir, { recursive: true, force: true });
 }
 process.exit(code);

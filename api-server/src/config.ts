@@ -47,6 +47,7 @@ const EnvSchema = z
     SCALE_UP_THRESHOLD: z.coerce.number().gt(0).max(1).default(0.8),
     SCALE_DOWN_COOLDOWN: z.coerce.number().min(0).default(60),
     SCALE_SPARE_LEAD_S: z.coerce.number().min(0).max(60).default(0),
+    SCALE_WARM_SPARES: int(0, 0),
     HEARTBEAT_INTERVAL_MS: int(10_000, 50),
     VIEWER_HEARTBEAT_INTERVAL_MS: int(10_000, 50),
     VIEWER_TOKEN_TTL_SECONDS: int(3600, 60),
@@ -125,6 +126,8 @@ export interface Config {
      * storm finds seats instead of waiting for stages to be created. 0 = off (one empty spare stage, as always).
      */
     spareLeadMs: number;
+    /** SCALE_WARM_SPARES: empty stages the pool always holds (creates in flight included). 0 = off. */
+    warmSpares: number;
     /** How often the planner runs on its own. */
     tickMs: number;
     /** How long a join that found no seat waits for a new stage. */
@@ -251,6 +254,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       scaleUpThreshold: e.SCALE_UP_THRESHOLD,
       scaleDownCooldownMs: Math.round(e.SCALE_DOWN_COOLDOWN * 1000),
       spareLeadMs: Math.round(e.SCALE_SPARE_LEAD_S * 1000),
+      warmSpares: e.SCALE_WARM_SPARES,
       tickMs: 1000,
       joinWaitMs: 10_000,
       reconcileIntervalMs: e.RECONCILE_INTERVAL_S * 1000,

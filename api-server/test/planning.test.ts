@@ -166,3 +166,14 @@ test('predictive spares: an empty stage the recent join rate still needs is not 
   assert.equal(deletes(planScaling({ stages: idle, creating: 0, waitingJoins: 0, joinRatePerS: 50 }, c, NOW)).length, 1, '100 seats wanted: two kept');
   assert.equal(deletes(planScaling({ stages: idle, creating: 0, waitingJoins: 0, joinRatePerS: 100 }, c, NOW)).length, 0, '200 seats wanted: all three kept');
 });
+
+test('warm spares: the pool holds SCALE_WARM_SPARES empty stages (in-flight creates count, waiting joins consume), and keeps them on scale-down', () => {
+  const c = { ...cfg, warmSpares: 3 };
+  assert.equal(creates(planScaling({ stages: [st(10)], creating: 0, waitingJoins: 0 }, c, NOW)), 3);
+  assert.equal(creates(planScaling({ stages: [st(10), st(0)], creating: 1, waitingJoins: 0 }, c, NOW)), 1);
+  // 60 waiting: 40 fit on the partly used stage, 20 take one of the empties.
+  assert.equal(creates(planScaling({ stages: [st(10), st(0), st(0), st(0)], creating: 0, waitingJoins: 60 }, c, NOW)), 1);
+  const idle = Array.from({ length: 5 }, () => st(0, { emptySince: NOW - 120_000 }));
+  assert.equal(deletes(planScaling({ stages: idle, creating: 0, waitingJoins: 0 }, c, NOW)).length, 2, 'down to the 3 warm spares');
+  assert.equal(creates(planScaling({ stages: [st(10)], creating: 0, waitingJoins: 0 }, cfg, NOW)), 0, 'off by default');
+});

@@ -107,7 +107,7 @@ test('summarize: rate, latency, errors by status, stages created and overfill fr
   assert.deepEqual(s.joins.perApi.map((a) => [a.api, a.ok]), [['http://a', 1], ['http://b', 1]]);
   assert.deepEqual(s.stages, { before: 1, after: 3, created: 2, peak: 3, createMs: latencySummary([20, 40]) });
   assert.equal(s.pool.overfill, 1);
-  assert.deepEqual(s.waitedForStage, { server: 0, clientBound: 0 });
+  assert.deepEqual(s.waitedForStage, { server: 0, clientEstimate: 0 });
   assert.equal(s.serverCpu.msPerJoin, 250);
   // Well-formed JSON, and a table that names each figure.
   assert.deepEqual(JSON.parse(JSON.stringify(s)), s);

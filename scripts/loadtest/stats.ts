@@ -112,9 +112,10 @@ export function poolCatchUp(
 
 /**
  * Joins answered on a stage that did not exist yet when the join was sent (its createdAt, from the provider, is
- * later than the send): the client's view of "this viewer waited for a stage to be created". An upper bound: a join
- * queued on the server may find a stage that landed meanwhile without having waited for it. The server's own count
- * (stagecast_joins_total{result="waited"}: the join found no seat and waited for the pool to grow) is exact.
+ * later than the send): the client's estimate of "this viewer waited for a stage to be created". Only an estimate:
+ * a join queued on the server may find a stage that landed meanwhile without waiting for it, and a join that waited
+ * may be seated on an older stage whose seat was freed. The server's own count (stagecast_joins_total
+ * {result="waited"}: the join found no seat at once and waited for the pool to grow) is the exact figure.
  */
 export function joinsOnNewerStages(joins: readonly JoinSample[], createdAt: ReadonlyMap<string, number>): number {
   let n = 0;
@@ -166,8 +167,8 @@ export interface LoadtestSummary {
   leaves: { ok: number; errors: Record<string, number> };
   stages: { before: number; after: number; created: number; peak: number; createMs: LatencySummary };
   pool: { catchUpMs: number | null; shortMs: number; overfill: number; polls: number };
-  /** Joins that waited for a stage to be created: the server's count (null if /metrics could not be read) and the client's bound. */
-  waitedForStage: { server: number | null; clientBound: number };
+  /** Joins that waited for a stage to be created: the server's count (null if /metrics could not be read) and the client's estimate. */
+  waitedForStage: { server: number | null; clientEstimate: number };
   whep: WhepSummary;
   durationMs: number;
   /** This tool's own CPU use over the run, % of one core (near 100: the client is the limit, not the server). */
@@ -241,7 +242,7 @@ export function summarize(i: SummaryInput): LoadtestSummary {
       createMs: latencySummary(i.createMs),
     },
     pool: { ...catchUp, overfill: Math.max(0, ...all.map((p) => poolShape(p).overfill)), polls: i.polls.length },
-    waitedForStage: { server: i.serverWaited, clientBound: joinsOnNewerStages(ok, createdAt) },
+    waitedForStage: { server: i.serverWaited, clientEstimate: joinsOnNewerStages(ok, createdAt) },
     whep: i.whep,
     durationMs: i.endedAt - i.startedAt,
     clientCpuPercent: i.clientCpuPercent,
@@ -269,7 +270,7 @@ export function summaryTable(s: LoadtestSummary): string {
     ['pool catch-up after the last join', f(s.pool.catchUpMs, ' ms')],
     ['pool short of spares during the storm', `${s.pool.shortMs} ms (spares wanted: ${s.config.spares})`],
     ['overfill (max seats − capacity)', String(s.pool.overfill)],
-    ['joins that waited for a new stage', `${f(s.waitedForStage.server)} (server) · ≤ ${s.waitedForStage.clientBound} (client bound)`],
+    ['joins that waited for a new stage', `${f(s.waitedForStage.server)} (server) · ${s.waitedForStage.clientEstimate} (client estimate)`],
     ['heartbeats ok / errors', `${s.heartbeats.ok} / ${counts(s.heartbeats.errors)}`],
     ['leaves ok / errors', `${s.leaves.ok} / ${counts(s.leaves.errors)}`],
     ['WHEP viewers connected / frames', `${s.whep.connected}/${s.whep.viewers} / ${s.whep.frames}`],

@@ -33,6 +33,11 @@ export interface PlanConfig {
    * 0 or absent: off.
    */
   spareLeadMs?: number;
+  /**
+   * Warm spares: empty active stages (creates in flight included) the pool always holds, so the first second of a
+   * storm — before its rate is known — lands on ready stages too. 0 or absent: off (the one-spare rule alone).
+   */
+  warmSpares?: number;
 }
 
 export type ScalingAction =
@@ -72,6 +77,16 @@ function scaleUpNeed(s: Shape, cfg: PlanConfig): { count: number; reason: string
  * Stages to create so that the free seats (partly used, empty and in-flight stages, less the waiting joins) cover
  * `rate × lead` more joins: the joins that will come before a create started now has landed.
  */
+/** Stages to create so that `warmSpares` empty stages remain once the waiting joins are seated. */
+function warmNeed(s: Shape, cfg: PlanConfig): number {
+  const want = cfg.warmSpares ?? 0;
+  if (want <= 0) return 0;
+  const empties = s.active.filter((x) => x.viewers === 0).length + s.creating;
+  const partialFree = s.active.reduce((n, x) => n + (x.viewers > 0 ? Math.max(0, x.capacity - x.viewers) : 0), 0);
+  const emptiesConsumed = Math.ceil(Math.max(0, s.waiting - partialFree) / cfg.capacity);
+  return Math.max(0, want - (empties - emptiesConsumed));
+}
+
 function predictiveNeed(s: Shape, cfg: PlanConfig, joinRatePerS: number): number {
   const lead = cfg.spareLeadMs ?? 0;
   if (lead <= 0 || joinRatePerS <= 0) return 0;
@@ -103,6 +118,11 @@ export function planScaling(input: PlanInput, cfg: PlanConfig, now: number): Sca
     create = ahead;
     reason = `${Math.round(input.joinRatePerS ?? 0)} joins/s: seats for the next ${((cfg.spareLeadMs ?? 0) / 1000).toFixed(1)} s`;
   }
+  const warm = warmNeed(shape, cfg);
+  if (warm > create) {
+    create = warm;
+    reason = `fewer than ${cfg.warmSpares} warm spare stage(s)`;
+  }
   create = Math.min(create, room);
   if (create > 0) return Array.from({ length: create }, () => ({ type: 'create' as const, reason }));
   if (input.creating > 0 || input.waitingJoins > 0) return [];
@@ -118,7 +138,7 @@ export function planScaling(input: PlanInput, cfg: PlanConfig, now: number): Sca
     if (remaining.length - 1 < cfg.minStages) break;
     const after = remaining.filter((s) => s !== c);
     const shapeAfter = { active: after, creating: 0, waiting: 0 };
-    if (scaleUpNeed(shapeAfter, cfg).count > 0 || predictiveNeed(shapeAfter, cfg, input.joinRatePerS ?? 0) > 0) continue;
+    if (scaleUpNeed(shapeAfter, cfg).count > 0 || warmNeed(shapeAfter, cfg) > 0 || predictiveNeed(shapeAfter, cfg, input.joinRatePerS ?? 0) > 0) continue;
     remaining = after;
     actions.push({ type: 'delete', stageArn: c.arn, reason: `empty for ${Math.round((now - c.emptySince!) / 1000)} s` });
   }
