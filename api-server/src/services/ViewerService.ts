@@ -43,6 +43,14 @@ export class ViewerService {
   private readonly now: () => number;
   /** Joins refused with 503 since start (every stage full and MAX_STAGES reached, or no seat in time). */
   private capacityRefusals = 0;
+  /**
+   * The stage the seat policy chose last. The next join tries it first (reserveSeat's one-stage form, which reads
+   * that stage's seats only) and asks the policy again only when it is full or gone: choosing among every stage reads
+   * every seat of the pool, a cost that grows with the audience, paid once per stage instead of once per join. The
+   * store still checks room in the same transaction, so a stale hint can never overfill; packing holds because the
+   * hint was the fullest stage with room when chosen.
+   */
+  private seatHint: StageArn | undefined;
   private sweeping = false;
 
   constructor(
@@ -85,7 +93,15 @@ export class ViewerService {
       throw new Conflict(this.d.config.joinRefusal);
     }
     const viewerId = `v_${randomBytes(12).toString('base64url')}` as ViewerId;
-    const attempt = (): Promise<StageWithCounts | undefined> => store.reserveSeat({ id: viewerId, userId: userId ?? null, now: this.now() });
+    const attempt = async (): Promise<StageWithCounts | undefined> => {
+      const seat = { id: viewerId, userId: userId ?? null, now: this.now() };
+      const hint = this.seatHint;
+      const onHint = hint ? await store.reserveSeat(seat, { stageArn: hint }) : undefined;
+      if (onHint) return onHint;
+      const picked = await store.reserveSeat(seat);
+      this.seatHint = picked?.arn;
+      return picked;
+    };
     let stage: StageWithCounts | undefined;
     try {
       stage = await attempt();
