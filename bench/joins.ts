@@ -7,12 +7,14 @@
  *   npm run bench:joins -- --apis=2                       # two API Servers on one Redis
  *   options: --viewers=10000 --duration=10 --hold=15 --capacity=50 --max-stages=260 --apis=1 --log-level=info --spare-lead=2 --warm-spares=8
  *            --cpu-prof=DIR (V8 CPU profiles of the API Servers)
+ *            --whep=M (real WHEP viewers; they play stages of the first API Server, whose JWKS the stage server reads)
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApp, ROOT, type App } from '../e2e/helpers/apps.js';
+import { freePort } from '../e2e/helpers/ports.js';
 import { startRedis, type RedisServer } from '../e2e/helpers/redis.js';
 import { arg } from './lib/env.js';
 import { track } from './lib/ipc.js';
@@ -45,12 +47,21 @@ try {
     redis = await startRedis();
     redisUrl = redis.url;
   }
-  const stage = await startApp('stage-server', { ...SECRETS, DATA_DIR: join(dir, 'stage'), RTC_BIND_ADDRESS: '127.0.0.1', LOG_LEVEL: logLevel });
+  // The stage server verifies viewer tokens (WHEP, --whep) with the first API Server's JWKS: its port is chosen first.
+  const firstApiPort = await freePort();
+  const stage = await startApp('stage-server', {
+    ...SECRETS,
+    DATA_DIR: join(dir, 'stage'),
+    RTC_BIND_ADDRESS: '127.0.0.1',
+    API_SERVER_URL: `http://127.0.0.1:${firstApiPort}`,
+    LOG_LEVEL: logLevel,
+  });
   track(stage.child);
   apps.push(stage);
   for (let i = 0; i < apiCount; i++) {
     const api = await startApp('api-server', {
       ...SECRETS,
+      ...(i === 0 ? { PORT: String(firstApiPort) } : {}),
       DATA_DIR: join(dir, `api-${i}`),
       ...(storeName === 'redis' ? { REDIS_URL: redisUrl! } : {}),
       STAGE_SERVER_URL: stage.url,
@@ -82,6 +93,7 @@ try {
     `--duration=${duration}`,
     `--hold=${hold}`,
     `--json=${out}`,
+    `--whep=${arg('whep', '0')}`,
   ];
   console.error(`stagecast-loadtest ${args.slice(1).map((a) => (a.includes('key=') ? a.replace(/=.*/, '=…') : a)).join(' ')}`);
   const child = track(spawn(process.execPath, args, { cwd: ROOT, stdio: 'inherit' }));

@@ -4,4 +4,7 @@ import { register } from 'tsx/esm/api';
 
 register();
 const { main } = await import('./cli.ts');
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// The run is over and its output written (stdout is synchronous on files and pipes): exit now rather than wait for
+// native threads (node-datachannel's, after WHEP viewers) to wind down by themselves.
+process.exit(code);
