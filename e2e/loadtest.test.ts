@@ -10,7 +10,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { shutdownRtc } from '@stagecast/rtc';
 import { ROOT, startApp, type App } from './helpers/apps.js';
+import { Broadcaster } from './helpers/broadcaster.js';
+import { SECRETS as SYSTEM_SECRETS, startSystem } from './helpers/system.js';
 
 const SECRETS = {
   API_SECRET_KEY: 'e2e-api-key-0123456789',
@@ -43,6 +46,7 @@ after(async () => {
   await api?.stop();
   await stage?.stop();
   rmSync(dir, { recursive: true, force: true });
+  await shutdownRtc();
 });
 
 function runBin(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -88,4 +92,25 @@ test('stagecast-loadtest --help explains itself, a bad option exits 2 naming it'
   const bad = await runBin(['--viewers=lots', '--api-key=x']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--viewers must be an integer/);
+});
+
+test('--whep viewers play their stages and count the broadcast frames (Media Server and a broadcaster running)', async () => {
+  const sys = await startSystem({ stageCapacity: 10 });
+  let b: Broadcaster | undefined;
+  try {
+    const ingest = await sys.ingestToken();
+    b = await Broadcaster.publish({ url: sys.whipUrl, token: ingest.token, seed: 7 });
+    const out = join(dir, 'whep.json');
+    const r = await runBin([`--api=${sys.api.url}`, `--api-key=${SYSTEM_SECRETS.API_SECRET_KEY}`, '--viewers=20', '--duration=1', '--hold=4', '--whep=2', `--json=${out}`, '--timeout=60', '--quiet']);
+    const s = JSON.parse(readFileSync(out, 'utf8'));
+    assert.equal(s.whep.viewers, 2);
+    assert.deepEqual(s.whep.errors, [], r.stderr.slice(-2000));
+    assert.equal(s.whep.connected, 2);
+    assert.ok(s.whep.perViewer.every((n: number) => n > 0), `frames per WHEP viewer: ${s.whep.perViewer}`);
+    assert.equal(s.whep.frames, s.whep.perViewer[0] + s.whep.perViewer[1]);
+    assert.equal(s.pool.overfill, 0);
+  } finally {
+    await b?.stop();
+    await sys.stop();
+  }
 });
