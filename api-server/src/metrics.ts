@@ -8,6 +8,7 @@ export class Metrics {
   readonly joins: Counter<'result'>;
   readonly rateLimited: Counter<'kind'>;
   readonly rateLimitExempt: Counter<'kind'>;
+  readonly joinRate: Gauge;
   readonly endpointRefreshes: Counter<'reason' | 'result'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
 
@@ -63,6 +64,11 @@ export class Metrics {
       name: 'stagecast_viewer_rate_limited_total',
       help: 'Requests made with the viewer key refused with 429 (per-address rate limit), by kind (join, heartbeat)',
       labelNames: ['kind'],
+      registers,
+    });
+    this.joinRate = new Gauge({
+      name: 'stagecast_join_rate',
+      help: 'Joins per second the planner last used for predictive spares (SCALE_SPARE_LEAD_S; 0 when off)',
       registers,
     });
     this.rateLimitExempt = new Counter({

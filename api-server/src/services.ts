@@ -174,6 +174,8 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     },
   });
   const viewerLimits = new ViewerRateLimiter({ ...config.viewerRateLimits, metrics });
+  // Named on purpose by the operator: said once at start, so an exemption is never silent.
+  if (config.viewerRateLimits.exempt.length) log.warn({ exempt: config.viewerRateLimits.exempt }, 'viewers.rate_limit_exempt');
   const registry = new MediaServerRegistry({ store, bus, log, heartbeatIntervalMs: config.heartbeatIntervalMs });
   const endpoints =
     bundle.ivs && config.ivs

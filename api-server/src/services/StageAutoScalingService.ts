@@ -311,6 +311,7 @@ export class StageAutoScalingService {
     // Our own joins, or the pool's seat growth (every API Server's joins), whichever is higher.
     const growth = this.seatGrowth.note(now, stages.reduce((n, s) => n + s.viewers, 0));
     const joinRatePerS = this.cfg.spareLeadMs ? Math.max(this.joinRate.perSecond(now), growth) : 0;
+    this.metrics.joinRate.set(Math.round(joinRatePerS * 10) / 10);
     const actions = planScaling({ stages, creating, waitingJoins: this.waiters.length, joinRatePerS }, this.cfg, now);
     for (const a of actions) {
       if (a.type === 'create') this.launchCreate(a.reason);
