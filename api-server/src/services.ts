@@ -24,6 +24,7 @@ import { LocalLease, type ScalerLease } from './store/lease.js';
 import { redisPrefix, RedisStore } from './store/redis.js';
 import { RedisAnnouncementRelay } from './store/redis-bus.js';
 import { RedisLease } from './store/redis-lease.js';
+import { RedisWaitingJoins } from './store/redis-waiting.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { TokenService } from './tokens.js';
@@ -102,16 +103,23 @@ export function createProvider(config: Config, log: Logger, tokens: TokenService
 }
 
 /** The store and, with REDIS_URL, the lease and the announcement relay that make several API Servers one pool. */
-function createSharedState(config: Config, log: Logger, bus: EventBus): Pick<Services, 'store' | 'lease' | 'cluster'> {
+function createSharedState(
+  config: Config,
+  log: Logger,
+  bus: EventBus,
+): Pick<Services, 'store' | 'lease' | 'cluster'> & { waitingJoins?: RedisWaitingJoins } {
   if (!config.redis) return { store: new SqliteStore(config.dataDir), lease: new LocalLease() };
   const prefix = redisPrefix(config.stagePoolId);
   const store = new RedisStore(config.redis.url, config.stagePoolId);
   const lease = new RedisLease({ redis: store.redis, key: `${prefix}lease:scaler`, leaseMs: config.redis.leaseMs, log });
+  // A report lives 3 planner ticks: a server that stops reporting (dead, cut off) stops counting soon.
+  const waitingJoins = new RedisWaitingJoins({ redis: store.redis, prefix, serverId: lease.holderId, ttlMs: 3 * config.scaling.tickMs });
   const relay = new RedisAnnouncementRelay({ url: config.redis.url, channel: `${prefix}announce`, bus, publisher: store.redis, log });
   const clog = log.child({ component: 'cluster' });
   return {
     store,
     lease,
+    waitingJoins,
     cluster: {
       async start() {
         // Bounded: an API Server started while Redis is away serves 503s until it returns, then recovers by itself.
@@ -130,7 +138,7 @@ function createSharedState(config: Config, log: Logger, bus: EventBus): Pick<Ser
 
 export async function createServices(config: Config, log: Logger, opts: { provider?: StageProvider } = {}): Promise<Services> {
   const bus = new EventBus();
-  const { store, lease, cluster } = createSharedState(config, log, bus);
+  const { store, lease, cluster, waitingJoins } = createSharedState(config, log, bus);
   const tokens = await TokenService.open(config.dataDir);
   const bundle: ProviderBundle = opts.provider
     ? { provider: new PacedProvider(opts.provider, log.child({ component: 'provider' })), issuer: new LocalTokenIssuer(tokens) }
@@ -144,6 +152,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     log,
     metrics,
     lease,
+    ...(waitingJoins ? { waitingJoins } : {}),
     config: { ...config.scaling, poolId: config.stagePoolId },
   });
   const ivsViewers =

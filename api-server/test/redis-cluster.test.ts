@@ -204,3 +204,26 @@ test('Redis outage: joins answer 503 UNAVAILABLE with Retry-After at once, /read
     await stage.close();
   }
 });
+
+test('joins waiting on a follower count for the scaler: a burst on B alone grows the pool for all of them at once', async () => {
+  const stage = await startFakeStageAdmin(SECRETS.stage);
+  const start = cluster(stage, 'waiting', { MAX_STAGES: '6', SCALE_UP_THRESHOLD: '1' });
+  const a = await start();
+  let b: TestApi | undefined;
+  try {
+    await waitFor(() => a.server.services.lease.held, { what: 'A holds the lease' });
+    b = await start();
+    await waitFor(async () => (await stagesOf(a)).length === 1, { what: 'MIN_STAGES stage' });
+    const joins = await Promise.all(Array.from({ length: 16 }, () => call(`${b!.url}/api/viewers/join`, { headers: apiKey, json: {} })));
+    assert.deepEqual(joins.map((j) => j.status), Array(16).fill(201));
+    const events = (await call(`${a.url}/api/scaling/events?limit=50`, { headers: apiKey })).body.events as { action: string; reason: string }[];
+    assert.ok(
+      events.some((e) => e.action === 'create' && /joins waiting/.test(e.reason)),
+      `the scaler planned for B's waiting joins: ${JSON.stringify(events.map((e) => e.reason))}`,
+    );
+  } finally {
+    await b?.stop();
+    await a.stop();
+    await stage.close();
+  }
+});

@@ -29,6 +29,8 @@ export interface ScalingDeps {
   config: ScalingConfig;
   /** Several API Servers: only the holder creates, deletes and reconciles (default: always held, one node). */
   lease?: ScalerLease;
+  /** Several API Servers: joins waiting on the others, reported and summed (the holder plans for them too). */
+  waitingJoins?: { report(n: number): Promise<void>; elsewhere(): Promise<number> };
   now?: () => number;
 }
 
@@ -50,6 +52,7 @@ export class StageAutoScalingService {
   private readonly cfg: ScalingConfig;
   private readonly now: () => number;
   private readonly lease: ScalerLease;
+  private readonly sharedWaiting: ScalingDeps['waitingJoins'];
 
   private creating = 0;
   private readonly deleting = new Set<StageArn>();
@@ -78,6 +81,7 @@ export class StageAutoScalingService {
     this.cfg = d.config;
     this.now = d.now ?? Date.now;
     this.lease = d.lease ?? new LocalLease();
+    this.sharedWaiting = d.waitingJoins;
   }
 
   /**
@@ -264,6 +268,7 @@ export class StageAutoScalingService {
 
   private async planOnce(): Promise<void> {
     await this.drainWaiters();
+    await this.sharedWaiting?.report(this.waiters.length).catch(() => undefined);
     if (!this.running || !this.lease.held) return;
     if (!this.reconciled) {
       // Never while provider calls are in flight (after the lease came back, ours may still be).
@@ -278,13 +283,14 @@ export class StageAutoScalingService {
     // Read `creating` before the pool: a create that lands meanwhile is then counted twice (a create less now,
     // planned on the next pass), never not at all (a stage too many).
     const creating = this.creating;
+    const waitingElsewhere = this.sharedWaiting ? await this.sharedWaiting.elsewhere().catch(() => 0) : 0;
     // A stage that viewers are still moving out of (consolidation) is not empty yet: they play it until they switch.
     const movingOut = new Set((await this.store.listPendingMoves()).map((m) => m.from));
     const stages = (await this.store.listStages()).map((s) => (movingOut.has(s.arn) ? { ...s, emptySince: null } : s));
     if (!this.running || !this.lease.held || this.reconciling || this.reconcileWanted) return;
     // A draining stage with no delete in flight is a delete that failed or was cut by a crash: finish it.
     for (const s of stages) if (s.state === 'draining' && !this.deleting.has(s.arn)) this.launchDelete(s.arn, 'finish drain');
-    const actions = planScaling({ stages, creating, waitingJoins: this.waiters.length }, this.cfg, this.now());
+    const actions = planScaling({ stages, creating, waitingJoins: this.waiters.length + waitingElsewhere }, this.cfg, this.now());
     for (const a of actions) {
       if (a.type === 'create') this.launchCreate(a.reason);
       else this.launchDelete(a.stageArn, a.reason);
