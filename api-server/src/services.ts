@@ -1,4 +1,5 @@
 /** The services of one API Server, built from config and wired to each other (no I/O until start()). */
+import { Gauge } from 'prom-client';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -102,22 +103,33 @@ export function createProvider(config: Config, log: Logger, tokens: TokenService
   }
 }
 
-/** The store and, with REDIS_URL, the lease and the announcement relay that make several API Servers one pool. */
-function createSharedState(
+/**
+ * With REDIS_URL, what makes several API Servers one pool besides the shared store: the scaler lease, the waiting
+ * joins' counts and the announcement relay. Without: one node, whose lease is always held.
+ */
+function createCluster(
   config: Config,
   log: Logger,
   bus: EventBus,
-): Pick<Services, 'store' | 'lease' | 'cluster'> & { waitingJoins?: RedisWaitingJoins } {
-  if (!config.redis) return { store: new SqliteStore(config.dataDir), lease: new LocalLease() };
+  store: Store,
+  metrics: Metrics,
+): Pick<Services, 'lease' | 'cluster'> & { waitingJoins?: RedisWaitingJoins } {
+  if (!config.redis || !(store instanceof RedisStore)) return { lease: new LocalLease() };
   const prefix = redisPrefix(config.stagePoolId);
-  const store = new RedisStore(config.redis.url, config.stagePoolId);
   const lease = new RedisLease({ redis: store.redis, key: `${prefix}lease:scaler`, leaseMs: config.redis.leaseMs, log });
   // A report lives 3 planner ticks: a server that stops reporting (dead, cut off) stops counting soon.
   const waitingJoins = new RedisWaitingJoins({ redis: store.redis, prefix, serverId: lease.holderId, ttlMs: 3 * config.scaling.tickMs });
-  const relay = new RedisAnnouncementRelay({ url: config.redis.url, channel: `${prefix}announce`, bus, publisher: store.redis, log });
+  const relay = new RedisAnnouncementRelay({ url: config.redis.url, channel: `${prefix}announce`, bus, publisher: store.redis, log, registry: metrics.registry });
   const clog = log.child({ component: 'cluster' });
+  new Gauge({
+    name: 'stagecast_scaler_lease_held',
+    help: '1 while this API Server holds the scaler lease (it creates and deletes stages, reconciles, consolidates, meters cost)',
+    registers: [metrics.registry],
+    collect() {
+      this.set(lease.held ? 1 : 0);
+    },
+  });
   return {
-    store,
     lease,
     waitingJoins,
     cluster: {
@@ -138,13 +150,14 @@ function createSharedState(
 
 export async function createServices(config: Config, log: Logger, opts: { provider?: StageProvider } = {}): Promise<Services> {
   const bus = new EventBus();
-  const { store, lease, cluster, waitingJoins } = createSharedState(config, log, bus);
+  const store: Store = config.redis ? new RedisStore(config.redis.url, config.stagePoolId) : new SqliteStore(config.dataDir);
   const tokens = await TokenService.open(config.dataDir);
   const bundle: ProviderBundle = opts.provider
     ? { provider: new PacedProvider(opts.provider, log.child({ component: 'provider' })), issuer: new LocalTokenIssuer(tokens) }
     : createProvider(config, log, tokens);
   const { provider, issuer } = bundle;
   const metrics = new Metrics(store);
+  const { lease, cluster, waitingJoins } = createCluster(config, log, bus, store, metrics);
   const scaling = new StageAutoScalingService({
     store,
     provider,

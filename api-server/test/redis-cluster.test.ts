@@ -111,6 +111,9 @@ test('two API Servers on one Redis: one scaler; 30 joins spread over both fill 5
     b = await start();
     await waitFor(async () => (await stagesOf(a)).length === 1, { what: 'MIN_STAGES stage' });
     assert.equal(b.server.services.lease.held, false, 'one scaler');
+    const metrics = async (api: TestApi) => (await call(`${api.url}/metrics`)).body as string;
+    assert.match(await metrics(a), /^stagecast_scaler_lease_held 1$/m);
+    assert.match(await metrics(b), /^stagecast_scaler_lease_held 0$/m);
     const [wsA, wsB] = [await mediaSocket(a), await mediaSocket(b)];
 
     const joins = await Promise.all(
@@ -143,6 +146,7 @@ test('two API Servers on one Redis: one scaler; 30 joins spread over both fill 5
     await a.stop();
     await waitFor(() => b!.server.services.lease.held, { timeoutMs: 2000, what: 'B takes the released lease' });
     assert.ok(Date.now() - stoppedAt < 2000);
+    assert.match(await metrics(b), /^stagecast_relay_events_total\{event="received"\} [1-9]/m);
     wsA.close();
     wsB.close();
   } finally {

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { Counter, type Registry } from 'prom-client';
 import { ServerMessageSchema, type ServerMessage } from '@stagecast/protocol';
 import type { Logger } from '../logger.js';
 import type { EventBus } from '../services/EventBus.js';
@@ -17,21 +18,32 @@ export class RedisAnnouncementRelay {
   private readonly log: Logger;
   private everReady = false;
   private publishFailures = 0;
+  private readonly counts: Counter<'event'> | undefined;
 
-  constructor(private readonly d: { url: string; channel: string; bus: EventBus; publisher: Redis; log: Logger }) {
+  constructor(private readonly d: { url: string; channel: string; bus: EventBus; publisher: Redis; log: Logger; registry?: Registry }) {
     this.log = d.log.child({ component: 'relay' });
+    this.counts = d.registry
+      ? new Counter({
+          name: 'stagecast_relay_events_total',
+          help: 'Announcements between API Servers (event: sent, received, publish_failed, resync = Media Server sockets told to sync again)',
+          labelNames: ['event'],
+          registers: [d.registry],
+        })
+      : undefined;
   }
 
   /** Subscribes (waiting for Redis at most `timeoutMs`; the subscription comes by itself later otherwise). */
   async start(timeoutMs = 5000): Promise<void> {
     if (this.sub) return;
     // The subscriber keeps its SUBSCRIBE queued while offline and resubscribes after every reconnect.
-    const sub = new Redis(this.d.url, { ...redisOptions(), enableOfflineQueue: true, commandTimeout: undefined as unknown as number, autoResubscribe: true });
+    const { commandTimeout: _none, ...base } = redisOptions();
+    const sub = new Redis(this.d.url, { ...base, enableOfflineQueue: true, autoResubscribe: true });
     this.sub = sub;
     sub.on('error', () => undefined);
     sub.on('ready', () => {
       if (this.everReady) {
         this.log.warn('relay.resubscribed');
+        this.counts?.inc({ event: 'resync' });
         this.d.bus.resync();
       }
       this.everReady = true;
@@ -52,10 +64,12 @@ export class RedisAnnouncementRelay {
   private send(msg: ServerMessage): void {
     this.d.publisher.publish(this.d.channel, JSON.stringify({ from: this.originId, msg })).then(
       () => {
+        this.counts?.inc({ event: 'sent' });
         if (this.publishFailures) this.log.info({ failed: this.publishFailures }, 'relay.publish_recovered');
         this.publishFailures = 0;
       },
       (err: Error) => {
+        this.counts?.inc({ event: 'publish_failed' });
         // The other API Servers miss it; their Media Servers catch up at their next sync.
         if (this.publishFailures++ === 0) this.log.warn({ type: msg.type, err: err.message }, 'relay.publish_failed');
       },
@@ -75,6 +89,7 @@ export class RedisAnnouncementRelay {
       this.log.warn({ issues: parsed.error.issues.length }, 'relay.bad_message');
       return;
     }
+    this.counts?.inc({ event: 'received' });
     this.d.bus.deliver(parsed.data);
   }
 }
