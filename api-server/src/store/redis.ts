@@ -3,7 +3,7 @@
  * runs as one Lua script (atomic in Redis), so two API Servers never see or leave a half-made change: in particular
  * a seat is chosen and taken in one script (the seat policy of seat-policy.ts), so N servers never overfill a stage.
  *
- * Key layout — every key starts with the prefix `stagecast:{<STAGE_POOL_ID>}:` (one hash tag: one slot), written P:
+ * Key layout (scripts in redis-scripts.ts) — every key starts with the prefix `stagecast:{<STAGE_POOL_ID>}:` (one hash tag: one slot), written P:
  *   P stages               ZSET   stage ARN → createdAt (the listing order: createdAt, then ARN)
  *   P stage:<arn>          HASH   the StageRecord (playback, tags as JSON; '' for a null emptySince / server id)
  *   P seats:<arn>          ZSET   viewer id → joinedAt: the seats taken on that stage
@@ -15,7 +15,8 @@
  *   P events / event_id    LIST   scaling events, newest first, JSON with its id (the last 10,000); their counter
  *   P usage:<minute>       HASH   'v|<arn>' / 'p|<arn>' → viewer / publisher participant-ms in that minute
  *   P usage_minutes        ZSET   minute → minute (the buckets that exist);  P metered_until  STRING
- *   P lease:scaler         STRING the scaler lease holder's id, with a PX expiry (lease.ts: RedisLease)
+ *   P lease:scaler         STRING the scaler lease holder's id, with a PX expiry (redis-lease.ts)
+ *   P waiting:<holder>     STRING joins waiting on that API Server, PX 3 planner ticks; P waiting_ids SET of them
  *   P announce             pub/sub channel: stage and Media Server announcements between API Servers
  *
  * Failing fast: no offline queue and a command timeout, so while Redis is unreachable every call rejects at once
