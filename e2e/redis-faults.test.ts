@@ -105,7 +105,9 @@ describe('several API Servers on Redis under faults', { timeout: 240_000 }, () =
   before(async () => {
     redis = await startRedis();
     proxy = await startTcpProxy(redis.port);
-    const apiEnv = { REDIS_URL: redis.url, SCALER_LEASE_MS: String(LEASE_MS), CONSOLIDATION_ENABLED: 'false' };
+    // Reconciling every 5 s: a create the killed scaler had in flight may land at the provider after the new
+    // holder's first listing; the next one adopts it (the tests wait for the provider and the store to agree).
+    const apiEnv = { REDIS_URL: redis.url, SCALER_LEASE_MS: String(LEASE_MS), CONSOLIDATION_ENABLED: 'false', RECONCILE_INTERVAL_S: '5' };
     sys = await startSystem({ stageCapacity: CAPACITY, minStages: 1, maxStages: MAX_STAGES, scaleDownCooldownS: 600, env: { api: apiEnv } });
     await sys.api.waitForLog((l) => l.msg === 'cluster.started' && l.holder === true, 'A holds the scaler lease');
     // B shares A's DATA_DIR (its token signing key: tokens either one signs verify against either's JWKS) and its
@@ -191,6 +193,16 @@ describe('several API Servers on Redis under faults', { timeout: 240_000 }, () =
       `kill -9 during a join storm: joins ok ${ok.length} (A ${count((r) => r.via === 'A' && r.a.status === 201)}, B ${count((r) => r.via === 'B' && r.a.status === 201)}), ` +
         `503 ${count((r) => r.a.status === 503)}, no answer ${count((r) => r.a.status === 0)}; overfilled stages ${overfilled.length}; lost seats ${lost.length}; ` +
         `lease taken over in ${takeoverMs} ms (lease ${LEASE_MS} ms); stage_created on B's socket ${created.length} (${probe.created(killAt).length} after the kill)`,
+    );
+    // The pool is whole: the provider's stages are the store's, whatever creates the dead scaler had in flight
+    // (the new holder reconciles first: one that landed at the provider is adopted, not leaked).
+    await waitFor(
+      async () => {
+        const stored = (await seatsInRedis()).map((s) => s.arn).sort();
+        return JSON.stringify((await providerStages()).sort()) === JSON.stringify(stored) || undefined;
+      },
+      'no stage leaked by the kill: the provider and the store agree',
+      15_000,
     );
     // A comes back (as a follower); the Media Server reconnects to it.
     await sys.startApi();

@@ -34,6 +34,9 @@ export interface ScalingDeps {
   now?: () => number;
 }
 
+/** After taking the lease over, the provider is listed again this long after the first reconciliation. */
+const TAKEOVER_RECHECK_MS = 30_000;
+
 interface Waiter {
   attempt: () => Promise<unknown>;
   resolve: (v: unknown) => void;
@@ -71,6 +74,7 @@ export class StageAutoScalingService {
   private draining: Promise<void> | undefined;
   private drainAgain = false;
   private unwatchLease: (() => void) | undefined;
+  private recheckTimer: NodeJS.Timeout | undefined;
 
   constructor(d: ScalingDeps) {
     this.store = d.store;
@@ -92,10 +96,15 @@ export class StageAutoScalingService {
     if (this.running) return;
     this.running = true;
     this.unwatchLease = this.lease.onChange((held) => {
-      // A new holder reconciles first: the previous one may have died between a create and its record.
+      // A new holder reconciles first: the previous one may have died between a create and its record. A create
+      // it had in flight may even land at the provider after that first listing: a second one follows a while
+      // later (TAKEOVER_RECHECK_MS, or the periodic interval if shorter), so such a stage is adopted, not leaked.
       this.reconciled = false;
       this.log.info({ held }, held ? 'scaler.lease_acquired' : 'scaler.lease_lost');
-      if (held) void this.plan();
+      clearTimeout(this.recheckTimer);
+      if (!held) return;
+      this.recheckTimer = setTimeout(() => void this.reconcileNow(), Math.min(TAKEOVER_RECHECK_MS, this.cfg.reconcileIntervalMs));
+      void this.plan();
     });
     if (this.lease.held) await this.ensureReconciled();
     this.timer = setInterval(() => void this.plan(), this.cfg.tickMs);
@@ -137,6 +146,7 @@ export class StageAutoScalingService {
     if (!this.running) return;
     this.running = false;
     this.unwatchLease?.();
+    clearTimeout(this.recheckTimer);
     clearInterval(this.timer);
     clearInterval(this.reconcileTimer);
     for (const w of this.waiters.splice(0)) {
