@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { ServerMessageSchema, type ServerMessage } from '@stagecast/protocol';
 import { startRedis, type RedisServer } from '../../e2e/helpers/redis.js';
+import { ConfigError, parseConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { redisOptions, redisPrefix } from '../src/store/redis.js';
 import { RedisLease } from '../src/store/redis-lease.js';
@@ -229,5 +230,23 @@ test('joins waiting on a follower count for the scaler: a burst on B alone grows
     await b?.stop();
     await a.stop();
     await stage.close();
+  }
+});
+
+test('config: REDIS_URL must be redis:// or rediss:// and is never echoed (it may hold a password); SCALER_LEASE_MS is bounded; unset means SQLite', () => {
+  const base = { API_SECRET_KEY: SECRETS.apiKey, MEDIA_SERVER_SECRET: SECRETS.media, STAGE_SERVER_SECRET: SECRETS.stage };
+  assert.equal(parseConfig(base).redis, undefined);
+  assert.deepEqual(parseConfig({ ...base, REDIS_URL: 'redis://:pw@127.0.0.1:6379/2' }).redis, { url: 'redis://:pw@127.0.0.1:6379/2', leaseMs: 10_000 });
+  assert.equal(parseConfig({ ...base, REDIS_URL: 'rediss://h:6380', SCALER_LEASE_MS: '2000' }).redis?.leaseMs, 2000);
+  for (const [k, v] of [
+    ['REDIS_URL', 'http://:s3cret-pass@127.0.0.1:6379'],
+    ['SCALER_LEASE_MS', '100'],
+    ['SCALER_LEASE_MS', '600000'],
+  ] as const) {
+    assert.throws(
+      () => parseConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', [k]: v }),
+      (err: Error) => err instanceof ConfigError && err.message.includes(k) && !err.message.includes('s3cret-pass'),
+      `${k}=${v}`,
+    );
   }
 });
