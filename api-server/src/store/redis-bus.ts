@@ -9,8 +9,16 @@ import { Redis } from 'ioredis';
 import { Counter, type Registry } from 'prom-client';
 import { ServerMessageSchema, type ServerMessage } from '@stagecast/protocol';
 import type { Logger } from '../logger.js';
-import type { EventBus } from '../services/EventBus.js';
 import { redisOptions } from './redis.js';
+
+/** What the relay needs of the announcement bus (services/EventBus.ts). */
+export interface RelayedBus {
+  setRelay(fn: ((msg: ServerMessage) => void) | undefined): void;
+  /** Delivers to this API Server's own listeners only. */
+  deliver(msg: ServerMessage): void;
+  /** Announcements may have been missed: the listeners' clients sync again. */
+  resync(): void;
+}
 
 export class RedisAnnouncementRelay {
   readonly originId = randomBytes(8).toString('hex');
@@ -20,7 +28,7 @@ export class RedisAnnouncementRelay {
   private publishFailures = 0;
   private readonly counts: Counter<'event'> | undefined;
 
-  constructor(private readonly d: { url: string; channel: string; bus: EventBus; publisher: Redis; log: Logger; registry?: Registry }) {
+  constructor(private readonly d: { url: string; channel: string; bus: RelayedBus; publisher: Redis; log: Logger; registry?: Registry }) {
     this.log = d.log.child({ component: 'relay' });
     this.counts = d.registry
       ? new Counter({
