@@ -5,6 +5,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { ServerMessageSchema, type ServerMessage } from '@stagecast/protocol';
@@ -248,5 +251,41 @@ test('config: REDIS_URL must be redis:// or rediss:// and is never echoed (it ma
       (err: Error) => err instanceof ConfigError && err.message.includes(k) && !err.message.includes('s3cret-pass'),
       `${k}=${v}`,
     );
+  }
+});
+
+test('Redis with persistence killed and restarted: seats, stages and the Media Server registration survive; the API Server carries on by itself', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sc-redis-aof-'));
+  const persistent = await startRedis({ persistDir: dir });
+  const stage = await startFakeStageAdmin(SECRETS.stage);
+  const api = await startApi({
+    stageUrl: stage.url,
+    logLevel: 'warn',
+    env: { REDIS_URL: persistent.url, SCALER_LEASE_MS: '1000', STAGE_CAPACITY: '4', MIN_STAGES: '1', CONSOLIDATION_ENABLED: 'false' },
+  });
+  try {
+    await waitFor(async () => (await stagesOf(api)).length === 1, { what: 'MIN_STAGES stage' });
+    const media = { authorization: `Bearer ${SECRETS.media}` };
+    assert.equal((await call(`${api.url}/api/media/register`, { headers: media, json: { serverId: 'ms-aof', ipAddress: '127.0.0.1', port: 3001 } })).status, 200);
+    const v = await call(`${api.url}/api/viewers/join`, { headers: apiKey, json: {} });
+    assert.equal(v.status, 201);
+    const before = (await stagesOf(api)).map((s) => s.stageArn);
+
+    await persistent.kill();
+    assert.equal((await call(`${api.url}/api/viewers/${v.body.viewerId}/heartbeat`, { headers: apiKey, json: {} })).status, 503);
+    await persistent.restart(); // the append-only file brings every key back
+    await waitFor(async () => (await call(`${api.url}/api/viewers/${v.body.viewerId}/heartbeat`, { headers: apiKey, json: {} })).status === 200, {
+      timeoutMs: 10_000,
+      what: 'the seat answers again',
+    });
+    assert.equal((await call(`${api.url}/api/media/heartbeat`, { headers: media, json: { serverId: 'ms-aof' } })).status, 200, 'still registered');
+    assert.deepEqual((await stagesOf(api)).map((s) => s.stageArn), before);
+    await waitFor(() => api.server.services.lease.held, { what: 'the lease is held again' });
+    assert.equal((await call(`${api.url}/api/viewers/join`, { headers: apiKey, json: {} })).status, 201);
+  } finally {
+    await api.stop();
+    await stage.close();
+    await persistent.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
