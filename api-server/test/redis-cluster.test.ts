@@ -289,3 +289,29 @@ test('Redis with persistence killed and restarted: seats, stages and the Media S
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('an API Server started while Redis is away starts anyway (bounded), answers 503 UNAVAILABLE, and recovers by itself when Redis comes', async () => {
+  const late = await startRedis();
+  await late.kill();
+  const stage = await startFakeStageAdmin(SECRETS.stage);
+  const t0 = Date.now();
+  const api = await startApi({ stageUrl: stage.url, logLevel: 'silent', env: { REDIS_URL: late.url, SCALER_LEASE_MS: '1000', MIN_STAGES: '1' } });
+  try {
+    assert.ok(Date.now() - t0 < 10_000, 'start is bounded');
+    const j = await call(`${api.url}/api/viewers/join`, { headers: apiKey, json: {} });
+    assert.equal(j.status, 503);
+    assert.equal(j.body.error.code, 'UNAVAILABLE');
+    assert.equal((await call(`${api.url}/ready`)).status, 503);
+    await late.restart();
+    await waitFor(async () => (await call(`${api.url}/api/viewers/join`, { headers: apiKey, json: {} })).status === 201, {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+      what: 'joins succeed once Redis is there',
+    });
+    await waitFor(async () => (await call(`${api.url}/ready`)).status === 200, { what: 'ready' });
+  } finally {
+    await api.stop();
+    await stage.close();
+    await late.stop();
+  }
+});

@@ -25,6 +25,8 @@ export class RedisAnnouncementRelay {
   private sub: Redis | undefined;
   private readonly log: Logger;
   private everReady = false;
+  /** Started while Redis was away: sockets opened meanwhile could not sync, so the first subscription resyncs too. */
+  private startedUnready = false;
   private publishFailures = 0;
   private readonly counts: Counter<'event'> | undefined;
 
@@ -49,7 +51,7 @@ export class RedisAnnouncementRelay {
     this.sub = sub;
     sub.on('error', () => undefined);
     sub.on('ready', () => {
-      if (this.everReady) {
+      if (this.everReady || this.startedUnready) {
         this.log.warn('relay.resubscribed');
         this.counts?.inc({ event: 'resync' });
         this.d.bus.resync();
@@ -60,6 +62,7 @@ export class RedisAnnouncementRelay {
     this.d.bus.setRelay((msg) => this.send(msg));
     void sub.connect().catch(() => undefined);
     await Promise.race([sub.subscribe(this.d.channel).catch(() => undefined), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    if (!this.everReady) this.startedUnready = true;
   }
 
   async stop(): Promise<void> {
