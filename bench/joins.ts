@@ -7,10 +7,10 @@
  *   npm run bench:joins -- --apis=2                       # two API Servers on one Redis
  *   options: --viewers=10000 --duration=10 --hold=15 --capacity=50 --max-stages=260 --apis=1 --log-level=info --spare-lead=2 --warm-spares=8
  *            --cpu-prof=DIR (V8 CPU profiles of the API Servers)
- *            --whep=M (real WHEP viewers; they play stages of the first API Server, whose JWKS the stage server reads)
+ *            --whep=M (real WHEP viewers; the stage server verifies their tokens with the first API Server's JWKS)
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApp, ROOT, type App } from '../e2e/helpers/apps.js';
@@ -59,6 +59,11 @@ try {
   track(stage.child);
   apps.push(stage);
   for (let i = 0; i < apiCount; i++) {
+    // Every API Server signs with the first one's key (as the README asks), so any token verifies against its JWKS.
+    if (i > 0) {
+      mkdirSync(join(dir, `api-${i}`), { recursive: true });
+      copyFileSync(join(dir, 'api-0', 'signing-key.json'), join(dir, `api-${i}`, 'signing-key.json'));
+    }
     const api = await startApp('api-server', {
       ...SECRETS,
       ...(i === 0 ? { PORT: String(firstApiPort) } : {}),

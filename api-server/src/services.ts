@@ -1,4 +1,5 @@
 /** The services of one API Server, built from config and wired to each other (no I/O until start()). */
+import { Gauge } from 'prom-client';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -24,6 +25,7 @@ import { LocalLease, type ScalerLease } from './store/lease.js';
 import { redisPrefix, RedisStore } from './store/redis.js';
 import { RedisAnnouncementRelay } from './store/redis-bus.js';
 import { RedisLease } from './store/redis-lease.js';
+import { RedisWaitingJoins } from './store/redis-waiting.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { TokenService } from './tokens.js';
@@ -101,17 +103,35 @@ export function createProvider(config: Config, log: Logger, tokens: TokenService
   }
 }
 
-/** The store and, with REDIS_URL, the lease and the announcement relay that make several API Servers one pool. */
-function createSharedState(config: Config, log: Logger, bus: EventBus): Pick<Services, 'store' | 'lease' | 'cluster'> {
-  if (!config.redis) return { store: new SqliteStore(config.dataDir), lease: new LocalLease() };
+/**
+ * With REDIS_URL, what makes several API Servers one pool besides the shared store: the scaler lease, the waiting
+ * joins' counts and the announcement relay. Without: one node, whose lease is always held.
+ */
+function createCluster(
+  config: Config,
+  log: Logger,
+  bus: EventBus,
+  store: Store,
+  metrics: Metrics,
+): Pick<Services, 'lease' | 'cluster'> & { waitingJoins?: RedisWaitingJoins } {
+  if (!config.redis || !(store instanceof RedisStore)) return { lease: new LocalLease() };
   const prefix = redisPrefix(config.stagePoolId);
-  const store = new RedisStore(config.redis.url, config.stagePoolId);
   const lease = new RedisLease({ redis: store.redis, key: `${prefix}lease:scaler`, leaseMs: config.redis.leaseMs, log });
-  const relay = new RedisAnnouncementRelay({ url: config.redis.url, channel: `${prefix}announce`, bus, publisher: store.redis, log });
+  // A report lives 3 planner ticks: a server that stops reporting (dead, cut off) stops counting soon.
+  const waitingJoins = new RedisWaitingJoins({ redis: store.redis, prefix, serverId: lease.holderId, ttlMs: 3 * config.scaling.tickMs });
+  const relay = new RedisAnnouncementRelay({ url: config.redis.url, channel: `${prefix}announce`, bus, publisher: store.redis, log, registry: metrics.registry });
   const clog = log.child({ component: 'cluster' });
+  new Gauge({
+    name: 'stagecast_scaler_lease_held',
+    help: '1 while this API Server holds the scaler lease (it creates and deletes stages, reconciles, consolidates, meters cost)',
+    registers: [metrics.registry],
+    collect() {
+      this.set(lease.held ? 1 : 0);
+    },
+  });
   return {
-    store,
     lease,
+    waitingJoins,
     cluster: {
       async start() {
         // Bounded: an API Server started while Redis is away serves 503s until it returns, then recovers by itself.
@@ -130,13 +150,14 @@ function createSharedState(config: Config, log: Logger, bus: EventBus): Pick<Ser
 
 export async function createServices(config: Config, log: Logger, opts: { provider?: StageProvider } = {}): Promise<Services> {
   const bus = new EventBus();
-  const { store, lease, cluster } = createSharedState(config, log, bus);
+  const store: Store = config.redis ? new RedisStore(config.redis.url, config.stagePoolId) : new SqliteStore(config.dataDir);
   const tokens = await TokenService.open(config.dataDir);
   const bundle: ProviderBundle = opts.provider
     ? { provider: new PacedProvider(opts.provider, log.child({ component: 'provider' })), issuer: new LocalTokenIssuer(tokens) }
     : createProvider(config, log, tokens);
   const { provider, issuer } = bundle;
   const metrics = new Metrics(store);
+  const { lease, cluster, waitingJoins } = createCluster(config, log, bus, store, metrics);
   const scaling = new StageAutoScalingService({
     store,
     provider,
@@ -144,6 +165,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     log,
     metrics,
     lease,
+    ...(waitingJoins ? { waitingJoins } : {}),
     config: { ...config.scaling, poolId: config.stagePoolId },
   });
   const ivsViewers =

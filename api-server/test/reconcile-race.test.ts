@@ -69,7 +69,7 @@ class GatedProvider implements StageProvider {
   }
 }
 
-function setup(minStages = 1) {
+function setup(minStages = 1, joinWaitMs = 5_000) {
   const dir = mkdtempSync(join(tmpdir(), 'sc-race-'));
   const store = new SqliteStore(dir);
   const provider = new GatedProvider();
@@ -88,7 +88,7 @@ function setup(minStages = 1) {
       scaleUpThreshold: 0.8,
       scaleDownCooldownMs: 0,
       tickMs: 60_000,
-      joinWaitMs: 5_000,
+      joinWaitMs,
       reconcileIntervalMs: 3_600_000,
       poolId: 'race',
     },
@@ -202,6 +202,28 @@ test('scaling: a reconcile deferred by a create in flight runs once it lands, an
   } finally {
     gate.resolve();
     t.provider.listGate?.resolve();
+    await t.close();
+  }
+});
+
+test('waiting joins: a seat found by a retry still on its way when the wait ends goes to discard (given back), never lost', async () => {
+  const t = setup(0, 100);
+  try {
+    await t.scaling.start();
+    const inFlight = deferred<string | undefined>();
+    let calls = 0;
+    const discarded: string[] = [];
+    const attempt = async () => (++calls === 1 ? undefined : inFlight.promise);
+    const waiting = t.scaling.waitForSeat(attempt, (late) => discarded.push(late));
+    await waitFor(() => t.scaling.waitingJoins === 1, { what: 'the join waits' });
+    void t.scaling.drainWaiters(); // a retry starts, and is held past the wait's end
+    await waitFor(() => calls === 2, { what: 'the retry is on its way' });
+    assert.equal(await waiting, undefined, 'the wait ended without a seat');
+    inFlight.resolve('seat-1');
+    await waitFor(() => discarded.length === 1, { what: 'the late seat discarded' });
+    assert.deepEqual(discarded, ['seat-1']);
+    assert.equal(t.scaling.waitingJoins, 0);
+  } finally {
     await t.close();
   }
 });

@@ -45,6 +45,7 @@ async function waitForPong(port: number, timeoutMs: number): Promise<void> {
 }
 
 export async function startRedis(opts: { persistDir?: string } = {}): Promise<RedisServer> {
+  if (!redisAvailable()) throw new Error('redis-server is not installed: run bash scripts/setup.sh (or apt-get install redis-server)');
   const port = await freePort();
   let proc: ChildProcess | undefined;
   const launch = async () => {

@@ -4,7 +4,9 @@ import type { Services } from '../services.js';
 
 /**
  * GET /health is liveness: 200 while the process works — its store answers — whatever the provider or the Media
- * Servers do (restarting us would not bring IVS back). GET /ready is readiness, for a load balancer: can it take
+ * Servers do (restarting us would not bring IVS back). A shared store (Redis) that is away is reported, not a
+ * liveness failure either: the API Server recovers by itself when it returns, and restarting every API Server at
+ * once would only add an outage. GET /ready is readiness, for a load balancer: can it take
  * new work? 503 with the failing check while the store is closed, the provider failing, the pool not yet
  * reconciled, or the server draining at shutdown.
  */
@@ -33,7 +35,8 @@ export async function healthRoutes(app: FastifyInstance, s: Services): Promise<v
       provider: p.detail === undefined ? { ok: p.ok } : { ok: p.ok, detail: p.detail },
       reconciled: s.scaling.isReconciled ? { ok: true } : { ok: false, detail: 'store not yet reconciled with the provider' },
     };
-    return reply.code(store.ok ? 200 : 503).send(body(store.ok, checks));
+    const live = store.ok || s.cluster !== undefined;
+    return reply.code(live ? 200 : 503).send(body(store.ok, checks));
   });
 
   app.get('/ready', async (_req, reply) => {

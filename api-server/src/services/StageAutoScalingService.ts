@@ -30,8 +30,13 @@ export interface ScalingDeps {
   config: ScalingConfig;
   /** Several API Servers: only the holder creates, deletes and reconciles (default: always held, one node). */
   lease?: ScalerLease;
+  /** Several API Servers: joins waiting on the others, reported and summed (the holder plans for them too). */
+  waitingJoins?: { report(n: number): Promise<void>; elsewhere(): Promise<number> };
   now?: () => number;
 }
+
+/** After taking the lease over, the provider is listed again this long after the first reconciliation. */
+const TAKEOVER_RECHECK_MS = 30_000;
 
 interface Waiter {
   attempt: () => Promise<unknown>;
@@ -51,6 +56,7 @@ export class StageAutoScalingService {
   private readonly cfg: ScalingConfig;
   private readonly now: () => number;
   private readonly lease: ScalerLease;
+  private readonly sharedWaiting: ScalingDeps['waitingJoins'];
 
   private creating = 0;
   private readonly deleting = new Set<StageArn>();
@@ -74,6 +80,7 @@ export class StageAutoScalingService {
   private draining: Promise<void> | undefined;
   private drainAgain = false;
   private unwatchLease: (() => void) | undefined;
+  private recheckTimer: NodeJS.Timeout | undefined;
 
   constructor(d: ScalingDeps) {
     this.store = d.store;
@@ -84,6 +91,7 @@ export class StageAutoScalingService {
     this.cfg = d.config;
     this.now = d.now ?? Date.now;
     this.lease = d.lease ?? new LocalLease();
+    this.sharedWaiting = d.waitingJoins;
   }
 
   /**
@@ -94,10 +102,15 @@ export class StageAutoScalingService {
     if (this.running) return;
     this.running = true;
     this.unwatchLease = this.lease.onChange((held) => {
-      // A new holder reconciles first: the previous one may have died between a create and its record.
+      // A new holder reconciles first: the previous one may have died between a create and its record. A create
+      // it had in flight may even land at the provider after that first listing: a second one follows a while
+      // later (TAKEOVER_RECHECK_MS, or the periodic interval if shorter), so such a stage is adopted, not leaked.
       this.reconciled = false;
       this.log.info({ held }, held ? 'scaler.lease_acquired' : 'scaler.lease_lost');
-      if (held) void this.plan();
+      clearTimeout(this.recheckTimer);
+      if (!held) return;
+      this.recheckTimer = setTimeout(() => void this.reconcileNow(), Math.min(TAKEOVER_RECHECK_MS, this.cfg.reconcileIntervalMs));
+      void this.plan();
     });
     if (this.lease.held) await this.ensureReconciled();
     this.timer = setInterval(() => void this.plan(), this.cfg.tickMs);
@@ -139,6 +152,7 @@ export class StageAutoScalingService {
     if (!this.running) return;
     this.running = false;
     this.unwatchLease?.();
+    clearTimeout(this.recheckTimer);
     clearInterval(this.timer);
     clearInterval(this.reconcileTimer);
     for (const w of this.waiters.splice(0)) {
@@ -287,6 +301,7 @@ export class StageAutoScalingService {
 
   private async planOnce(): Promise<void> {
     await this.drainWaiters();
+    await this.sharedWaiting?.report(this.waiters.length).catch(() => undefined);
     if (!this.running || !this.lease.held) return;
     if (!this.reconciled) {
       // Never while provider calls are in flight (after the lease came back, ours may still be).
@@ -301,6 +316,7 @@ export class StageAutoScalingService {
     // Read `creating` before the pool: a create that lands meanwhile is then counted twice (a create less now,
     // planned on the next pass), never not at all (a stage too many).
     const creating = this.creating;
+    const waitingElsewhere = this.sharedWaiting ? await this.sharedWaiting.elsewhere().catch(() => 0) : 0;
     // A stage that viewers are still moving out of (consolidation) is not empty yet: they play it until they switch.
     const movingOut = new Set((await this.store.listPendingMoves()).map((m) => m.from));
     const stages = (await this.store.listStages()).map((s) => (movingOut.has(s.arn) ? { ...s, emptySince: null } : s));
@@ -312,7 +328,7 @@ export class StageAutoScalingService {
     const growth = this.seatGrowth.note(now, stages.reduce((n, s) => n + s.viewers, 0));
     const joinRatePerS = this.cfg.spareLeadMs ? Math.max(this.joinRate.perSecond(now), growth) : 0;
     this.metrics.joinRate.set(Math.round(joinRatePerS * 10) / 10);
-    const actions = planScaling({ stages, creating, waitingJoins: this.waiters.length, joinRatePerS }, this.cfg, now);
+    const actions = planScaling({ stages, creating, waitingJoins: this.waiters.length + waitingElsewhere, joinRatePerS }, this.cfg, now);
     for (const a of actions) {
       if (a.type === 'create') this.launchCreate(a.reason);
       else this.launchDelete(a.stageArn, a.reason);

@@ -85,7 +85,7 @@ export class CapacityExceeded extends StagecastError {
     super('CAPACITY_EXCEEDED', message, { retryAfter });
   }
 }
-/** The request cannot be served now (the shared store is unreachable); nothing was done: retry after `retryAfter` s. */
+/** The request cannot be served now (the shared store is unreachable): retry after `retryAfter` s. */
 export class Unavailable extends StagecastError {
   constructor(message: string, retryAfter = 2, cause?: unknown) {
     super('UNAVAILABLE', message, { retryAfter, cause });
