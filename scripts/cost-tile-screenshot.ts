@@ -39,17 +39,19 @@ try {
   const now = Math.floor(Date.now() / 60_000) * 60_000;
   const dayStart = now - NOW_MINUTE * 60_000;
   let live: { arn: StageArn; viewers: number; capacity: number }[] = [];
+  const accruals: Promise<void>[] = [];
   simulateDay({ peak: 5000, capacity: 50, sparseRatio: 0.5, churn: 0.02, seed: 17 }, true, (m, stages) => {
     if (m > NOW_MINUTE) return;
     const t = dayStart + m * 60_000;
-    s.store.accrueUsage(t, t + 60_000, stages.map((x) => ({ stageArn: x.arn, viewers: x.viewers, publishers: 1 })));
+    accruals.push(s.store.accrueUsage(t, t + 60_000, stages.map((x) => ({ stageArn: x.arn, viewers: x.viewers, publishers: 1 }))));
     if (m === NOW_MINUTE) live = stages.map((x) => ({ arn: x.arn, viewers: x.viewers, capacity: x.capacity }));
   });
+  await Promise.all(accruals);
   for (const [i, st] of live.entries()) {
-    s.store.insertStage({ arn: st.arn, id: st.arn.split('/').pop() as StageId, name: `sim-${i}`, capacity: st.capacity, state: 'active', whipUrl: 'http://127.0.0.1:1/whip', playback: { type: 'whep', url: 'http://127.0.0.1:1/whep' }, tags: {}, createdAt: now, emptySince: now });
-    for (let v = 0; v < st.viewers; v++) s.store.reserveSeat({ id: `v_sim_${i}_${v}` as ViewerId, userId: null, now }, (all) => all.find((x) => x.arn === st.arn));
+    await s.store.insertStage({ arn: st.arn, id: st.arn.split('/').pop() as StageId, name: `sim-${i}`, capacity: st.capacity, state: 'active', whipUrl: 'http://127.0.0.1:1/whip', playback: { type: 'whep', url: 'http://127.0.0.1:1/whep' }, tags: {}, createdAt: now, emptySince: now });
+    for (let v = 0; v < st.viewers; v++) await s.store.reserveSeat({ id: `v_sim_${i}_${v}` as ViewerId, userId: null, now }, { stageArn: st.arn });
   }
-  s.store.upsertMediaServer({ id: 'media-1' as ServerId, ip: '127.0.0.1', port: 3001, state: 'online', registeredAt: now, lastHeartbeat: Date.now(), publisherOnline: true, legs: live.map((x) => ({ stageArn: x.arn, state: 'connected' as const })) });
+  await s.store.upsertMediaServer({ id: 'media-1' as ServerId, ip: '127.0.0.1', port: 3001, state: 'online', registeredAt: now, lastHeartbeat: Date.now(), publisherOnline: true, legs: live.map((x) => ({ stageArn: x.arn, state: 'connected' as const })) });
 
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as { port: number }).port;
@@ -67,6 +69,6 @@ try {
 } finally {
   await app.close();
   s.provider.stop();
-  s.store.close();
+  await s.store.close();
   rmSync(dataDir, { recursive: true, force: true });
 }

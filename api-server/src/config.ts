@@ -50,6 +50,8 @@ const EnvSchema = z
     MAX_STAGES: int(100, 1),
     SCALE_UP_THRESHOLD: z.coerce.number().gt(0).max(1).default(0.8),
     SCALE_DOWN_COOLDOWN: z.coerce.number().min(0).default(60),
+    SCALE_SPARE_LEAD_S: z.coerce.number().min(0).max(60).default(0),
+    SCALE_WARM_SPARES: int(0, 0),
     HEARTBEAT_INTERVAL_MS: int(10_000, 50),
     VIEWER_HEARTBEAT_INTERVAL_MS: int(10_000, 50),
     VIEWER_TOKEN_TTL_SECONDS: int(3600, 60),
@@ -65,11 +67,17 @@ const EnvSchema = z
     VIEWER_HEARTBEAT_RATE_PER_MIN: z.coerce.number().min(0).default(600),
     VIEWER_HEARTBEAT_BURST: int(100, 1),
     TRUSTED_PROXIES: z.string().optional(),
+    VIEWER_RATE_LIMIT_EXEMPT: z.string().optional(),
     IVS_PRICE_PER_PARTICIPANT_HOUR: z.coerce.number().min(0).max(1000).default(DEFAULT_PRICE_PER_PARTICIPANT_HOUR),
     CONSOLIDATION_ENABLED: bool.default(true),
     CONSOLIDATION_SPARSE_RATIO: z.coerce.number().min(0).max(1).default(0.5),
     CONSOLIDATION_INTERVAL_S: z.coerce.number().gt(0).default(30),
     CONSOLIDATION_MAX_MOVES: int(500, 1),
+    REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL')
+      .optional(),
+    SCALER_LEASE_MS: int(10_000, 500).pipe(z.number().max(300_000)),
   })
   .superRefine((e, ctx) => {
     if (e.MIN_STAGES > e.MAX_STAGES)
@@ -128,6 +136,13 @@ export interface Config {
     maxStages: number;
     scaleUpThreshold: number;
     scaleDownCooldownMs: number;
+    /**
+     * Predictive spares (SCALE_SPARE_LEAD_S): free seats for this long of joins at the recent join rate, so a join
+     * storm finds seats instead of waiting for stages to be created. 0 = off (one empty spare stage, as always).
+     */
+    spareLeadMs: number;
+    /** SCALE_WARM_SPARES: empty stages the pool always holds (creates in flight included). 0 = off. */
+    warmSpares: number;
     /** How often the planner runs on its own. */
     tickMs: number;
     /** How long a join that found no seat waits for a new stage. */
@@ -147,7 +162,15 @@ export interface Config {
   /** A second key, accepted as x-api-key on /api/viewers/* only: safe to hand out in /watch links. */
   viewerApiKey?: string;
   /** Per client address, for requests made with the viewer key (the operator's key is never limited). */
-  viewerRateLimits: { join: { perMinute: number; burst: number }; heartbeat: { perMinute: number; burst: number } };
+  viewerRateLimits: {
+    join: { perMinute: number; burst: number };
+    heartbeat: { perMinute: number; burst: number };
+    /**
+     * Client addresses (IPs or CIDRs) the per-address limit does not apply to: a load-test machine or a trusted
+     * front end the operator names. Their requests are counted (stagecast_viewer_rate_limit_exempt_total).
+     */
+    exempt: string[];
+  };
   /**
    * Addresses (IPs, CIDRs, or loopback / linklocal / uniquelocal) of proxies whose X-Forwarded-For is believed.
    * Empty: the client address is the TCP peer's, whatever X-Forwarded-For says.
@@ -163,6 +186,11 @@ export interface Config {
     /** After a restart, a gap up to this long is metered with the pool as found; a longer one is not (unknown). */
     maxGapMs: number;
   };
+  /**
+   * REDIS_URL set: several API Servers share their state in Redis (RedisStore), announcements cross between them,
+   * and the pool-wide jobs run on the holder of a lease of `leaseMs` (renewed every third of it). Unset: SQLite.
+   */
+  redis?: { url: string; leaseMs: number };
   /** Merging sparse stages when the audience shrinks (planConsolidation). */
   consolidation: {
     enabled: boolean;
@@ -198,6 +226,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (proxies.error) extra.push(`  TRUSTED_PROXIES: ${proxies.error}`);
   const stageServers = parseStageServerUrls(clean.STAGE_SERVER_URLS ? 'STAGE_SERVER_URLS' : 'STAGE_SERVER_URL', clean.STAGE_SERVER_URLS ?? clean.STAGE_SERVER_URL ?? 'http://127.0.0.1:3002');
   if (stageServers.error) extra.push(`  ${stageServers.error}`);
+  const exempt = parseAddressList(clean.VIEWER_RATE_LIMIT_EXEMPT);
+  if (exempt.error) extra.push(`  VIEWER_RATE_LIMIT_EXEMPT: ${exempt.error}`);
   let whipTargets: WhipTargetConfig[] = [];
   if (provider === 'whip') {
     const t = parseWhipTargets(clean.WHIP_TARGETS);
@@ -243,6 +273,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       maxStages: e.MAX_STAGES,
       scaleUpThreshold: e.SCALE_UP_THRESHOLD,
       scaleDownCooldownMs: Math.round(e.SCALE_DOWN_COOLDOWN * 1000),
+      spareLeadMs: Math.round(e.SCALE_SPARE_LEAD_S * 1000),
+      warmSpares: e.SCALE_WARM_SPARES,
       tickMs: 1000,
       joinWaitMs: 10_000,
       reconcileIntervalMs: e.RECONCILE_INTERVAL_S * 1000,
@@ -259,9 +291,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     viewerRateLimits: {
       join: { perMinute: e.VIEWER_JOIN_RATE_PER_MIN, burst: e.VIEWER_JOIN_BURST },
       heartbeat: { perMinute: e.VIEWER_HEARTBEAT_RATE_PER_MIN, burst: e.VIEWER_HEARTBEAT_BURST },
+      exempt: exempt.list,
     },
     trustedProxies: proxies.list,
     cost: { pricePerParticipantHour: e.IVS_PRICE_PER_PARTICIPANT_HOUR, tickMs: 1000, maxGapMs: 300_000 },
+    ...(e.REDIS_URL ? { redis: { url: e.REDIS_URL, leaseMs: e.SCALER_LEASE_MS } } : {}),
     consolidation: {
       enabled: e.CONSOLIDATION_ENABLED,
       sparseRatio: e.CONSOLIDATION_SPARSE_RATIO,
@@ -323,6 +357,15 @@ export function parseTrustedProxies(raw: string | undefined): { list: string[]; 
   });
   if (bad.length) return { list: [], error: `not an IP, CIDR or loopback/linklocal/uniquelocal: ${bad.map((b) => JSON.stringify(b)).join(', ')}` };
   return { list };
+}
+
+/** VIEWER_RATE_LIMIT_EXEMPT: a comma-separated list of IPs and CIDRs (no keywords: each address is named on purpose). */
+export function parseAddressList(raw: string | undefined): { list: string[]; error?: string } {
+  const r = parseTrustedProxies(raw);
+  if (r.error) return { list: [], error: r.error.replace(' or loopback/linklocal/uniquelocal', '') };
+  const keywords = r.list.filter((x) => PROXY_KEYWORDS.has(x));
+  if (keywords.length) return { list: [], error: `not an IP or CIDR: ${keywords.map((k) => JSON.stringify(k)).join(', ')}` };
+  return r;
 }
 
 /** The ES384 (P-384) private key for self-signed IVS tokens; PEM, `\n` escapes allowed (one-line .env values). Never echoed. */

@@ -7,6 +7,8 @@ export class Metrics {
   readonly scalingActions: Counter<'action'>;
   readonly joins: Counter<'result'>;
   readonly rateLimited: Counter<'kind'>;
+  readonly rateLimitExempt: Counter<'kind'>;
+  readonly joinRate: Gauge;
   readonly endpointRefreshes: Counter<'reason' | 'result'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   readonly assignments: Gauge<'server'>;
@@ -25,8 +27,9 @@ export class Metrics {
       help: 'Stages in the pool by state',
       labelNames: ['state'],
       registers,
-      collect() {
-        const stages = store.listStages();
+      async collect() {
+        const stages = await store.listStages().catch(() => undefined); // store away: the last values stay
+        if (!stages) return;
         this.set({ state: 'active' }, stages.filter((s) => s.state === 'active').length);
         this.set({ state: 'draining' }, stages.filter((s) => s.state === 'draining').length);
       },
@@ -35,8 +38,9 @@ export class Metrics {
       name: 'stagecast_viewers',
       help: 'Seats taken across all stages',
       registers,
-      collect() {
-        this.set(store.countViewers());
+      async collect() {
+        const n = await store.countViewers().catch(() => undefined);
+        if (n !== undefined) this.set(n);
       },
     });
     new Gauge({
@@ -44,8 +48,9 @@ export class Metrics {
       help: 'Registered Media Servers by state',
       labelNames: ['state'],
       registers,
-      collect() {
-        const servers = store.listMediaServers();
+      async collect() {
+        const servers = await store.listMediaServers().catch(() => undefined);
+        if (!servers) return;
         this.set({ state: 'online' }, servers.filter((s) => s.state === 'online').length);
         this.set({ state: 'offline' }, servers.filter((s) => s.state === 'offline').length);
       },
@@ -58,13 +63,24 @@ export class Metrics {
     });
     this.joins = new Counter({
       name: 'stagecast_joins_total',
-      help: 'Viewer joins by result (seated, waited, capacity_exceeded, rate_limited, refused, error)',
+      help: 'Viewer joins by result (seated, waited, capacity_exceeded, rate_limited, refused, unavailable, error)',
       labelNames: ['result'],
       registers,
     });
     this.rateLimited = new Counter({
       name: 'stagecast_viewer_rate_limited_total',
       help: 'Requests made with the viewer key refused with 429 (per-address rate limit), by kind (join, heartbeat)',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.joinRate = new Gauge({
+      name: 'stagecast_join_rate',
+      help: 'Joins per second the planner last used for predictive spares (SCALE_SPARE_LEAD_S; 0 when off)',
+      registers,
+    });
+    this.rateLimitExempt = new Counter({
+      name: 'stagecast_viewer_rate_limit_exempt_total',
+      help: 'Requests made with the viewer key from an address in VIEWER_RATE_LIMIT_EXEMPT (not limited), by kind (join, heartbeat)',
       labelNames: ['kind'],
       registers,
     });

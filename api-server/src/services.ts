@@ -1,5 +1,6 @@
 /** The services of one API Server, built from config and wired to each other (no I/O until start()). */
 import { API_ROUTES, MEDIA_ROUTES } from '@stagecast/protocol';
+import { Gauge } from 'prom-client';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -24,6 +25,11 @@ import { StageServerPool } from './services/StageServerPool.js';
 import { ViewerRateLimiter } from './services/ViewerRateLimiter.js';
 import { ViewerService } from './services/ViewerService.js';
 import { WhipFrontDoor } from './services/WhipFrontDoor.js';
+import { LocalLease, type ScalerLease } from './store/lease.js';
+import { redisPrefix, RedisStore } from './store/redis.js';
+import { RedisAnnouncementRelay } from './store/redis-bus.js';
+import { RedisLease } from './store/redis-lease.js';
+import { RedisWaitingJoins } from './store/redis-waiting.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { TokenService } from './tokens.js';
@@ -32,6 +38,10 @@ export interface Services {
   config: Config;
   log: Logger;
   store: Store;
+  /** Who runs the pool-wide jobs (ScalerLease): always this server on SQLite, the lease holder on Redis. */
+  lease: ScalerLease;
+  /** REDIS_URL: the link to the other API Servers (connect, lease, announcements), started before the services. */
+  cluster?: { start(): Promise<void>; stop(): Promise<void> };
   tokens: TokenService;
   provider: PacedProvider;
   /** Mints the stages' participant tokens the provider's way. */
@@ -105,21 +115,69 @@ export function createProvider(config: Config, log: Logger, tokens: TokenService
   }
 }
 
+/**
+ * With REDIS_URL, what makes several API Servers one pool besides the shared store: the scaler lease, the waiting
+ * joins' counts and the announcement relay. Without: one node, whose lease is always held.
+ */
+function createCluster(
+  config: Config,
+  log: Logger,
+  bus: EventBus,
+  store: Store,
+  metrics: Metrics,
+): Pick<Services, 'lease' | 'cluster'> & { waitingJoins?: RedisWaitingJoins } {
+  if (!config.redis || !(store instanceof RedisStore)) return { lease: new LocalLease() };
+  const prefix = redisPrefix(config.stagePoolId);
+  const lease = new RedisLease({ redis: store.redis, key: `${prefix}lease:scaler`, leaseMs: config.redis.leaseMs, log });
+  // A report lives 3 planner ticks: a server that stops reporting (dead, cut off) stops counting soon.
+  const waitingJoins = new RedisWaitingJoins({ redis: store.redis, prefix, serverId: lease.holderId, ttlMs: 3 * config.scaling.tickMs });
+  const relay = new RedisAnnouncementRelay({ url: config.redis.url, channel: `${prefix}announce`, bus, publisher: store.redis, log, registry: metrics.registry });
+  const clog = log.child({ component: 'cluster' });
+  new Gauge({
+    name: 'stagecast_scaler_lease_held',
+    help: '1 while this API Server holds the scaler lease (it creates and deletes stages, reconciles, consolidates, meters cost)',
+    registers: [metrics.registry],
+    collect() {
+      this.set(lease.held ? 1 : 0);
+    },
+  });
+  return {
+    lease,
+    waitingJoins,
+    cluster: {
+      async start() {
+        // Bounded: an API Server started while Redis is away serves 503s until it returns, then recovers by itself.
+        if (!(await store.open(5000))) clog.warn('redis.unreachable_at_start');
+        await relay.start(1000);
+        await lease.start();
+        clog.info({ holder: lease.held }, 'cluster.started');
+      },
+      async stop() {
+        await lease.stop();
+        await relay.stop();
+      },
+    },
+  };
+}
+
 export async function createServices(config: Config, log: Logger, opts: { provider?: StageProvider } = {}): Promise<Services> {
-  const store = new SqliteStore(config.dataDir);
+  const bus = new EventBus();
+  const store: Store = config.redis ? new RedisStore(config.redis.url, config.stagePoolId) : new SqliteStore(config.dataDir);
   const tokens = await TokenService.open(config.dataDir);
   const bundle: ProviderBundle = opts.provider
     ? { provider: new PacedProvider(opts.provider, log.child({ component: 'provider' })), issuer: new LocalTokenIssuer(tokens) }
     : createProvider(config, log, tokens);
   const { provider, issuer } = bundle;
-  const bus = new EventBus();
   const metrics = new Metrics(store);
+  const { lease, cluster, waitingJoins } = createCluster(config, log, bus, store, metrics);
   const scaling = new StageAutoScalingService({
     store,
     provider,
     bus,
     log,
     metrics,
+    lease,
+    ...(waitingJoins ? { waitingJoins } : {}),
     config: { ...config.scaling, poolId: config.stagePoolId },
   });
   // The stage servers' pool chooses where the local provider creates each stage, and watches their health.
@@ -140,6 +198,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     bundle.ivs && config.ivs
       ? new IvsViewerReconciler({
           store,
+          lease,
           ivs: bundle.ivs,
           log,
           metrics,
@@ -163,11 +222,14 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     },
   });
   const viewerLimits = new ViewerRateLimiter({ ...config.viewerRateLimits, metrics });
+  // Named on purpose by the operator: said once at start, so an exemption is never silent.
+  if (config.viewerRateLimits.exempt.length) log.warn({ exempt: config.viewerRateLimits.exempt }, 'viewers.rate_limit_exempt');
   const registry = new MediaServerRegistry({ store, bus, log, heartbeatIntervalMs: config.heartbeatIntervalMs });
   const endpoints =
     bundle.ivs && config.ivs
       ? new StageEndpointRefresher({
           store,
+          lease,
           provider,
           log,
           metrics,
@@ -194,7 +256,7 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     ...(config.ingestToken ? { ingestToken: config.ingestToken } : {}),
     retryAfterS: Math.max(1, Math.ceil(config.heartbeatIntervalMs / 1000)),
   });
-  const cost = new CostMeter({ store, metrics, log, config: config.cost });
+  const cost = new CostMeter({ store, metrics, log, lease, config: config.cost });
   const consolidation = new ConsolidationService({
     store,
     scaling,
@@ -207,6 +269,8 @@ export async function createServices(config: Config, log: Logger, opts: { provid
     config,
     log,
     store,
+    lease,
+    ...(cluster ? { cluster } : {}),
     cost,
     tokens,
     provider,

@@ -24,11 +24,12 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
     services,
     port: 0,
     async start() {
+      await services.cluster?.start();
       services.registry.start();
       await services.assignment.start();
       services.viewers.start();
       services.viewerLimits.start();
-      services.cost.start();
+      await services.cost.start();
       // Before the first reconcile: a stage server found down leaves the listing, so the pool can still start.
       services.stageServers?.start();
       // Reconciles with the provider before the first plan (retried on each tick if the provider is away).
@@ -51,13 +52,15 @@ export async function createApiServer(config: Config, log: Logger, opts: { provi
       await services.endpoints?.stop();
       await services.scaling.stop();
       await services.stageServers?.stop();
-      services.cost.stop();
+      await services.cost.stop();
       services.viewers.stop();
       services.viewerLimits.stop();
       await services.assignment.stop();
       services.registry.stop();
       services.provider.stop();
-      services.store.close();
+      await services.cluster?.stop();
+      await services.store.close();
+      await services.tokens.close();
       log.info('server.stopped');
     },
   };

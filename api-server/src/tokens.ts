@@ -6,8 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { ParticipantClaimsSchema, TOKEN_ALG, type ParticipantClaims, type ParticipantId } from '@stagecast/protocol';
+import { Es384Signer } from './signer.js';
 
 export interface Grant {
   publish: boolean;
@@ -74,13 +75,17 @@ export interface SignedToken {
   claims: ParticipantClaims;
 }
 
-type SigningKey = Awaited<ReturnType<typeof importJWK>>;
+const b64url = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
 
 export class TokenService {
+  /** The JWS protected header, encoded once: every token has the same. */
+  private readonly header: string;
   private constructor(
-    private readonly privateKey: SigningKey,
+    private readonly signer: Es384Signer,
     private readonly publicJwk: JWK & { kid: string },
-  ) {}
+  ) {
+    this.header = b64url(JSON.stringify({ alg: TOKEN_ALG, kid: publicJwk.kid, typ: 'JWT' }));
+  }
 
   /** Loads DATA_DIR/signing-key.json, or generates and persists a new P-384 key. */
   static async open(dataDir: string): Promise<TokenService> {
@@ -99,8 +104,8 @@ export class TokenService {
     chmodSync(file, 0o600);
     const { d: _d, ...pub } = jwk;
     const kid = await calculateJwkThumbprint(pub, 'sha256');
-    const key = await importJWK({ ...jwk, alg: TOKEN_ALG }, TOKEN_ALG);
-    return new TokenService(key, { ...pub, kid, alg: TOKEN_ALG, use: 'sig' });
+    if (jwk.kty !== 'EC' || jwk.crv !== 'P-384' || !jwk.d) throw new Error(`${file} is not a P-384 private key (${TOKEN_ALG})`);
+    return new TokenService(new Es384Signer(jwk as Record<string, unknown>), { ...pub, kid, alg: TOKEN_ALG, use: 'sig' });
   }
 
   get kid(): string {
@@ -111,11 +116,16 @@ export class TokenService {
     return { keys: [this.publicJwk] };
   }
 
+  /** A compact JWS (header.claims.signature), signed off the event loop (signer.ts). */
   async sign(t: ParticipantToken, nowMs = Date.now()): Promise<SignedToken> {
     const claims = t.claims(nowMs);
-    const token = await new SignJWT({ ...claims })
-      .setProtectedHeader({ alg: TOKEN_ALG, kid: this.publicJwk.kid, typ: 'JWT' })
-      .sign(this.privateKey);
+    const input = `${this.header}.${b64url(JSON.stringify(claims))}`;
+    const token = `${input}.${await this.signer.sign(input)}`;
     return { token, expiresAt: new Date(claims.exp * 1000), claims };
+  }
+
+  /** Ends the signing worker (shutdown). */
+  close(): Promise<void> {
+    return this.signer.close();
   }
 }

@@ -32,7 +32,7 @@ const T0 = 1_770_000_000_000;
 
 /** The service over a real store, with a scaler that is settled (reconciled, nothing in flight). */
 function service(store: SqliteStore, enabled: boolean, now?: () => number): ConsolidationService {
-  const scaling = { isReconciled: true, fixedPool: false, creatingCount: 0, waitingJoins: 0 } as unknown as StageAutoScalingService;
+  const scaling = { isLeader: true, isReconciled: true, fixedPool: false, creatingCount: 0, waitingJoins: 0 } as unknown as StageAutoScalingService;
   return new ConsolidationService({
     store,
     scaling,
@@ -43,7 +43,7 @@ function service(store: SqliteStore, enabled: boolean, now?: () => number): Cons
   });
 }
 
-test('the service moves the newest seats of sparse stages in the store, records the move, and expires moves never confirmed', () => {
+test('the service moves the newest seats of sparse stages in the store, records the move, and expires moves never confirmed', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sc-cons-'));
   const store = new SqliteStore(dir);
   try {
@@ -51,51 +51,51 @@ test('the service moves the newest seats of sparse stages in the store, records 
     for (const id of ['a', 'b', 'c']) {
       const arn = localStageArn(id);
       arns.push(arn);
-      store.insertStage({ arn, id: id as StageId, name: id, capacity: 10, state: 'active', whipUrl: 'http://127.0.0.1:1/w', playback: { type: 'whep', url: 'http://127.0.0.1:1/e' }, tags: {}, createdAt: T0 + arns.length, emptySince: T0 });
+      await store.insertStage({ arn, id: id as StageId, name: id, capacity: 10, state: 'active', whipUrl: 'http://127.0.0.1:1/w', playback: { type: 'whep', url: 'http://127.0.0.1:1/e' }, tags: {}, createdAt: T0 + arns.length, emptySince: T0 });
     }
-    const seat = (id: string, arn: StageArn, at: number) => store.reserveSeat({ id: id as ViewerId, userId: null, now: at }, (s) => s.find((x) => x.arn === arn));
-    seat('a1', arns[0]!, T0);
-    seat('a2', arns[0]!, T0);
-    seat('b1', arns[1]!, T0);
-    seat('c1', arns[2]!, T0);
-    seat('c2', arns[2]!, T0 + 1);
+    const seat = (id: string, arn: StageArn, at: number) => store.reserveSeat({ id: id as ViewerId, userId: null, now: at }, { stageArn: arn });
+    await seat('a1', arns[0]!, T0);
+    await seat('a2', arns[0]!, T0);
+    await seat('b1', arns[1]!, T0);
+    await seat('c1', arns[2]!, T0);
+    await seat('c2', arns[2]!, T0 + 1);
     const clock = { t: T0 + 1000 };
     const svc = service(store, true, () => clock.t);
-    const plan = svc.run()!;
+    const plan = (await svc.run())!;
     // b (1) → a; then c (2, youngest of the rest) → a: everyone on a.
     assert.deepEqual(plan.emptied.sort(), [arns[1], arns[2]].sort());
-    assert.deepEqual(store.listStages().map((s) => s.viewers), [5, 0, 0]);
-    const moves = store.listPendingMoves();
+    assert.deepEqual((await store.listStages()).map((s) => s.viewers), [5, 0, 0]);
+    const moves = await store.listPendingMoves();
     assert.deepEqual(moves.map((m) => m.viewerId).sort(), ['b1', 'c1', 'c2']);
     assert.ok(moves.every((m) => m.to === arns[0] && m.at === clock.t));
-    assert.equal(store.getViewer('c2' as ViewerId)!.movedFrom, arns[2]);
-    const events = store.listScalingEvents(10).filter((e) => e.action === 'consolidate');
+    assert.equal((await store.getViewer('c2' as ViewerId))!.movedFrom, arns[2]);
+    const events = (await store.listScalingEvents(10)).filter((e) => e.action === 'consolidate');
     assert.deepEqual(events.map((e) => e.stageArn).sort(), [arns[1], arns[2]].sort());
     // A pass while moves are pending leaves those stages alone.
-    assert.equal(svc.run()!.moves.length, 0);
+    assert.equal((await svc.run())!.moves.length, 0);
     // Confirmed moves are done; the others expire after moveTimeoutMs.
-    assert.equal(store.completeMove('b1' as ViewerId), true);
-    assert.equal(store.completeMove('b1' as ViewerId), false);
+    assert.equal(await store.completeMove('b1' as ViewerId), true);
+    assert.equal(await store.completeMove('b1' as ViewerId), false);
     clock.t += 30_001;
-    svc.run();
-    assert.deepEqual(store.listPendingMoves(), []);
-    assert.equal(store.getViewer('c1' as ViewerId)!.stageArn, arns[0], 'an expired move keeps the new seat');
+    await svc.run();
+    assert.deepEqual(await store.listPendingMoves(), []);
+    assert.equal((await store.getViewer('c1' as ViewerId))!.stageArn, arns[0], 'an expired move keeps the new seat');
   } finally {
-    store.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('disabled (CONSOLIDATION_ENABLED=false) → never moves anyone', () => {
+test('disabled (CONSOLIDATION_ENABLED=false) → never moves anyone', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sc-cons-'));
   const store = new SqliteStore(dir);
   try {
     const svc = service(store, false);
-    assert.equal(svc.run(), undefined);
+    assert.equal(await svc.run(), undefined);
     svc.start();
     svc.stop();
   } finally {
-    store.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -129,7 +129,7 @@ test('through a real API Server: 4 viewers on 4 stages of 4 → told to move in 
     // The spare goes (not needed at 4/16); the 4 stages stay: none is empty.
     await waitFor(async () => (await stages()).length === 4, { what: '4 stages', timeoutMs: 10_000 });
 
-    const plan = s.consolidation.run()!;
+    const plan = (await s.consolidation.run())!;
     assert.equal(plan.emptied.length, 3);
     const target = stay[0]!.stageArn; // the oldest stage takes everyone
     const hb = async (v: ViewerJoinResponse, playing?: string) => {
@@ -145,7 +145,7 @@ test('through a real API Server: 4 viewers on 4 stages of 4 → told to move in 
       assert.equal(r.move?.playback.type, 'whep');
       assert.ok(r.move!.token.length > 20);
       // Not confirmed yet: the old stage is still there, with its viewer playing it, however often the planner runs.
-      s.scaling.plan();
+      await s.scaling.plan();
       assert.ok((await stages()).some((x) => x.stageArn === v.stageArn && x.state === 'active'), 'old stage kept while the move is pending');
     }
     // A heartbeat body that names no stage ARN is refused as such.

@@ -30,9 +30,9 @@ function tempDir(): string {
 const log = createLogger('silent');
 const T0 = Date.parse('2026-12-05T20:00:30.000Z'); // mid-minute, so intervals cross minute boundaries
 
-function addStage(store: SqliteStore, id: string, at = T0): StageArn {
+async function addStage(store: SqliteStore, id: string, at = T0): Promise<StageArn> {
   const arn = localStageArn(id);
-  store.insertStage({
+  await store.insertStage({
     arn,
     id: id as StageId,
     name: id,
@@ -46,11 +46,11 @@ function addStage(store: SqliteStore, id: string, at = T0): StageArn {
   });
   return arn;
 }
-function seat(store: SqliteStore, id: string, stage: StageArn, now = T0): void {
-  store.reserveSeat({ id: id as ViewerId, userId: null, now }, (stages) => stages.find((s) => s.arn === stage));
+async function seat(store: SqliteStore, id: string, stage: StageArn, now = T0): Promise<void> {
+  await store.reserveSeat({ id: id as ViewerId, userId: null, now }, { stageArn: stage });
 }
-function legs(store: SqliteStore, server: string, arns: StageArn[], state: 'online' | 'offline' = 'online'): void {
-  store.upsertMediaServer({
+async function legs(store: SqliteStore, server: string, arns: StageArn[], state: 'online' | 'offline' = 'online'): Promise<void> {
+  await store.upsertMediaServer({
     id: server as ServerId,
     ip: '127.0.0.1',
     port: 3001,
@@ -72,24 +72,24 @@ function meter(store: SqliteStore, clock: { t: number }, maxGapMs = 300_000) {
   });
 }
 
-test('meters every seated viewer and each connected leg of an online Media Server, split by minute and by stage', () => {
+test('meters every seated viewer and each connected leg of an online Media Server, split by minute and by stage', async () => {
   const store = new SqliteStore(tempDir());
   const clock = { t: T0 };
-  const a = addStage(store, 'a');
-  const b = addStage(store, 'b');
-  for (const v of ['v1', 'v2', 'v3']) seat(store, v, a);
-  seat(store, 'v4', b);
-  legs(store, 'ms-1', [a, b]);
-  legs(store, 'ms-old', [a], 'offline'); // an offline server's legs are not billed
+  const a = await addStage(store, 'a');
+  const b = await addStage(store, 'b');
+  for (const v of ['v1', 'v2', 'v3']) await seat(store, v, a);
+  await seat(store, 'v4', b);
+  await legs(store, 'ms-1', [a, b]);
+  await legs(store, 'ms-old', [a], 'offline'); // an offline server's legs are not billed
   const m = meter(store, clock);
-  m.start();
+  await m.start();
   clock.t += 90_000; // 20:00:30 → 20:02:00: 30 s + 60 s
-  store.releaseViewer('v4' as ViewerId, clock.t); // b: no viewer left, its leg still billed
-  m.tick(); // bills the 90 s with the pool held since the last tick, then samples it again
+  await store.releaseViewer('v4' as ViewerId, clock.t); // b: no viewer left, its leg still billed
+  await m.tick(); // bills the 90 s with the pool held since the last tick, then samples it again
   clock.t += 30_000;
-  m.stop();
+  await m.stop();
 
-  const r = m.report(T0 - 60_000, clock.t + 60_000);
+  const r = await m.report(T0 - 60_000, clock.t + 60_000);
   // a: (3 viewers + 1 leg) × 120 s = 480 s; b: (1 + 1) × 90 s + 1 × 30 s = 210 s → 690 s = 11.5 participant-minutes
   assert.equal(r.totals.participantMinutes, 11.5);
   assert.equal(r.totals.viewerHours, (3 * 120 + 90) / 3600);
@@ -102,7 +102,7 @@ test('meters every seated viewer and each connected leg of an online Media Serve
       [b, 210],
     ],
   );
-  const minutes = store.listUsage(T0 - 60_000, clock.t + 60_000);
+  const minutes = await store.listUsage(T0 - 60_000, clock.t + 60_000);
   assert.deepEqual(
     minutes.filter((x) => x.stageArn === a).map((x) => [new Date(x.minute).toISOString().slice(11, 19), x.viewerMs, x.publisherMs]),
     [
@@ -112,51 +112,51 @@ test('meters every seated viewer and each connected leg of an online Media Serve
     ],
   );
   assert.deepEqual(r.live, { viewers: 3, publishers: 2, participants: 5, costPerHour: 5 * 0.072 });
-  store.close();
+  await store.close();
 });
 
-test('survives a restart: usage is read from the store, and the gap while down is metered with the pool as found (up to maxGapMs)', () => {
+test('survives a restart: usage is read from the store, and the gap while down is metered with the pool as found (up to maxGapMs)', async () => {
   const dir = tempDir();
   const clock = { t: T0 };
   let store = new SqliteStore(dir);
-  const a = addStage(store, 'a');
-  seat(store, 'v1', a);
+  const a = await addStage(store, 'a');
+  await seat(store, 'v1', a);
   let m = meter(store, clock);
-  m.start();
+  await m.start();
   clock.t += 60_000;
-  m.tick(); // 60 participant-seconds metered, then the process dies: the store goes before the meter can write again
-  store.close();
-  m.stop(); // (only clears its timer: the final write fails on the closed store, as it would in a crash)
+  await m.tick(); // 60 participant-seconds metered, then the process dies: the store goes before the meter can write again
+  await store.close();
+  await m.stop(); // (only clears its timer: the final write fails on the closed store, as it would in a crash)
 
   clock.t += 20_000; // down for 20 s
   store = new SqliteStore(dir);
   m = meter(store, clock, 30_000);
-  m.start(); // resumes: the 20-s gap is within maxGapMs → metered
+  await m.start(); // resumes: the 20-s gap is within maxGapMs → metered
   clock.t += 10_000;
-  m.stop();
-  assert.equal(m.report(T0 - 60_000, clock.t + 60_000).totals.participantMinutes, (60 + 20 + 10) / 60);
-  store.close();
+  await m.stop();
+  assert.equal((await m.report(T0 - 60_000, clock.t + 60_000)).totals.participantMinutes, (60 + 20 + 10) / 60);
+  await store.close();
 
   clock.t += 3_600_000; // down for an hour: longer than maxGapMs → not metered (unknown), and said so
   store = new SqliteStore(dir);
   const logs = new LogCapture();
   m = new CostMeter({ store, metrics: new Metrics(store), log: createLogger('warn', logs), config: { pricePerParticipantHour: 0.072, tickMs: 3_600_000, maxGapMs: 30_000 }, now: () => clock.t });
-  m.start();
+  await m.start();
   clock.t += 60_000;
-  m.stop();
-  assert.equal(m.report(T0 - 60_000, clock.t + 60_000).totals.participantMinutes, (60 + 20 + 10 + 60) / 60);
+  await m.stop();
+  assert.equal((await m.report(T0 - 60_000, clock.t + 60_000)).totals.participantMinutes, (60 + 20 + 10 + 60) / 60);
   assert.ok(logs.lines().some((l) => l.msg === 'cost.gap_not_metered'));
-  store.close();
+  await store.close();
 });
 
-test('report: the series averages participants per step; a window holds only its own minutes', () => {
+test('report: the series averages participants per step; a window holds only its own minutes', async () => {
   const store = new SqliteStore(tempDir());
   const a = localStageArn('a');
   const m0 = Date.parse('2026-12-05T20:00:00.000Z');
-  store.accrueUsage(m0, m0 + 60_000, [{ stageArn: a, viewers: 4, publishers: 1 }]);
-  store.accrueUsage(m0 + 60_000, m0 + 180_000, [{ stageArn: a, viewers: 2, publishers: 1 }]);
+  await store.accrueUsage(m0, m0 + 60_000, [{ stageArn: a, viewers: 4, publishers: 1 }]);
+  await store.accrueUsage(m0 + 60_000, m0 + 180_000, [{ stageArn: a, viewers: 2, publishers: 1 }]);
   const m = meter(store, { t: m0 });
-  const r = m.report(m0, m0 + 180_000, 1);
+  const r = await m.report(m0, m0 + 180_000, 1);
   assert.deepEqual(
     r.series.map((p) => [p.viewers, p.publishers]),
     [
@@ -165,9 +165,9 @@ test('report: the series averages participants per step; a window holds only its
       [2, 1],
     ],
   );
-  assert.deepEqual(m.report(m0, m0 + 180_000, 3).series.map((p) => [p.viewers, p.publishers]), [[8 / 3, 1]]);
-  assert.equal(m.report(m0 + 60_000, m0 + 120_000).totals.participantMinutes, 3);
-  store.close();
+  assert.deepEqual((await m.report(m0, m0 + 180_000, 3)).series.map((p) => [p.viewers, p.publishers]), [[8 / 3, 1]]);
+  assert.equal((await m.report(m0 + 60_000, m0 + 120_000)).totals.participantMinutes, 3);
+  await store.close();
 });
 
 // ---- the HTTP edge
@@ -199,7 +199,7 @@ test('GET /api/cost: operator key only; the window from the store with the confi
   try {
     const arn = localStageArn('x');
     const m0 = Date.parse('2026-12-05T20:00:00.000Z');
-    s.store.accrueUsage(m0, m0 + 120_000, [{ stageArn: arn, viewers: 29, publishers: 1 }]); // 60 participant-minutes
+    await s.store.accrueUsage(m0, m0 + 120_000, [{ stageArn: arn, viewers: 29, publishers: 1 }]); // 60 participant-minutes
     assert.equal((await a.inject({ method: 'GET', url: '/api/cost' })).statusCode, 401);
     assert.equal((await a.inject({ method: 'GET', url: '/api/cost', headers: { 'x-api-key': 'wrong-key-123' } })).statusCode, 403);
     const r = await a.inject({
@@ -224,7 +224,7 @@ test('GET /api/cost: operator key only; the window from the store with the confi
   } finally {
     await a.close();
     s.provider.stop();
-    s.store.close();
+    await s.store.close();
   }
 });
 
@@ -241,7 +241,7 @@ test('GET /api/cost: bad input is a JSON 400 INVALID_INPUT naming the problem', 
   } finally {
     await a.close();
     s.provider.stop();
-    s.store.close();
+    await s.store.close();
   }
 });
 
@@ -249,11 +249,11 @@ test('/metrics: participant-seconds counter, live participants and the hourly es
   const { s, app: a } = await app();
   try {
     const arn = localStageArn('m');
-    s.store.insertStage({ arn, id: 'm' as StageId, name: 'm', capacity: 5, state: 'active', whipUrl: 'http://127.0.0.1:1/w', playback: { type: 'whep', url: 'http://127.0.0.1:1/e' }, tags: {}, createdAt: T0, emptySince: T0 });
-    seat(s.store as SqliteStore, 'v1', arn);
-    seat(s.store as SqliteStore, 'v2', arn);
-    s.cost.start();
-    s.cost.stop(); // one final tick: a counter sample exists (maybe 0 s long)
+    await s.store.insertStage({ arn, id: 'm' as StageId, name: 'm', capacity: 5, state: 'active', whipUrl: 'http://127.0.0.1:1/w', playback: { type: 'whep', url: 'http://127.0.0.1:1/e' }, tags: {}, createdAt: T0, emptySince: T0 });
+    await seat(s.store as SqliteStore, 'v1', arn);
+    await seat(s.store as SqliteStore, 'v2', arn);
+    await s.cost.start();
+    await s.cost.stop(); // one final tick: a counter sample exists (maybe 0 s long)
     const text = (await a.inject({ method: 'GET', url: '/metrics' })).body;
     assert.match(text, /^stagecast_participants\{kind="viewer"\} 2$/m);
     assert.match(text, /^stagecast_participants\{kind="publisher"\} 0$/m);
@@ -262,11 +262,11 @@ test('/metrics: participant-seconds counter, live participants and the hourly es
   } finally {
     await a.close();
     s.provider.stop();
-    s.store.close();
+    await s.store.close();
   }
 });
 
-test('config: the price and consolidation settings, their defaults, and every bad one named', () => {
+test('config: the price and consolidation settings, their defaults, and every bad one named', async () => {
   const base = { API_SECRET_KEY: SECRETS.apiKey, MEDIA_SERVER_SECRET: SECRETS.media, STAGE_SERVER_SECRET: SECRETS.stage };
   const d = parseConfig(base);
   assert.equal(d.cost.pricePerParticipantHour, 0.072);

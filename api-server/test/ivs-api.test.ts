@@ -110,7 +110,7 @@ test('ivs: after a crash between CreateStage and the store write, the restarted 
       name: 'sc-pool-a-orphan',
       tags: { [POOL_TAG]: 'pool-a', [CREATED_AT_TAG]: new Date().toISOString() },
     });
-    assert.equal(first.server.services.store.getStage(orphan.stageArn), undefined);
+    assert.equal(await first.server.services.store.getStage(orphan.stageArn), undefined);
     await first.stop();
     const foreign = ivs.addStage('foreign', { tags: { [POOL_TAG]: 'pool-b' } });
     const untagged = ivs.addStage('untagged', {});
@@ -120,7 +120,7 @@ test('ivs: after a crash between CreateStage and the store write, the restarted 
     try {
       const stages = await mediaStages(second);
       assert.deepEqual(stages.map((s) => s.stageArn).sort(), [kept!.stageArn, orphan.stageArn].sort());
-      const adopted = second.server.services.store.getStage(orphan.stageArn)!;
+      const adopted = (await second.server.services.store.getStage(orphan.stageArn))!;
       assert.equal(adopted.whipUrl, ivs.stages.get(orphan.stageArn)!.endpoints!.whip);
       assert.deepEqual(adopted.playback, { type: 'ivs' });
       assert.deepEqual(ivs.callsOf('GetStage').map((c) => c.input.arn), [orphan.stageArn], 'GetStage for the adopted stage only');
@@ -152,8 +152,8 @@ test('ivs: an orphan whose endpoint IVS cannot give is deleted, not recorded wit
     const broken = ivs.addStage('nowhip', { tags: { [POOL_TAG]: 'pool-a' }, whip: false });
     const second = await startApi({ stageUrl: 'http://127.0.0.1:9', dataDir, env: { ...IVS_ENV, MIN_STAGES: '0' } });
     try {
-      assert.equal(second.server.services.store.getStage(lost!.stageArn), undefined, 'lost stage dropped');
-      assert.equal(second.server.services.store.getStage(broken.arn as StageArn), undefined);
+      assert.equal(await second.server.services.store.getStage(lost!.stageArn), undefined, 'lost stage dropped');
+      assert.equal(await second.server.services.store.getStage(broken.arn as StageArn), undefined);
       assert.equal(ivs.stages.has(broken.arn!), false, 'deleted at IVS');
       assert.ok(second.logs.lines().some((l) => l.msg === 'stage.orphan_without_whip_endpoint'));
     } finally {
@@ -189,8 +189,8 @@ test('ivs: viewer accounting is reconciled with ListParticipants(CONNECTED): con
     const lp = ivs.callsOf('ListParticipants');
     assert.equal(lp.length, 2, '3 participants at 2 per page');
     assert.deepEqual({ ...lp[0]!.input }, { stageArn: arn, sessionId: 'st-1', filterByState: 'CONNECTED', maxResults: 100 });
-    assert.equal(api.server.services.store.getViewer(v1.viewerId as ViewerId)?.connected, true);
-    assert.equal(api.server.services.store.getViewer(v2.viewerId as ViewerId)?.connected, false);
+    assert.equal((await api.server.services.store.getViewer(v1.viewerId as ViewerId))?.connected, true);
+    assert.equal((await api.server.services.store.getViewer(v2.viewerId as ViewerId))?.connected, false);
     assert.ok(api.logs.lines().some((l) => l.msg === 'ivs.viewer_drift' && l.unaccounted === 1));
     const metrics = (await call(`${api.url}/metrics`)).body as string;
     assert.match(metrics, /^stagecast_ivs_unaccounted_subscribers 1$/m);
@@ -200,8 +200,8 @@ test('ivs: viewer accounting is reconciled with ListParticipants(CONNECTED): con
     ivs.participants.set(arn, []);
     const [after2] = await reconciler.runOnce();
     assert.equal(after2!.ivsSubscribers, 0);
-    assert.equal(api.server.services.store.getViewer(v1.viewerId as ViewerId)?.connected, false);
-    assert.equal(api.server.services.store.getStage(arn)?.viewers, 2);
+    assert.equal((await api.server.services.store.getViewer(v1.viewerId as ViewerId))?.connected, false);
+    assert.equal((await api.server.services.store.getStage(arn))?.viewers, 2);
     assert.ok(ivs.maxInWindow(STAGE_OPS, 990) <= 5);
   } finally {
     await api.stop();

@@ -22,8 +22,8 @@ async function withIvsApi(fn: (api: TestApi, arn: StageArn) => Promise<void>): P
   ivs.calls.length = 0;
   const api = await startApi({ stageUrl: 'http://127.0.0.1:9', env: IVS_ENV, logLevel: 'silent' });
   try {
-    const [stage] = await waitFor(() => {
-      const s = api.server.services.store.listStages();
+    const [stage] = await waitFor(async () => {
+      const s = await api.server.services.store.listStages();
       return s.length === 1 ? s : undefined;
     });
     await fn(api, stage!.arn);
@@ -52,7 +52,7 @@ test('ivs: a token request after a failed WHIP POST re-reads the stage (GetStage
     const retry = await token(api, arn, true);
     assert.equal(retry.whipUrl, moved, 'the retry goes where the stage is now');
     assert.equal(gets(), before + 1);
-    assert.equal(api.server.services.store.getStage(arn)!.whipUrl, moved, 'stored for everyone');
+    assert.equal((await api.server.services.store.getStage(arn))!.whipUrl, moved, 'stored for everyone');
     await token(api, arn, true);
     assert.equal(gets(), before + 1, 'a second failure report within 30 s costs no GetStage (5 TPS budget)');
     const metrics = (await call(`${api.url}/metrics`)).body as string;
@@ -70,13 +70,13 @@ test('ivs: endpoints IVS_ENDPOINT_REFRESH_S old (12 days) are re-read before IVS
     await refresher.runOnce();
     assert.equal(gets(), before, 'a stage created just now needs no GetStage');
 
-    const stored = s.store.getStage(arn)!;
-    s.store.updateStageEndpoints(arn, stored.whipUrl, Date.now() - 12 * DAY - 1000);
+    const stored = (await s.store.getStage(arn))!;
+    await s.store.updateStageEndpoints(arn, stored.whipUrl, Date.now() - 12 * DAY - 1000);
     const moved = 'https://rotated.global-bm.whip.live-video.net';
     ivs.stages.get(arn)!.endpoints!.whip = moved;
     await refresher.runOnce();
     assert.equal(gets(), before + 1);
-    const after = s.store.getStage(arn)!;
+    const after = (await s.store.getStage(arn))!;
     assert.equal(after.whipUrl, moved);
     assert.ok(Date.now() - after.endpointsAt < 60_000, 'the endpoints are fresh again');
     assert.equal((await token(api, arn)).whipUrl, moved);
@@ -86,14 +86,14 @@ test('ivs: endpoints IVS_ENDPOINT_REFRESH_S old (12 days) are re-read before IVS
 test('ivs: a stage gone at IVS keeps its record for the reconciliation to drop; the refresh only reports it', async () => {
   await withIvsApi(async (api, arn) => {
     const s = api.server.services;
-    const url = s.store.getStage(arn)!.whipUrl;
+    const url = (await s.store.getStage(arn))!.whipUrl;
     ivs.stages.delete(arn);
     await s.endpoints!.afterWhipFailure(arn);
-    assert.equal(s.store.getStage(arn)!.whipUrl, url);
+    assert.equal((await s.store.getStage(arn))!.whipUrl, url);
   });
 });
 
-test('config: IVS_ENDPOINT_REFRESH_S defaults to 12 days and must stay under 14', () => {
+test('config: IVS_ENDPOINT_REFRESH_S defaults to 12 days and must stay under 14', async () => {
   const base = { API_SECRET_KEY: SECRETS.apiKey, MEDIA_SERVER_SECRET: SECRETS.media, STAGE_PROVIDER: 'ivs', AWS_REGION: 'us-east-1' };
   assert.equal(parseConfig(base).ivs!.endpointMaxAgeMs, 12 * DAY);
   assert.equal(parseConfig({ ...base, IVS_ENDPOINT_REFRESH_S: '3600' }).ivs!.endpointMaxAgeMs, 3_600_000);

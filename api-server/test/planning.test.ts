@@ -143,3 +143,37 @@ test('no deletes while creates are in flight or joins are waiting', () => {
   const old2 = st(0, { emptySince: NOW - 999_999 });
   assert.deepEqual(deletes(planScaling({ stages: [old, old2], creating: 1, waitingJoins: 0 }, cfg, NOW)), []);
 });
+
+test('predictive spares: at 1,000 joins/s with a 2 s lead the pool asks for 2,000 free seats (40 stages), counting creates in flight', () => {
+  const c = { ...cfg, maxStages: 300, spareLeadMs: 2000 };
+  // One stage half full: 25 free seats; 2,000 expected → ceil(1975 / 50) = 40 creates.
+  assert.equal(creates(planScaling({ stages: [st(25)], creating: 0, waitingJoins: 0, joinRatePerS: 1000 }, c, NOW)), 40);
+  // 30 already in flight cover 1,500 seats: 10 more.
+  assert.equal(creates(planScaling({ stages: [st(25)], creating: 30, waitingJoins: 0, joinRatePerS: 1000 }, c, NOW)), 10);
+  // Off (no lead, or no rate): the spare rule alone — a half-full stage at 50% load asks for nothing.
+  assert.equal(creates(planScaling({ stages: [st(25)], creating: 0, waitingJoins: 0, joinRatePerS: 1000 }, cfg, NOW)), 0);
+  assert.equal(creates(planScaling({ stages: [st(25)], creating: 0, waitingJoins: 0, joinRatePerS: 0 }, c, NOW)), 0);
+  // A trickle fits in the free seats: nothing more.
+  assert.equal(creates(planScaling({ stages: [st(25)], creating: 0, waitingJoins: 0, joinRatePerS: 2 }, c, NOW)), 0);
+  // Never past MAX_STAGES.
+  assert.equal(creates(planScaling({ stages: [st(25)], creating: 0, waitingJoins: 0, joinRatePerS: 1000 }, { ...c, maxStages: 10 }, NOW)), 9);
+});
+
+test('predictive spares: an empty stage the recent join rate still needs is not scaled down', () => {
+  const c = { ...cfg, spareLeadMs: 2000 };
+  const idle = [st(0, { emptySince: NOW - 120_000 }), st(0, { emptySince: NOW - 120_000 }), st(0, { emptySince: NOW - 120_000 })];
+  assert.equal(deletes(planScaling({ stages: idle, creating: 0, waitingJoins: 0 }, c, NOW)).length, 2, 'no rate: down to the one spare');
+  assert.equal(deletes(planScaling({ stages: idle, creating: 0, waitingJoins: 0, joinRatePerS: 50 }, c, NOW)).length, 1, '100 seats wanted: two kept');
+  assert.equal(deletes(planScaling({ stages: idle, creating: 0, waitingJoins: 0, joinRatePerS: 100 }, c, NOW)).length, 0, '200 seats wanted: all three kept');
+});
+
+test('warm spares: the pool holds SCALE_WARM_SPARES empty stages (in-flight creates count, waiting joins consume), and keeps them on scale-down', () => {
+  const c = { ...cfg, warmSpares: 3 };
+  assert.equal(creates(planScaling({ stages: [st(10)], creating: 0, waitingJoins: 0 }, c, NOW)), 3);
+  assert.equal(creates(planScaling({ stages: [st(10), st(0)], creating: 1, waitingJoins: 0 }, c, NOW)), 1);
+  // 60 waiting: 40 fit on the partly used stage, 20 take one of the empties.
+  assert.equal(creates(planScaling({ stages: [st(10), st(0), st(0), st(0)], creating: 0, waitingJoins: 60 }, c, NOW)), 1);
+  const idle = Array.from({ length: 5 }, () => st(0, { emptySince: NOW - 120_000 }));
+  assert.equal(deletes(planScaling({ stages: idle, creating: 0, waitingJoins: 0 }, c, NOW)).length, 2, 'down to the 3 warm spares');
+  assert.equal(creates(planScaling({ stages: [st(10)], creating: 0, waitingJoins: 0 }, cfg, NOW)), 0, 'off by default');
+});

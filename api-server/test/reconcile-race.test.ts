@@ -69,7 +69,7 @@ class GatedProvider implements StageProvider {
   }
 }
 
-function setup(minStages = 1) {
+function setup(minStages = 1, joinWaitMs = 5_000) {
   const dir = mkdtempSync(join(tmpdir(), 'sc-race-'));
   const store = new SqliteStore(dir);
   const provider = new GatedProvider();
@@ -88,7 +88,7 @@ function setup(minStages = 1) {
       scaleUpThreshold: 0.8,
       scaleDownCooldownMs: 0,
       tickMs: 60_000,
-      joinWaitMs: 5_000,
+      joinWaitMs,
       reconcileIntervalMs: 3_600_000,
       poolId: 'race',
     },
@@ -101,7 +101,7 @@ function setup(minStages = 1) {
     scaling,
     async close() {
       await scaling.stop();
-      store.close();
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -114,11 +114,11 @@ test('reconcile: a stage recorded while the provider listing was on its way is k
     const running = reconcile({ store: t.store, provider: t.provider, bus: t.bus, log: t.log, capacity: 2, now: Date.now });
     // A create lands (at the provider and in the store) after the listing's snapshot was taken.
     const created = await t.provider.createStage({ name: 'late', tags: {} });
-    t.store.insertStage({ arn: created.stageArn, id: created.stageId, name: created.name, capacity: 2, state: 'active', whipUrl: created.whipUrl, playback: created.playback, tags: {}, createdAt: created.createdAt, emptySince: Date.now() });
+    await t.store.insertStage({ arn: created.stageArn, id: created.stageId, name: created.name, capacity: 2, state: 'active', whipUrl: created.whipUrl, playback: created.playback, tags: {}, createdAt: created.createdAt, emptySince: Date.now() });
     t.provider.listGate.resolve();
     const r = await running;
     assert.deepEqual(r.dropped, []);
-    assert.ok(t.store.getStage(created.stageArn), 'the newer stage is still recorded');
+    assert.ok(await t.store.getStage(created.stageArn), 'the newer stage is still recorded');
   } finally {
     await t.close();
   }
@@ -128,7 +128,7 @@ test('reconcile: a stage recorded before the listing and missing from it is stil
   const t = setup(0);
   try {
     const lost = await t.provider.createStage({ name: 'lost', tags: {} });
-    t.store.insertStage({ arn: lost.stageArn, id: lost.stageId, name: lost.name, capacity: 2, state: 'active', whipUrl: lost.whipUrl, playback: lost.playback, tags: {}, createdAt: lost.createdAt, emptySince: Date.now() });
+    await t.store.insertStage({ arn: lost.stageArn, id: lost.stageId, name: lost.name, capacity: 2, state: 'active', whipUrl: lost.whipUrl, playback: lost.playback, tags: {}, createdAt: lost.createdAt, emptySince: Date.now() });
     t.provider.stages.delete(lost.stageArn);
     const r = await reconcile({ store: t.store, provider: t.provider, bus: t.bus, log: t.log, capacity: 2, now: Date.now });
     assert.deepEqual(r.dropped, [lost.stageArn]);
@@ -141,24 +141,24 @@ test('scaling: no create starts while a periodic reconcile is listing; the held 
   const t = setup(1);
   try {
     await t.scaling.start();
-    await waitFor(() => t.store.listStages().length === 1, { what: 'MIN_STAGES stage' });
+    await waitFor(async () => (await t.store.listStages()).length === 1, { what: 'MIN_STAGES stage' });
     t.provider.calls = [];
     t.provider.listGate = deferred();
     const reconciling = t.scaling.reconcileNow();
     await waitFor(() => t.provider.calls.includes('list'), { what: 'listing started' });
     // Fill the only stage: the planner now wants a new one.
     const now = Date.now();
-    const first = t.store.listStages()[0]!;
+    const first = (await t.store.listStages())[0]!;
     for (const id of ['v_aaaaaaaaaaaaaaaa', 'v_bbbbbbbbbbbbbbbb'])
-      t.store.reserveSeat({ id: id as never, userId: null, now }, () => first);
-    t.scaling.plan();
+      await t.store.reserveSeat({ id: id as never, userId: null, now }, { stageArn: first.arn });
+    void t.scaling.plan();
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(t.provider.calls, ['list'], 'nothing but the listing while it runs');
     t.provider.listGate.resolve();
     await reconciling;
     await waitFor(() => t.provider.calls.includes('create'), { what: 'the held create' });
-    assert.equal(t.store.listStages().length >= 1, true);
-    assert.ok(t.store.getStage(first.arn), 'the full stage was not dropped');
+    assert.equal((await t.store.listStages()).length >= 1, true);
+    assert.ok(await t.store.getStage(first.arn), 'the full stage was not dropped');
   } finally {
     await t.close();
   }
@@ -187,14 +187,14 @@ test('scaling: a reconcile deferred by a create in flight runs once it lands, an
     await waitFor(() => t.scaling.creatingCount === 1, { what: 'create in flight' });
     t.provider.calls = [];
     await t.scaling.reconcileNow(); // deferred
-    void t.scaling.waitForSeat(() => undefined); // a waiting join: the planner runs as soon as the create lands
+    void t.scaling.waitForSeat(async () => undefined); // a waiting join: the planner runs as soon as the create lands
     t.provider.listGate = deferred();
     gate.resolve();
     await waitFor(() => t.provider.calls.includes('list'), { what: 'the deferred reconcile' });
     // The stage fills up meanwhile: the planner wants another one, but not before the listing is over.
-    const first = t.store.listStages()[0]!;
-    for (const id of ['v_cccccccccccccccc', 'v_dddddddddddddddd']) t.store.reserveSeat({ id: id as never, userId: null, now: Date.now() }, () => first);
-    t.scaling.plan();
+    const first = (await t.store.listStages())[0]!;
+    for (const id of ['v_cccccccccccccccc', 'v_dddddddddddddddd']) await t.store.reserveSeat({ id: id as never, userId: null, now: Date.now() }, { stageArn: first.arn });
+    void t.scaling.plan();
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(t.provider.calls, ['create', 'list'], 'the held create lands, then the listing; nothing new until it ends');
     t.provider.listGate.resolve();
@@ -202,6 +202,28 @@ test('scaling: a reconcile deferred by a create in flight runs once it lands, an
   } finally {
     gate.resolve();
     t.provider.listGate?.resolve();
+    await t.close();
+  }
+});
+
+test('waiting joins: a seat found by a retry still on its way when the wait ends goes to discard (given back), never lost', async () => {
+  const t = setup(0, 100);
+  try {
+    await t.scaling.start();
+    const inFlight = deferred<string | undefined>();
+    let calls = 0;
+    const discarded: string[] = [];
+    const attempt = async () => (++calls === 1 ? undefined : inFlight.promise);
+    const waiting = t.scaling.waitForSeat(attempt, (late) => discarded.push(late));
+    await waitFor(() => t.scaling.waitingJoins === 1, { what: 'the join waits' });
+    void t.scaling.drainWaiters(); // a retry starts, and is held past the wait's end
+    await waitFor(() => calls === 2, { what: 'the retry is on its way' });
+    assert.equal(await waiting, undefined, 'the wait ended without a seat');
+    inFlight.resolve('seat-1');
+    await waitFor(() => discarded.length === 1, { what: 'the late seat discarded' });
+    assert.deepEqual(discarded, ['seat-1']);
+    assert.equal(t.scaling.waitingJoins, 0);
+  } finally {
     await t.close();
   }
 });

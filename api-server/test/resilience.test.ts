@@ -122,11 +122,11 @@ test('a viewer silent for 3 heartbeat intervals is released; one that heartbeats
     await waitFor(
       async () => {
         assert.equal((await call(`${api.url}/api/viewers/${alive.viewerId}/heartbeat`, { method: 'POST', headers: apiKey })).status, 200);
-        return api.server.services.store.getViewer(silent.viewerId) === undefined;
+        return await api.server.services.store.getViewer(silent.viewerId) === undefined;
       },
       { timeoutMs: 3000, intervalMs: 50, what: 'silent viewer released' },
     );
-    assert.ok(api.server.services.store.getViewer(alive.viewerId));
+    assert.ok(await api.server.services.store.getViewer(alive.viewerId));
     const hb = await call(`${api.url}/api/viewers/${silent.viewerId}/heartbeat`, { method: 'POST', headers: apiKey });
     assert.equal(hb.status, 404);
   } finally {

@@ -108,7 +108,7 @@ test('a draining stage gets no new viewers', async () => {
       return s.length === 2 ? s : undefined;
     });
     // Take `a` out of rotation exactly as the scaler does before a delete.
-    api.server.services.store.setStageState(a!.stageArn, 'draining');
+    await api.server.services.store.setStageState(a!.stageArn, 'draining');
     const agent = new Agent({ keepAlive: true, maxSockets: 10 });
     try {
       const results = await Promise.all(Array.from({ length: 8 }, () => joinOnce(agent, api.url)));
@@ -159,7 +159,7 @@ test('scale-down after the cooldown, never a stage with viewers, never below MIN
       assert.equal((await stages(api)).length, 2);
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.equal(api.server.services.store.getViewer(keep.viewerId)?.stageArn, keep.stageArn);
+    assert.equal((await api.server.services.store.getViewer(keep.viewerId))?.stageArn, keep.stageArn);
     const live = new Set((await stage.list()).filter((s) => s.tags['stagecast:pool'] === 'down').map((s) => s.stageArn));
     assert.deepEqual(live, new Set(after.map((s) => s.stageArn)), 'deleted at the stage server too');
     await waitFor(() => socket.messages.filter((m) => m.type === 'stage_deleted').length === 3, { what: '3 stage_deleted' });

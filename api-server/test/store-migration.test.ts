@@ -9,7 +9,7 @@ import type { StageArn } from '@stagecast/protocol';
 import { MIGRATIONS } from '../src/store/migrations.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 
-test('v1 → v2: stages recorded before endpoints_at existed count as read at creation, and are refreshed first', () => {
+test('v1 → v2: stages recorded before endpoints_at existed count as read at creation, and are refreshed first', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sc-mig-'));
   try {
     const db = new Database(join(dir, 'api-server.db'));
@@ -24,14 +24,14 @@ test('v1 → v2: stages recorded before endpoints_at existed count as read at cr
     db.close();
     const store = new SqliteStore(dir);
     try {
-      assert.equal(store.getStage(arn)!.endpointsAt, 1700000000000);
-      assert.equal(store.updateStageEndpoints(arn, 'https://new.global-bm.whip.live-video.net', 1800000000000), true);
-      const s = store.getStage(arn)!;
+      assert.equal((await store.getStage(arn))!.endpointsAt, 1700000000000);
+      assert.equal(await store.updateStageEndpoints(arn, 'https://new.global-bm.whip.live-video.net', 1800000000000), true);
+      const s = (await store.getStage(arn))!;
       assert.equal(s.whipUrl, 'https://new.global-bm.whip.live-video.net');
       assert.equal(s.endpointsAt, 1800000000000);
-      assert.equal(store.updateStageEndpoints('arn:aws:ivs:us-east-1:123456789012:stage/none' as StageArn, 'https://x.example', 1), false);
+      assert.equal(await store.updateStageEndpoints('arn:aws:ivs:us-east-1:123456789012:stage/none' as StageArn, 'https://x.example', 1), false);
     } finally {
-      store.close();
+      await store.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

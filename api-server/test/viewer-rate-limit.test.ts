@@ -6,8 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DashboardResponseSchema } from '@stagecast/protocol';
-import { parseConfig, parseTrustedProxies } from '../src/config.js';
-import { clientKey, KeyedTokenBuckets } from '../src/services/ViewerRateLimiter.js';
+import { parseAddressList, parseConfig, parseTrustedProxies } from '../src/config.js';
+import { addressMatcher, clientKey, KeyedTokenBuckets } from '../src/services/ViewerRateLimiter.js';
 import { apiKey, SECRETS, startApi, type TestApi } from './helpers/api.js';
 import { startFakeStageAdmin } from './helpers/fake-stage-admin.js';
 
@@ -45,7 +45,7 @@ test('a join flood from one address gets 429 with Retry-After while a second add
     }
     const other = await join(api, '198.51.100.9');
     assert.equal(other.statusCode, 201, 'another address is not affected');
-    assert.equal(api.server.services.store.countViewers(), 4, 'the flood took 3 seats, not 10');
+    assert.equal(await api.server.services.store.countViewers(), 4, 'the flood took 3 seats, not 10');
   });
 });
 
@@ -83,6 +83,27 @@ test('X-Forwarded-For is honoured from a TRUSTED_PROXIES peer: each real client 
     // A spoofed hop before the client's real address is not believed: the proxy appends the peer it saw.
     assert.equal((await via('1.2.3.4, 203.0.113.50')).statusCode, 429);
   });
+});
+
+test('VIEWER_RATE_LIMIT_EXEMPT: a named load-test address is not limited (and is counted), every other address still is', async () => {
+  await withApi({ VIEWER_RATE_LIMIT_EXEMPT: '127.0.0.1,2001:db8::/64' }, async (api) => {
+    const exempt = await Promise.all(Array.from({ length: 10 }, (_, i) => join(api, i % 2 ? '127.0.0.1' : '::ffff:127.0.0.1')));
+    assert.deepEqual([...new Set(exempt.map((r) => r.statusCode))], [201]);
+    const v6 = await Promise.all(Array.from({ length: 5 }, () => join(api, '2001:db8::42')));
+    assert.deepEqual([...new Set(v6.map((r) => r.statusCode))], [201]);
+    const others = await Promise.all(Array.from({ length: 5 }, () => join(api, '203.0.113.7')));
+    assert.equal(others.filter((r) => r.statusCode === 429).length, 2, 'an address not named keeps its limit');
+    const metrics = (await api.server.app.inject({ url: '/metrics' })).body;
+    assert.match(metrics, /stagecast_viewer_rate_limit_exempt_total\{kind="join"\} 15/);
+  });
+});
+
+test('config: VIEWER_RATE_LIMIT_EXEMPT takes IPs and CIDRs only, and names what it refuses', () => {
+  assert.deepEqual(parseAddressList('127.0.0.1, 10.0.0.0/8').list, ['127.0.0.1', '10.0.0.0/8']);
+  assert.match(parseAddressList('loopback').error ?? '', /"loopback"/);
+  assert.match(parseAddressList('10.0.0.0/40').error ?? '', /10\.0\.0\.0\/40/);
+  const m = addressMatcher(['10.0.0.0/8', '::1']);
+  assert.deepEqual(['10.1.2.3', '11.0.0.1', '::1', '::ffff:10.0.0.9', 'junk'].map(m), [true, false, true, true, false]);
 });
 
 test('refused joins are counted: stagecast_viewer_rate_limited_total, stagecast_joins_total{result="rate_limited"}, the dashboard', async () => {

@@ -88,7 +88,7 @@ test('whip provider: one stage per destination, the token endpoint returns its U
     assert.match(join.body.error.message, /watch/);
 
     // MIN_STAGES=3 > 2 destinations, yet a fixed pool is never grown (nor shrunk).
-    api.server.services.scaling.plan();
+    await api.server.services.scaling.plan();
     const events = ScalingEventsResponseSchema.parse((await call(`${api.url}/api/scaling/events`, { headers: apiKey })).body).events;
     assert.deepEqual(events.map((e) => e.action).sort(), ['adopt', 'adopt']);
     assert.equal(api.server.services.scaling.creatingCount, 0);

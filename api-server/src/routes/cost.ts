@@ -18,7 +18,7 @@ export async function costRoutes(app: FastifyInstance, s: Services): Promise<voi
     if (to - from > COST_MAX_SPAN_DAYS * DAY_MS)
       throw new InvalidInput(`the window may span at most ${COST_MAX_SPAN_DAYS} days`, [{ path: ['from'], code: 'custom', message: 'window too long' }]);
     reply.header('cache-control', 'no-store');
-    const r = s.cost.report(from, to, q.stepMinutes);
+    const r = await s.cost.report(from, to, q.stepMinutes);
     return {
       from: iso(r.from),
       to: iso(r.to),

@@ -12,7 +12,7 @@ export async function dashboardRoutes(app: FastifyInstance, s: Services): Promis
   app.get('/api/dashboard', async (req, reply): Promise<DashboardResponse> => {
     const { limit } = parse(ScalingEventsQuerySchema, { limit: 20, ...(req.query as object) }, 'query');
     reply.header('cache-control', 'no-store');
-    const stages = s.store.listStages().map(stageView);
+    const stages = (await s.store.listStages()).map(stageView);
     const servers = (await s.assignment.servers()).map(({ server: m, assignedStages }) => {
       const publisher = m.state === 'online' ? s.registry.publisher(m.id) : undefined;
       return mediaServerView(m, { assignedStages, ...(publisher ? { publisher } : {}) });
@@ -31,7 +31,7 @@ export async function dashboardRoutes(app: FastifyInstance, s: Services): Promis
         connected: stages.reduce((n, st) => n + st.connected, 0),
         capacity: stages.reduce((n, st) => n + st.capacity, 0),
       },
-      events: s.store.listScalingEvents(limit).map(scalingEventView),
+      events: (await s.store.listScalingEvents(limit)).map(scalingEventView),
       refused: (() => {
         const limited = s.viewerLimits.counts();
         return { joinsRateLimited: limited.joins, joinsCapacityExceeded: s.viewers.refusedForCapacity, heartbeatsRateLimited: limited.heartbeats };

@@ -10,13 +10,13 @@ export async function operatorRoutes(app: FastifyInstance, s: Services): Promise
   app.addHook('onRequest', authHook((h) => checkApiKey(h, s.config.apiSecretKey), 'x-api-key'));
 
   app.get('/api/stages', async (): Promise<StageListResponse> => ({
-    stages: s.store.listStages().map(stageView),
+    stages: (await s.store.listStages()).map(stageView),
   }));
 
   app.get('/api/scaling/events', async (req): Promise<ScalingEventsResponse> => {
     const { limit } = parse(ScalingEventsQuerySchema, req.query, 'query');
     return {
-      events: s.store.listScalingEvents(limit).map(scalingEventView),
+      events: (await s.store.listScalingEvents(limit)).map(scalingEventView),
     };
   });
 }

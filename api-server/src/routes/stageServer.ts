@@ -9,6 +9,6 @@ export async function stageServerRoutes(app: FastifyInstance, s: Services): Prom
   app.addHook('onRequest', authHook((h) => checkBearer(h, s.config.stageServerSecret), 'stage server secret'));
   app.post('/api/stage-server/participant-events', async (req) => {
     const body = parse(ParticipantEventsRequestSchema, req.body);
-    return { ok: true as const, ...s.viewers.applyParticipantEvents(body.events) };
+    return { ok: true as const, ...(await s.viewers.applyParticipantEvents(body.events)) };
   });
 }

@@ -47,7 +47,7 @@ export async function viewerRoutes(app: FastifyInstance, s: Services): Promise<v
 
   app.delete('/api/viewers/:id', async (req, reply) => {
     const { id } = parse(IdParams, req.params, 'viewer id');
-    s.viewers.leave(id);
+    await s.viewers.leave(id);
     return reply.code(204).send();
   });
 }

@@ -91,6 +91,14 @@ export function attachMediaServerSocket(app: FastifyInstance, o: MediaSocketOpti
     presence('opened', id);
   }
 
+  // Announcements may have been missed (the link between API Servers was cut): every Media Server reconnects, and
+  // its client syncs everything on each opening.
+  const unwatchResync = o.bus.onResync(() => {
+    if (!wss.clients.size) return;
+    log.warn({ sockets: wss.clients.size }, 'ws.resync');
+    for (const ws of wss.clients) ws.close(WS_CLOSE.goingAway, 'resync');
+  });
+
   // Keep-alive: a socket that did not answer the previous ping is dead.
   const pinger = setInterval(() => {
     for (const ws of wss.clients) {
@@ -107,6 +115,7 @@ export function attachMediaServerSocket(app: FastifyInstance, o: MediaSocketOpti
   app.addHook('preClose', async () => {
     closing = true;
     clearInterval(pinger);
+    unwatchResync();
     for (const ws of wss.clients) ws.close(WS_CLOSE.goingAway, 'server shutting down');
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {

@@ -52,10 +52,21 @@ export class CostMeter {
   /** The pool as sampled at `since`: it is what is billed until the next tick. */
   private held: UsageSample[] = [];
   private since = 0;
+  /** False until the meter has resumed from the store's meteredUntil (at start, after a failure, on gaining the lease). */
+  private resumed = false;
+  private ticking: Promise<void> | undefined;
   private readonly seconds: Counter<'kind'>;
 
   constructor(
-    private readonly d: { store: Store; metrics: Metrics; log: Logger; config: CostMeterConfig; now?: () => number },
+    private readonly d: {
+      store: Store;
+      metrics: Metrics;
+      log: Logger;
+      config: CostMeterConfig;
+      /** With several API Servers, only the scaler lease holder meters (usage would be counted once per server). */
+      lease?: { readonly held: boolean };
+      now?: () => number;
+    },
   ) {
     this.log = d.log.child({ component: 'cost' });
     this.now = d.now ?? Date.now;
@@ -72,8 +83,9 @@ export class CostMeter {
       help: 'Participants billed right now (kind: viewer = seats taken, publisher = connected Media Server legs)',
       labelNames: ['kind'],
       registers,
-      collect() {
-        const l = meter.live();
+      async collect() {
+        const l = await meter.live().catch(() => undefined); // store away: the last values stay
+        if (!l) return;
         this.set({ kind: 'viewer' }, l.viewers);
         this.set({ kind: 'publisher' }, l.publishers);
       },
@@ -82,8 +94,9 @@ export class CostMeter {
       name: 'stagecast_estimated_cost_per_hour',
       help: 'Estimated IVS bill per hour at the current participant count (USD, IVS_PRICE_PER_PARTICIPANT_HOUR)',
       registers,
-      collect() {
-        this.set(meter.live().costPerHour);
+      async collect() {
+        const l = await meter.live().catch(() => undefined);
+        if (l) this.set(l.costPerHour);
       },
     });
   }
@@ -93,42 +106,68 @@ export class CostMeter {
   }
 
   /** Resumes from where the store says metering stopped, then meters every tickMs. */
-  start(): void {
+  async start(): Promise<void> {
     if (this.timer) return;
-    const now = this.now();
-    const until = this.d.store.usageMeteredUntil();
-    this.held = this.sample();
-    if (until !== undefined && until < now) {
-      const gap = now - until;
-      if (gap <= this.d.config.maxGapMs) this.accrue(until, now);
-      else this.log.warn({ gapMs: gap, from: new Date(until).toISOString() }, 'cost.gap_not_metered');
-    }
-    this.since = now;
-    this.timer = setInterval(() => this.tick(), this.d.config.tickMs);
+    this.timer = setInterval(() => void this.tickQuietly(), this.d.config.tickMs);
+    await this.tickQuietly();
   }
 
   /** Meters up to now and stops. */
-  stop(): void {
+  async stop(): Promise<void> {
     if (!this.timer) return;
     clearInterval(this.timer);
     this.timer = undefined;
+    await this.ticking;
     try {
-      this.tick();
+      if (this.resumed) await this.tick();
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'cost.final_tick_failed');
     }
   }
 
-  /** Bills the interval since the last tick with the pool held during it, then samples the pool again. */
-  tick(): void {
-    const now = this.now();
-    if (now > this.since) this.accrue(this.since, now);
-    this.since = now;
-    this.held = this.sample();
+  private async tickQuietly(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = this.tick()
+      .catch((err: Error) => {
+        // The store is away (Redis): resume from its meteredUntil when it answers again.
+        this.resumed = false;
+        this.log.warn({ err: err.message }, 'cost.tick_failed');
+      })
+      .finally(() => {
+        this.ticking = undefined;
+      });
+    await this.ticking;
   }
 
-  private accrue(from: number, to: number): void {
-    this.d.store.accrueUsage(from, to, this.held);
+  /**
+   * Bills the interval since the last tick with the pool held during it, then samples the pool again. The first
+   * tick (and the first after the lease came back, or after the store failed) resumes from the store's meteredUntil.
+   */
+  async tick(): Promise<void> {
+    if (this.d.lease && !this.d.lease.held) {
+      this.resumed = false;
+      return;
+    }
+    const now = this.now();
+    if (!this.resumed) {
+      const until = await this.d.store.usageMeteredUntil();
+      this.held = await this.sample();
+      if (until !== undefined && until < now) {
+        const gap = now - until;
+        if (gap <= this.d.config.maxGapMs) await this.accrue(until, now);
+        else this.log.warn({ gapMs: gap, from: new Date(until).toISOString() }, 'cost.gap_not_metered');
+      }
+      this.since = now;
+      this.resumed = true;
+      return;
+    }
+    if (now > this.since) await this.accrue(this.since, now);
+    this.since = now;
+    this.held = await this.sample();
+  }
+
+  private async accrue(from: number, to: number): Promise<void> {
+    await this.d.store.accrueUsage(from, to, this.held);
     const secs = (to - from) / 1000;
     let v = 0;
     let p = 0;
@@ -141,19 +180,19 @@ export class CostMeter {
   }
 
   /** Participants per stage now: seats taken, and legs in state connected reported by online Media Servers. */
-  sample(): UsageSample[] {
+  async sample(): Promise<UsageSample[]> {
     const legs = new Map<StageArn, number>();
-    for (const m of this.d.store.listMediaServers()) {
+    for (const m of await this.d.store.listMediaServers()) {
       if (m.state !== 'online') continue;
       for (const l of m.legs) if (l.state === 'connected') legs.set(l.stageArn, (legs.get(l.stageArn) ?? 0) + 1);
     }
-    return this.d.store.listStages().map((s) => ({ stageArn: s.arn, viewers: s.viewers, publishers: legs.get(s.arn) ?? 0 }));
+    return (await this.d.store.listStages()).map((s) => ({ stageArn: s.arn, viewers: s.viewers, publishers: legs.get(s.arn) ?? 0 }));
   }
 
-  live(): LiveUsage {
+  async live(): Promise<LiveUsage> {
     let viewers = 0;
     let publishers = 0;
-    for (const s of this.sample()) {
+    for (const s of await this.sample()) {
       viewers += s.viewers;
       publishers += s.publishers;
     }
@@ -162,9 +201,9 @@ export class CostMeter {
   }
 
   /** Participant-hours and the estimated bill over [from, to), by stage and as a series. */
-  report(from: number, to: number, stepMinutes?: number): CostReport {
+  async report(from: number, to: number, stepMinutes?: number): Promise<CostReport> {
     const price = this.d.config.pricePerParticipantHour;
-    const buckets = this.d.store.listUsage(from, to);
+    const buckets = await this.d.store.listUsage(from, to);
     const step = stepMinutes ?? Math.max(1, Math.ceil((to - from) / MINUTE_MS / MAX_POINTS));
     const stepMs = step * MINUTE_MS;
     const totals = (viewerMs: number, publisherMs: number): UsageTotals => {
@@ -189,7 +228,7 @@ export class CostMeter {
       t.p += b.publisherMs;
       perStep.set(at, t);
     }
-    const until = this.d.store.usageMeteredUntil();
+    const until = await this.d.store.usageMeteredUntil();
     return {
       from,
       to,
@@ -201,7 +240,7 @@ export class CostMeter {
         .sort((a, b) => b.participantHours - a.participantHours || (a.stageArn < b.stageArn ? -1 : 1)),
       stepMinutes: step,
       series: [...perStep].sort((a, b) => a[0] - b[0]).map(([at, t]) => ({ at, viewers: t.v / stepMs, publishers: t.p / stepMs })),
-      live: this.live(),
+      live: await this.live(),
     };
   }
 }

@@ -29,6 +29,8 @@ export interface StageDrift {
 
 export interface IvsViewerReconcilerDeps {
   store: Store;
+  /** Only the scaler lease holder checks (one IVS call budget for every API Server). */
+  lease?: { readonly held: boolean };
   ivs: Pick<IvsStageProvider, 'listAllSummaries' | 'listConnectedParticipants'>;
   log: Logger;
   metrics?: Metrics;
@@ -106,7 +108,8 @@ export class IvsViewerReconciler {
       first = false;
       if (this.stopped) throw new Error('viewer reconciliation stopped');
     };
-    const stages = this.d.store.listStages().filter((s) => s.state === 'active');
+    if (this.d.lease && !this.d.lease.held) return []; // one API Server spends the IVS budget: the lease holder
+    const stages = (await this.d.store.listStages()).filter((s) => s.state === 'active');
     if (!stages.length) return [];
     // One ListStages sweep gives every stage's active session (100 per page) instead of one GetStage each.
     const sessions = new Map((await this.d.ivs.listAllSummaries(spend)).map((s) => [s.arn, s.activeSessionId ?? '']));
@@ -120,12 +123,12 @@ export class IvsViewerReconciler {
       let unaccounted = 0;
       for (const p of subscribers) {
         const id = viewerIdOf(p) as ViewerId | undefined;
-        if (id && this.d.store.setViewerConnected(id, stage.arn, true)) seen.add(id);
+        if (id && (await this.d.store.setViewerConnected(id, stage.arn, true))) seen.add(id);
         else unaccounted++;
       }
-      for (const id of this.marked.get(stage.arn) ?? []) if (!seen.has(id)) this.d.store.setViewerConnected(id, stage.arn, false);
+      for (const id of this.marked.get(stage.arn) ?? []) if (!seen.has(id)) await this.d.store.setViewerConnected(id, stage.arn, false);
       this.marked.set(stage.arn, seen);
-      const seats = this.d.store.getStage(stage.arn)?.viewers ?? stage.viewers;
+      const seats = (await this.d.store.getStage(stage.arn))?.viewers ?? stage.viewers;
       const drift: StageDrift = { stageArn: stage.arn, seats, ivsSubscribers: subscribers.length, unaccounted, seatedNotConnected: Math.max(0, seats - seen.size) };
       drifts.push(drift);
       if (drift.unaccounted || drift.seatedNotConnected) this.log.warn(drift, 'ivs.viewer_drift');

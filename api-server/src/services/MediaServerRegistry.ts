@@ -23,6 +23,7 @@ export type RegistryListener = (c: RegistryChange) => void | Promise<void>;
 export class MediaServerRegistry {
   private readonly log: Logger;
   private sweeper: NodeJS.Timeout | undefined;
+  private sweeping = false;
   private readonly now: () => number;
   /** The broadcaster's stream per server, from the latest heartbeat (in memory: it is live data, not history). */
   private readonly publishers = new Map<ServerId, PublisherReport>();
@@ -48,7 +49,7 @@ export class MediaServerRegistry {
 
   start(): void {
     if (this.sweeper) return;
-    this.sweeper = setInterval(() => void this.sweep().catch((err: Error) => this.log.error({ err: err.message }, 'media_server.sweep_failed')), Math.max(25, Math.floor(this.d.heartbeatIntervalMs / 2)));
+    this.sweeper = setInterval(() => void this.sweepQuietly(), Math.max(25, Math.floor(this.d.heartbeatIntervalMs / 2)));
   }
   stop(): void {
     clearInterval(this.sweeper);
@@ -172,6 +173,20 @@ export class MediaServerRegistry {
     await this.notify({ serverId: id, kind: 'socket_closed' });
   }
 
+  /** The timer's sweep: a store that fails (Redis away) is tried again on the next tick. */
+  private async sweepQuietly(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      await this.sweep();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'media_server.sweep_failed');
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  /** Marks offline the servers silent for 3 intervals (atomic in the store: with several API Servers, one announces each). */
   async sweep(): Promise<MediaServerRecord[]> {
     const now = this.now();
     const gone = await this.d.store.markStaleMediaServersOffline(now - 3 * this.d.heartbeatIntervalMs);

@@ -13,6 +13,8 @@ import type { Store } from '../store/store.js';
 
 export interface EndpointRefresherDeps {
   store: Store;
+  /** Only the scaler lease holder refreshes by age (IVS's call budget is shared by every API Server). */
+  lease?: { readonly held: boolean };
   provider: { getStage(arn: StageArn): Promise<ProviderStage | undefined> };
   log: Logger;
   metrics: Metrics;
@@ -58,7 +60,8 @@ export class StageEndpointRefresher {
   runOnce(): Promise<void> {
     if (this.running) return this.running;
     const run = (async () => {
-      const due = this.d.store.listStages().filter((s) => s.state === 'active' && this.now() - s.endpointsAt >= this.d.maxAgeMs);
+      if (this.d.lease && !this.d.lease.held) return;
+      const due = (await this.d.store.listStages()).filter((s) => s.state === 'active' && this.now() - s.endpointsAt >= this.d.maxAgeMs);
       for (const s of due) await this.refresh(s.arn, 'age');
     })().finally(() => {
       if (this.running === run) this.running = undefined;
@@ -86,7 +89,7 @@ export class StageEndpointRefresher {
   }
 
   private async doRefresh(arn: StageArn, reason: RefreshReason): Promise<void> {
-    const before = this.d.store.getStage(arn);
+    const before = await this.d.store.getStage(arn);
     if (!before || before.state !== 'active') return;
     let fresh: ProviderStage | undefined;
     try {
@@ -103,7 +106,7 @@ export class StageEndpointRefresher {
       return;
     }
     const changed = fresh.whipUrl !== before.whipUrl;
-    if (!this.d.store.updateStageEndpoints(arn, fresh.whipUrl, this.now())) return;
+    if (!(await this.d.store.updateStageEndpoints(arn, fresh.whipUrl, this.now()))) return;
     this.d.metrics.endpointRefreshes.inc({ reason, result: changed ? 'changed' : 'unchanged' });
     this.log.info({ stageArn: arn, reason, changed, ageMs: this.now() - before.endpointsAt }, 'stage.endpoints_refreshed');
   }

@@ -4,7 +4,7 @@
  * One token bucket per address and kind; the operator's key is never limited. Plain data in, a verdict out: the
  * edge decides which address a request comes from (trusted proxies) and maps a refusal to 429 + Retry-After.
  */
-import { isIPv6 } from 'node:net';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { Metrics } from '../metrics.js';
 
 export type LimitedKind = 'join' | 'heartbeat';
@@ -94,15 +94,43 @@ export interface RateLimitedCounts {
   heartbeats: number;
 }
 
+/** A matcher for a list of IPs and CIDRs; an IPv4-mapped IPv6 address matches as its IPv4 address. */
+export function addressMatcher(list: readonly string[]): (ip: string) => boolean {
+  if (!list.length) return () => false;
+  const bl = new BlockList();
+  for (const entry of list) {
+    const [ip = '', bits] = entry.split('/');
+    const type = isIPv4(ip) ? 'ipv4' : 'ipv6';
+    if (bits === undefined) bl.addAddress(ip, type);
+    else bl.addSubnet(ip, Number(bits), type);
+  }
+  return (ip) => {
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+    const a = mapped ? mapped[1]! : ip;
+    if (isIPv4(a)) return bl.check(a, 'ipv4');
+    return isIPv6(a) && bl.check(a, 'ipv6');
+  };
+}
+
 export class ViewerRateLimiter {
   private readonly limiters: Record<LimitedKind, KeyedTokenBuckets>;
+  private readonly exempt: (ip: string) => boolean;
   private readonly refused: RateLimitedCounts = { joins: 0, heartbeats: 0 };
   private sweeper: NodeJS.Timeout | undefined;
   private readonly now: () => number;
 
   constructor(
-    private readonly d: { join: RateLimit; heartbeat: RateLimit; metrics: Metrics; now?: () => number; maxKeys?: number },
+    private readonly d: {
+      join: RateLimit;
+      heartbeat: RateLimit;
+      /** Client addresses (IPs, CIDRs) never limited: named by the operator (VIEWER_RATE_LIMIT_EXEMPT), counted. */
+      exempt?: readonly string[];
+      metrics: Metrics;
+      now?: () => number;
+      maxKeys?: number;
+    },
   ) {
+    this.exempt = addressMatcher(d.exempt ?? []);
     this.limiters = { join: new KeyedTokenBuckets(d.join, d.maxKeys), heartbeat: new KeyedTokenBuckets(d.heartbeat, d.maxKeys) };
     this.now = d.now ?? Date.now;
   }
@@ -121,6 +149,10 @@ export class ViewerRateLimiter {
 
   /** Undefined when `address` may go on; else seconds to wait (counted as a refusal). */
   check(kind: LimitedKind, address: string): number | undefined {
+    if (this.exempt(address)) {
+      this.d.metrics.rateLimitExempt.inc({ kind });
+      return undefined;
+    }
     const wait = this.limiters[kind].take(clientKey(address), this.now());
     if (wait === undefined) return undefined;
     if (kind === 'join') {

@@ -4,6 +4,7 @@ import {
   CapacityExceeded,
   Conflict,
   NotFound,
+  Unavailable,
   type ParticipantEvent,
   type ParticipantId,
   type Playback,
@@ -17,7 +18,6 @@ import type { Store, StageWithCounts } from '../store/store.js';
 import type { SeatObserver } from '../providers/ivs-disconnect.js';
 import type { StageTokenIssuer } from '../providers/token-issuer.js';
 import { SUBSCRIBE_GRANT } from '../tokens.js';
-import { pickStage } from './planning.js';
 import type { StageAutoScalingService } from './StageAutoScalingService.js';
 
 export interface ViewerConfig {
@@ -43,6 +43,15 @@ export class ViewerService {
   private readonly now: () => number;
   /** Joins refused with 503 since start (every stage full and MAX_STAGES reached, or no seat in time). */
   private capacityRefusals = 0;
+  /**
+   * The stage the seat policy chose last. The next join tries it first (reserveSeat's one-stage form, which reads
+   * that stage's seats only) and asks the policy again only when it is full or gone: choosing among every stage reads
+   * every seat of the pool, a cost that grows with the audience, paid once per stage instead of once per join. The
+   * store still checks room in the same transaction, so a stale hint can never overfill; packing holds because the
+   * hint was the fullest stage with room when chosen.
+   */
+  private seatHint: StageArn | undefined;
+  private sweeping = false;
 
   constructor(
     private readonly d: {
@@ -67,7 +76,7 @@ export class ViewerService {
 
   start(): void {
     if (this.sweeper) return;
-    this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.floor(this.d.config.viewerHeartbeatIntervalMs / 2)));
+    this.sweeper = setInterval(() => void this.sweepQuietly(), Math.max(50, Math.floor(this.d.config.viewerHeartbeatIntervalMs / 2)));
     this.d.reconciler?.start();
   }
   stop(): void {
@@ -84,18 +93,34 @@ export class ViewerService {
       throw new Conflict(this.d.config.joinRefusal);
     }
     const viewerId = `v_${randomBytes(12).toString('base64url')}` as ViewerId;
-    const attempt = (): StageWithCounts | undefined =>
-      store.reserveSeat({ id: viewerId, userId: userId ?? null, now: this.now() }, (stages) => pickStage(stages));
-    let stage = attempt();
+    const attempt = async (): Promise<StageWithCounts | undefined> => {
+      const seat = { id: viewerId, userId: userId ?? null, now: this.now() };
+      const hint = this.seatHint;
+      const onHint = hint ? await store.reserveSeat(seat, { stageArn: hint }) : undefined;
+      if (onHint) return onHint;
+      const picked = await store.reserveSeat(seat);
+      this.seatHint = picked?.arn;
+      return picked;
+    };
+    let stage: StageWithCounts | undefined;
+    try {
+      stage = await attempt();
+    } catch (err) {
+      // The shared store is unreachable (Redis away): 503 + Retry-After. A seat taken whose answer was lost is never
+      // heartbeated, and expires.
+      if (err instanceof Unavailable) metrics.joins.inc({ result: 'unavailable' });
+      throw err;
+    }
     let waited = false;
     if (!stage) {
-      if (!scaling.canGrow()) {
+      if (!(await scaling.canGrow())) {
         metrics.joins.inc({ result: 'capacity_exceeded' });
         this.capacityRefusals++;
         throw new CapacityExceeded('every stage is full and the pool is at MAX_STAGES', 10);
       }
       waited = true;
-      stage = await scaling.waitForSeat(attempt);
+      // A seat that lands after the wait timed out is given back (nobody holds it).
+      stage = await scaling.waitForSeat(attempt, (late) => void this.releaseQuietly(viewerId, late.arn));
       if (!stage) {
         metrics.joins.inc({ result: 'capacity_exceeded' });
         this.capacityRefusals++;
@@ -103,6 +128,7 @@ export class ViewerService {
         throw new CapacityExceeded('no seat became available in time', 5);
       }
     }
+    scaling.noteJoin();
     try {
       // The participant id is the viewer id, so the stage's reports (and IVS's ListParticipants) map back to a seat.
       const signed = await this.d.issuer.issue({
@@ -115,7 +141,9 @@ export class ViewerService {
       });
       this.d.seats?.seated(viewerId, stage.arn, signed.participantId);
       metrics.joins.inc({ result: waited ? 'waited' : 'seated' });
-      this.log.info({ viewerId, stageArn: stage.arn, viewers: stage.viewers, waited }, 'viewer.joined');
+      // A join storm is thousands a second: only a join that had to wait for a stage is logged at info
+      // (stagecast_joins_total counts them all).
+      this.log[waited ? 'info' : 'debug']({ viewerId, stageArn: stage.arn, viewers: stage.viewers, waited }, 'viewer.joined');
       return {
         viewerId,
         stageArn: stage.arn,
@@ -126,9 +154,18 @@ export class ViewerService {
         heartbeatIntervalMs: this.d.config.viewerHeartbeatIntervalMs,
       };
     } catch (err) {
-      store.releaseViewer(viewerId, this.now());
+      await this.releaseQuietly(viewerId, stage.arn);
       metrics.joins.inc({ result: 'error' });
       throw err;
+    }
+  }
+
+  /** Gives back a seat nobody holds; a store that fails here leaves it to the sweep (3 heartbeat intervals). */
+  private async releaseQuietly(viewerId: ViewerId, stageArn: StageArn): Promise<void> {
+    try {
+      await this.d.store.releaseViewer(viewerId, this.now());
+    } catch (err) {
+      this.log.warn({ viewerId, stageArn, err: (err as Error).message }, 'viewer.release_failed');
     }
   }
 
@@ -141,17 +178,17 @@ export class ViewerService {
    * viewer names that stage as the one it plays (`playingStageArn`): then the move is done.
    */
   async heartbeat(id: ViewerId, playingStageArn?: StageArn): Promise<{ stageArn: StageArn; move?: Omit<JoinResult, 'viewerId' | 'heartbeatIntervalMs'> }> {
-    const v = this.d.store.touchViewer(id, this.now());
+    const v = await this.d.store.touchViewer(id, this.now());
     if (!v) throw new NotFound('unknown viewer (released or never joined): join again');
     if (v.movedFrom === null) return { stageArn: v.stageArn };
     if (playingStageArn === v.stageArn) {
-      if (this.d.store.completeMove(id)) {
+      if (await this.d.store.completeMove(id)) {
         this.d.onMoveConfirmed?.();
         this.log.info({ viewerId: id, from: v.movedFrom, stageArn: v.stageArn, tookMs: this.now() - (v.movedAt ?? this.now()) }, 'viewer.moved');
       }
       return { stageArn: v.stageArn };
     }
-    const stage = this.d.store.getStage(v.stageArn);
+    const stage = await this.d.store.getStage(v.stageArn);
     if (!stage) throw new NotFound('unknown viewer (released or never joined): join again');
     const signed = await this.d.issuer.issue({
       stage,
@@ -164,36 +201,49 @@ export class ViewerService {
     return { stageArn: v.stageArn, move: { stageArn: stage.arn, stageId: stage.id, token: signed.token, playback: stage.playback, expiresAt: signed.expiresAt } };
   }
 
-  leave(id: ViewerId): void {
-    const seat = this.d.seats ? this.d.store.getViewer(id) : undefined;
-    if (!this.d.store.releaseViewer(id, this.now())) throw new NotFound('unknown viewer');
+  async leave(id: ViewerId): Promise<void> {
+    const seat = this.d.seats ? await this.d.store.getViewer(id) : undefined;
+    if (!(await this.d.store.releaseViewer(id, this.now()))) throw new NotFound('unknown viewer');
     if (seat) this.d.seats?.released(id, seat.stageArn, 'left');
-    this.log.info({ viewerId: id }, 'viewer.left');
-    this.d.scaling.drainWaiters();
+    this.log.debug({ viewerId: id }, 'viewer.left');
+    void this.d.scaling.drainWaiters();
   }
 
   /** Real connections reported by the stage server (participantId = viewerId for subscribers). */
-  applyParticipantEvents(events: ParticipantEvent[]): { applied: number } {
+  async applyParticipantEvents(events: ParticipantEvent[]): Promise<{ applied: number }> {
     let applied = 0;
     for (const e of events) {
       if (e.kind !== 'subscriber') {
         this.log.info({ stageArn: e.stageArn, participantId: e.participantId, type: e.type }, 'stage.publisher_event');
         continue;
       }
-      if (this.d.store.setViewerConnected(e.participantId as string as ViewerId, e.stageArn, e.type === 'joined')) applied++;
+      if (await this.d.store.setViewerConnected(e.participantId as string as ViewerId, e.stageArn, e.type === 'joined')) applied++;
     }
     return { applied };
   }
 
+  /** The timer's sweep: a store that fails (Redis away) is tried again on the next tick. */
+  private async sweepQuietly(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      await this.sweep();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'viewer.sweep_failed');
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
   /** Releases viewers silent for 3 heartbeat intervals. */
-  sweep(): number {
+  async sweep(): Promise<number> {
     const now = this.now();
-    const released = this.d.store.releaseStaleViewers(now - 3 * this.d.config.viewerHeartbeatIntervalMs, now);
+    const released = await this.d.store.releaseStaleViewers(now - 3 * this.d.config.viewerHeartbeatIntervalMs, now);
     for (const v of released) {
       this.log.info({ viewerId: v.id, stageArn: v.stageArn }, 'viewer.expired');
       this.d.seats?.released(v.id, v.stageArn, 'expired');
     }
-    if (released.length) this.d.scaling.drainWaiters();
+    if (released.length) void this.d.scaling.drainWaiters();
     return released.length;
   }
 }

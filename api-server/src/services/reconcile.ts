@@ -34,9 +34,9 @@ export interface ReconcileResult {
 export async function reconcile(d: ReconcileDeps): Promise<ReconcileResult> {
   // Only a stage recorded before the listing began can be missing from it for being lost: one recorded while the
   // listing was on its way (a create that landed meanwhile) may simply be newer than the provider's answer.
-  const before = new Set(d.store.listStages().map((s) => s.arn));
+  const before = new Set((await d.store.listStages()).map((s) => s.arn));
   const remote = await d.provider.listStages();
-  const local = d.store.listStages();
+  const local = await d.store.listStages();
   const remoteArns = new Set(remote.map((s) => s.stageArn));
   const localArns = new Set(local.map((s) => s.arn));
   const result: ReconcileResult = { adopted: [], dropped: [], deleted: [], kept: 0 };
@@ -55,11 +55,11 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileResult> {
     }
     const r = found;
     // The store may have changed while GetStage was on its way (a create recorded meanwhile).
-    if (d.store.getStage(r.stageArn)) {
+    if (await d.store.getStage(r.stageArn)) {
       result.kept++;
       continue;
     }
-    d.store.insertStage({
+    await d.store.insertStage({
       arn: r.stageArn,
       id: r.stageId,
       name: r.name,
@@ -72,7 +72,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileResult> {
       emptySince: now,
       endpointsAt: now,
     });
-    d.store.addScalingEvent({ at: now, action: 'adopt', stageArn: r.stageArn, reason: 'at the provider, missing from the store' });
+    await d.store.addScalingEvent({ at: now, action: 'adopt', stageArn: r.stageArn, reason: 'at the provider, missing from the store' });
     d.metrics?.scalingActions.inc({ action: 'adopt' });
     d.log.warn({ stageArn: r.stageArn }, 'stage.adopted');
     d.bus.publish({ type: 'stage_created', data: { stageArn: r.stageArn, timestamp: new Date(now).toISOString() } });
@@ -80,8 +80,8 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileResult> {
   }
   for (const l of local) {
     if (remoteArns.has(l.arn) || !before.has(l.arn)) continue;
-    const released = d.store.removeStage(l.arn);
-    d.store.addScalingEvent({
+    const released = await d.store.removeStage(l.arn);
+    await d.store.addScalingEvent({
       at: now,
       action: 'drop',
       stageArn: l.arn,
@@ -108,7 +108,7 @@ async function withEndpoints(d: ReconcileDeps, s: ProviderStageSummary): Promise
   }
   d.log.error({ stageArn: s.stageArn }, 'stage.orphan_without_whip_endpoint');
   await d.provider.deleteStage(s.stageArn);
-  d.store.addScalingEvent({ at: d.now(), action: 'delete', stageArn: s.stageArn, reason: 'orphan at the provider without a WHIP endpoint' });
+  await d.store.addScalingEvent({ at: d.now(), action: 'delete', stageArn: s.stageArn, reason: 'orphan at the provider without a WHIP endpoint' });
   d.metrics?.scalingActions.inc({ action: 'delete' });
   return 'deleted';
 }

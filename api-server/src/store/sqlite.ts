@@ -1,9 +1,13 @@
-/** Store on better-sqlite3 (WAL). Synchronous transactions make seat reservation race-free in one process. */
+/**
+ * Store on better-sqlite3 (WAL), for one API Server. Its methods return promises to share the Store interface with
+ * RedisStore, but each does its work synchronously in one transaction, so seat reservation is race-free in one process.
+ */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Playback, ServerId, StageArn, StageId, ViewerId } from '@stagecast/protocol';
 import { migrate } from './migrations.js';
+import { pickStage } from './seat-policy.js';
 import type {
   LegRecord,
   MediaServerRecord,
@@ -214,7 +218,7 @@ export class SqliteStore implements Store {
     };
   }
 
-  insertStage(s: StageRecord): void {
+  async insertStage(s: StageRecord): Promise<void> {
     this.q.insertStage.run({
       ...s,
       playback: JSON.stringify(s.playback),
@@ -224,23 +228,29 @@ export class SqliteStore implements Store {
       previousMediaServerId: s.previousMediaServerId ?? null,
     });
   }
-  getStage(arn: StageArn): StageWithCounts | undefined {
+  async getStage(arn: StageArn): Promise<StageWithCounts | undefined> {
+    return this.stage(arn);
+  }
+  async listStages(): Promise<StageWithCounts[]> {
+    return this.stages();
+  }
+  private stage(arn: StageArn): StageWithCounts | undefined {
     const r = this.q.getStage.get(arn) as StageRow | undefined;
     return r && stageOf(r);
   }
-  listStages(): StageWithCounts[] {
+  private stages(): StageWithCounts[] {
     return (this.q.listStages.all() as StageRow[]).map(stageOf);
   }
-  setStageState(arn: StageArn, state: StageState): void {
+  async setStageState(arn: StageArn, state: StageState): Promise<void> {
     this.q.setStageState.run(state, arn);
   }
-  updateStageEndpoints(arn: StageArn, whipUrl: string, at: number): boolean {
+  async updateStageEndpoints(arn: StageArn, whipUrl: string, at: number): Promise<boolean> {
     return this.q.setStageEndpoints.run(whipUrl, at, arn).changes > 0;
   }
-  setStageAssignment(arn: StageArn, mediaServerId: ServerId | null, previousMediaServerId: ServerId | null): boolean {
+  async setStageAssignment(arn: StageArn, mediaServerId: ServerId | null, previousMediaServerId: ServerId | null): Promise<boolean> {
     return this.q.setStageAssignment.run(mediaServerId, previousMediaServerId, arn).changes > 0;
   }
-  removeStage(arn: StageArn): ViewerId[] {
+  async removeStage(arn: StageArn): Promise<ViewerId[]> {
     return this.db.transaction(() => {
       const ids = (this.q.stageViewerIds.all(arn) as { id: string }[]).map((r) => r.id as ViewerId);
       this.q.deleteStageViewers.run(arn);
@@ -249,34 +259,35 @@ export class SqliteStore implements Store {
     })();
   }
 
-  reserveSeat(
-    viewer: { id: ViewerId; userId: string | null; now: number },
-    pick: (stages: StageWithCounts[]) => StageWithCounts | undefined,
-  ): StageWithCounts | undefined {
+  async reserveSeat(viewer: { id: ViewerId; userId: string | null; now: number }, opts: { stageArn?: StageArn } = {}): Promise<StageWithCounts | undefined> {
     return this.db.transaction(() => {
-      const stage = pick(this.listStages());
+      const only = opts.stageArn;
+      const stage = pickStage(only ? [this.stage(only)].filter((x) => x !== undefined) : this.stages());
       if (!stage) return undefined;
       this.q.insertViewer.run(viewer.id, stage.arn, viewer.userId, viewer.now, viewer.now);
       this.q.stageNotEmpty.run(stage.arn);
       return { ...stage, viewers: stage.viewers + 1, emptySince: null };
     }).immediate();
   }
-  getViewer(id: ViewerId): ViewerRecord | undefined {
+  async getViewer(id: ViewerId): Promise<ViewerRecord | undefined> {
+    return this.viewer(id);
+  }
+  private viewer(id: ViewerId): ViewerRecord | undefined {
     const r = this.q.getViewer.get(id) as ViewerRow | undefined;
     return r && viewerOf(r);
   }
-  touchViewer(id: ViewerId, now: number): ViewerRecord | undefined {
+  async touchViewer(id: ViewerId, now: number): Promise<ViewerRecord | undefined> {
     if (this.q.touchViewer.run(now, id).changes === 0) return undefined;
-    return this.getViewer(id);
+    return this.viewer(id);
   }
-  releaseViewer(id: ViewerId, now: number): boolean {
+  async releaseViewer(id: ViewerId, now: number): Promise<boolean> {
     return this.db.transaction(() => {
       const gone = this.q.deleteViewer.run(id).changes > 0;
       if (gone) this.q.markEmpty.run(now);
       return gone;
     })();
   }
-  releaseStaleViewers(olderThan: number, now: number): ViewerRecord[] {
+  async releaseStaleViewers(olderThan: number, now: number): Promise<ViewerRecord[]> {
     return this.db.transaction(() => {
       const stale = (this.q.staleViewers.all(olderThan) as ViewerRow[]).map(viewerOf);
       for (const v of stale) this.q.deleteViewer.run(v.id);
@@ -284,17 +295,17 @@ export class SqliteStore implements Store {
       return stale;
     })();
   }
-  setViewerConnected(id: ViewerId, stageArn: StageArn, connected: boolean): boolean {
+  async setViewerConnected(id: ViewerId, stageArn: StageArn, connected: boolean): Promise<boolean> {
     return this.q.setConnected.run(connected ? 1 : 0, id, stageArn).changes > 0;
   }
-  countViewers(): number {
+  async countViewers(): Promise<number> {
     return (this.q.countViewers.get() as { n: number }).n;
   }
 
-  moveViewers(from: StageArn, to: StageArn, count: number, now: number): ViewerMove[] {
+  async moveViewers(from: StageArn, to: StageArn, count: number, now: number): Promise<ViewerMove[]> {
     return this.db
       .transaction(() => {
-        const target = this.getStage(to);
+        const target = this.stage(to);
         if (!target || target.state !== 'active' || from === to) return [];
         const n = Math.max(0, Math.min(count, target.capacity - target.viewers));
         const ids = (this.q.newestSeats.all(from, n) as { id: string }[]).map((r) => r.id as ViewerId);
@@ -307,13 +318,13 @@ export class SqliteStore implements Store {
       })
       .immediate();
   }
-  listPendingMoves(): ViewerMove[] {
+  async listPendingMoves(): Promise<ViewerMove[]> {
     return (this.q.pendingMoves.all() as MoveRow[]).map(moveOf);
   }
-  completeMove(id: ViewerId): boolean {
+  async completeMove(id: ViewerId): Promise<boolean> {
     return this.q.completeMove.run(id).changes > 0;
   }
-  expireMoves(olderThan: number): ViewerMove[] {
+  async expireMoves(olderThan: number): Promise<ViewerMove[]> {
     return this.db.transaction(() => {
       const stale = (this.q.staleMoves.all(olderThan) as MoveRow[]).map(moveOf);
       for (const m of stale) this.q.completeMove.run(m.viewerId);
@@ -321,7 +332,7 @@ export class SqliteStore implements Store {
     })();
   }
 
-  accrueUsage(from: number, to: number, samples: UsageSample[]): void {
+  async accrueUsage(from: number, to: number, samples: UsageSample[]): Promise<void> {
     if (!(to > from)) return;
     this.db.transaction(() => {
       // Split [from, to) at minute boundaries so each bucket gets exactly its share.
@@ -338,10 +349,10 @@ export class SqliteStore implements Store {
       this.q.setMeteredUntil.run(to);
     })();
   }
-  usageMeteredUntil(): number | undefined {
+  async usageMeteredUntil(): Promise<number | undefined> {
     return (this.q.meteredUntil.get() as { at: number } | undefined)?.at;
   }
-  listUsage(from: number, to: number): UsageBucket[] {
+  async listUsage(from: number, to: number): Promise<UsageBucket[]> {
     const first = Math.floor(from / MINUTE_MS) * MINUTE_MS;
     return (this.q.listUsage.all(first, to) as { minute: number; stage_arn: string; viewer_ms: number; publisher_ms: number }[]).map((r) => ({
       minute: r.minute,
@@ -351,9 +362,9 @@ export class SqliteStore implements Store {
     }));
   }
 
-  upsertMediaServer(m: MediaServerRecord): MediaServerRecord | undefined {
+  async upsertMediaServer(m: MediaServerRecord): Promise<MediaServerRecord | undefined> {
     return this.db.transaction(() => {
-      const prev = this.getMediaServer(m.id);
+      const prev = this.server(m.id);
       this.q.upsertServer.run({
         ...m,
         publisherOnline: m.publisherOnline ? 1 : 0,
@@ -366,54 +377,57 @@ export class SqliteStore implements Store {
       return prev;
     })();
   }
-  getMediaServer(id: ServerId): MediaServerRecord | undefined {
+  async getMediaServer(id: ServerId): Promise<MediaServerRecord | undefined> {
+    return this.server(id);
+  }
+  private server(id: ServerId): MediaServerRecord | undefined {
     const r = this.q.getServer.get(id) as ServerRow | undefined;
     return r && serverOf(r);
   }
-  updateMediaServerHeartbeat(
+  async updateMediaServerHeartbeat(
     id: ServerId,
     at: number,
     publisherOnline: boolean | undefined,
     legs: LegRecord[] | undefined,
-  ): MediaServerRecord | undefined {
+  ): Promise<MediaServerRecord | undefined> {
     const pub = publisherOnline === undefined ? null : publisherOnline ? 1 : 0;
     const l = legs === undefined ? null : JSON.stringify(legs);
     if (this.q.heartbeat.run(at, pub, l, id).changes === 0) return undefined;
-    return this.getMediaServer(id);
+    return this.server(id);
   }
-  updateMediaServerState(id: ServerId, patch: { draining?: boolean; ingest?: 'broadcaster' | 'relay' | 'none' }): MediaServerRecord | undefined {
+  async updateMediaServerState(id: ServerId, patch: { draining?: boolean; ingest?: 'broadcaster' | 'relay' | 'none' }): Promise<MediaServerRecord | undefined> {
     const d = patch.draining === undefined ? null : patch.draining ? 1 : 0;
     if (this.q.setServerState.run(d, patch.ingest ?? null, id).changes === 0) return undefined;
-    return this.getMediaServer(id);
+    return this.server(id);
   }
-  markStaleMediaServersOffline(olderThan: number): MediaServerRecord[] {
+  async markStaleMediaServersOffline(olderThan: number): Promise<MediaServerRecord[]> {
     return this.db.transaction(() => {
       const stale = (this.q.staleServers.all(olderThan) as ServerRow[]).map(serverOf);
       for (const s of stale) this.q.setServerOffline.run(s.id);
       return stale.map((s) => ({ ...s, state: 'offline' as const }));
     })();
   }
-  markMediaServerOffline(id: ServerId): MediaServerRecord | undefined {
+  async markMediaServerOffline(id: ServerId): Promise<MediaServerRecord | undefined> {
     this.q.setServerOffline.run(id);
-    return this.getMediaServer(id);
+    return this.server(id);
   }
-  listMediaServers(): MediaServerRecord[] {
+  async listMediaServers(): Promise<MediaServerRecord[]> {
     return (this.q.listServers.all() as ServerRow[]).map(serverOf);
   }
 
-  addScalingEvent(e: Omit<ScalingEventRecord, 'id'>): ScalingEventRecord {
+  async addScalingEvent(e: Omit<ScalingEventRecord, 'id'>): Promise<ScalingEventRecord> {
     const detail = e.detail === undefined ? null : JSON.stringify(e.detail);
     const id = Number(this.q.addEvent.run(e.at, e.action, e.stageArn, e.reason, detail).lastInsertRowid);
     return { id, ...e };
   }
-  listScalingEvents(limit: number): ScalingEventRecord[] {
+  async listScalingEvents(limit: number): Promise<ScalingEventRecord[]> {
     return (this.q.listEvents.all(limit) as EventRow[]).map(eventOf);
   }
 
-  ping(): void {
+  async ping(): Promise<void> {
     this.q.ping.get();
   }
-  close(): void {
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 }

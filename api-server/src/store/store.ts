@@ -104,73 +104,72 @@ export interface ScalingEventRecord {
 
 export interface Store {
   // ---- stages
-  insertStage(s: StageRecord): void;
-  getStage(arn: StageArn): StageWithCounts | undefined;
-  listStages(): StageWithCounts[];
-  setStageState(arn: StageArn, state: StageState): void;
+  insertStage(s: StageRecord): Promise<void>;
+  getStage(arn: StageArn): Promise<StageWithCounts | undefined>;
+  listStages(): Promise<StageWithCounts[]>;
+  setStageState(arn: StageArn, state: StageState): Promise<void>;
   /** The endpoints as just read from the provider; false when the stage is no longer stored. */
-  updateStageEndpoints(arn: StageArn, whipUrl: string, at: number): boolean;
+  updateStageEndpoints(arn: StageArn, whipUrl: string, at: number): Promise<boolean>;
   /** Removes the stage and releases its viewers; returns the released viewer ids. */
-  removeStage(arn: StageArn): ViewerId[];
+  removeStage(arn: StageArn): Promise<ViewerId[]>;
   /** Sets the stage's Media Server (and the one handing it over, or null); false when the stage is no longer stored. */
-  setStageAssignment(arn: StageArn, mediaServerId: ServerId | null, previousMediaServerId: ServerId | null): boolean;
+  setStageAssignment(arn: StageArn, mediaServerId: ServerId | null, previousMediaServerId: ServerId | null): Promise<boolean>;
 
   // ---- seats
   /**
-   * In ONE synchronous transaction: choose a stage with `pick` among the current stages and insert the viewer
-   * there. Returns the stage, or undefined when `pick` finds none (nothing is written).
+   * Atomically (one SQLite transaction, one Redis Lua script): seats the viewer on the stage the seat policy picks
+   * — planning.ts pickStage's rule: the FULLEST active stage that still has room, ties to the older (createdAt,
+   * then arn) — and returns that stage with its new counts; undefined when no stage has room (nothing is written).
+   * N API Servers sharing one store never overfill a stage. `opts.stageArn`: that stage only (if active with room).
    */
-  reserveSeat(
-    viewer: { id: ViewerId; userId: string | null; now: number },
-    pick: (stages: StageWithCounts[]) => StageWithCounts | undefined,
-  ): StageWithCounts | undefined;
-  getViewer(id: ViewerId): ViewerRecord | undefined;
-  touchViewer(id: ViewerId, now: number): ViewerRecord | undefined;
+  reserveSeat(viewer: { id: ViewerId; userId: string | null; now: number }, opts?: { stageArn?: StageArn }): Promise<StageWithCounts | undefined>;
+  getViewer(id: ViewerId): Promise<ViewerRecord | undefined>;
+  touchViewer(id: ViewerId, now: number): Promise<ViewerRecord | undefined>;
   /** Frees the seat; false when the viewer is unknown. */
-  releaseViewer(id: ViewerId, now: number): boolean;
+  releaseViewer(id: ViewerId, now: number): Promise<boolean>;
   /** Frees every seat silent since before `olderThan`; returns them. */
-  releaseStaleViewers(olderThan: number, now: number): ViewerRecord[];
-  setViewerConnected(id: ViewerId, stageArn: StageArn, connected: boolean): boolean;
-  countViewers(): number;
+  releaseStaleViewers(olderThan: number, now: number): Promise<ViewerRecord[]>;
+  setViewerConnected(id: ViewerId, stageArn: StageArn, connected: boolean): Promise<boolean>;
+  countViewers(): Promise<number>;
 
   // ---- media servers
-  upsertMediaServer(m: MediaServerRecord): MediaServerRecord | undefined; // returns the previous record
-  getMediaServer(id: ServerId): MediaServerRecord | undefined;
-  updateMediaServerHeartbeat(id: ServerId, at: number, publisherOnline: boolean | undefined, legs: LegRecord[] | undefined): MediaServerRecord | undefined;
+  upsertMediaServer(m: MediaServerRecord): Promise<MediaServerRecord | undefined>; // returns the previous record
+  getMediaServer(id: ServerId): Promise<MediaServerRecord | undefined>;
+  updateMediaServerHeartbeat(id: ServerId, at: number, publisherOnline: boolean | undefined, legs: LegRecord[] | undefined): Promise<MediaServerRecord | undefined>;
   /** Sets the fields a heartbeat may change besides the above (each left alone when undefined); undefined when unknown. */
-  updateMediaServerState(id: ServerId, patch: { draining?: boolean; ingest?: 'broadcaster' | 'relay' | 'none' }): MediaServerRecord | undefined;
+  updateMediaServerState(id: ServerId, patch: { draining?: boolean; ingest?: 'broadcaster' | 'relay' | 'none' }): Promise<MediaServerRecord | undefined>;
   /** Marks offline every online server silent since before `olderThan`; returns them. */
-  markStaleMediaServersOffline(olderThan: number): MediaServerRecord[];
+  markStaleMediaServersOffline(olderThan: number): Promise<MediaServerRecord[]>;
   /** Marks one server offline (its own shutdown); returns it, or undefined when unknown. */
-  markMediaServerOffline(id: ServerId): MediaServerRecord | undefined;
-  listMediaServers(): MediaServerRecord[];
+  markMediaServerOffline(id: ServerId): Promise<MediaServerRecord | undefined>;
+  listMediaServers(): Promise<MediaServerRecord[]>;
 
   // ---- consolidation: viewer moves
   /**
    * In ONE transaction: moves up to `count` seats from `from` to `to` (the newest seats first), marking each as
    * moved (movedFrom, movedAt); `to` is checked for room and must be active. Returns the moves made.
    */
-  moveViewers(from: StageArn, to: StageArn, count: number, now: number): ViewerMove[];
+  moveViewers(from: StageArn, to: StageArn, count: number, now: number): Promise<ViewerMove[]>;
   /** Every move not yet completed. */
-  listPendingMoves(): ViewerMove[];
+  listPendingMoves(): Promise<ViewerMove[]>;
   /** The viewer says it plays its new stage: the move is done. False when there was none. */
-  completeMove(id: ViewerId): boolean;
+  completeMove(id: ViewerId): Promise<boolean>;
   /** Forgets moves older than `olderThan` (the viewer never said it switched); returns them. */
-  expireMoves(olderThan: number): ViewerMove[];
+  expireMoves(olderThan: number): Promise<ViewerMove[]>;
 
   // ---- participant usage (cost meter)
   /** Adds `samples` over [from, to) to the per-minute buckets (split at minute boundaries) and sets meteredUntil = to. */
-  accrueUsage(from: number, to: number, samples: UsageSample[]): void;
+  accrueUsage(from: number, to: number, samples: UsageSample[]): Promise<void>;
   /** Until when usage has been metered; undefined before the first accrual. */
-  usageMeteredUntil(): number | undefined;
+  usageMeteredUntil(): Promise<number | undefined>;
   /** Buckets whose minute starts in [from, to), oldest first. */
-  listUsage(from: number, to: number): UsageBucket[];
+  listUsage(from: number, to: number): Promise<UsageBucket[]>;
 
   // ---- scaling history
-  addScalingEvent(e: Omit<ScalingEventRecord, 'id'>): ScalingEventRecord;
-  listScalingEvents(limit: number): ScalingEventRecord[]; // newest first
+  addScalingEvent(e: Omit<ScalingEventRecord, 'id'>): Promise<ScalingEventRecord>;
+  listScalingEvents(limit: number): Promise<ScalingEventRecord[]>; // newest first
 
   /** A cheap query that proves the database answers. */
-  ping(): void;
-  close(): void;
+  ping(): Promise<void>;
+  close(): Promise<void>;
 }

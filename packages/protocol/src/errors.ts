@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   RATE_LIMITED: 429,
   HEADERS_TOO_LARGE: 431, // request header fields too large (Node's HTTP server)
   CAPACITY_EXCEEDED: 503, // no room: every stage full and MAX_STAGES reached, or a WHIP endpoint full
+  UNAVAILABLE: 503, // a dependency the answer needs is unreachable for now (the shared store, Redis): retry after Retry-After
   PROVIDER_ERROR: 502, // the stage provider (IVS, stage server) failed
   INTERNAL: 500,
 } as const;
@@ -82,6 +83,12 @@ export class Unprocessable extends StagecastError {
 export class CapacityExceeded extends StagecastError {
   constructor(message: string, retryAfter = 5) {
     super('CAPACITY_EXCEEDED', message, { retryAfter });
+  }
+}
+/** The request cannot be served now (the shared store is unreachable): retry after `retryAfter` s. */
+export class Unavailable extends StagecastError {
+  constructor(message: string, retryAfter = 2, cause?: unknown) {
+    super('UNAVAILABLE', message, { retryAfter, cause });
   }
 }
 export class ProviderError extends StagecastError {
