@@ -3,6 +3,7 @@
  * which ones have their WebSocket to us open (a closed one is the fastest sign of a dead process) and which one is
  * the origin (reports ingest 'broadcaster'), announced as `origin_changed`.
  */
+import { timerTask } from '@stagecast/service';
 import { NotFound, type Origin, type PublisherReport, type ServerId } from '@stagecast/protocol';
 import type { Logger } from '../logger.js';
 import type { LegRecord, MediaServerRecord, Store } from '../store/store.js';
@@ -23,7 +24,6 @@ export type RegistryListener = (c: RegistryChange) => void | Promise<void>;
 export class MediaServerRegistry {
   private readonly log: Logger;
   private sweeper: NodeJS.Timeout | undefined;
-  private sweeping = false;
   private readonly now: () => number;
   /** The broadcaster's stream per server, from the latest heartbeat (in memory: it is live data, not history). */
   private readonly publishers = new Map<ServerId, PublisherReport>();
@@ -174,17 +174,10 @@ export class MediaServerRegistry {
   }
 
   /** The timer's sweep: a store that fails (Redis away) is tried again on the next tick. */
-  private async sweepQuietly(): Promise<void> {
-    if (this.sweeping) return;
-    this.sweeping = true;
-    try {
-      await this.sweep();
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'media_server.sweep_failed');
-    } finally {
-      this.sweeping = false;
-    }
-  }
+  private readonly sweepQuietly = timerTask(
+    () => this.sweep(),
+    (err) => this.log.warn({ err: err.message }, 'media_server.sweep_failed'),
+  );
 
   /** Marks offline the servers silent for 3 intervals (atomic in the store: with several API Servers, one announces each). */
   async sweep(): Promise<MediaServerRecord[]> {

@@ -1,5 +1,6 @@
 /** Viewers: a seat on the fullest stage with room (or a wait for a new stage), a SUBSCRIBE token, heartbeats. */
 import { randomBytes } from 'node:crypto';
+import { timerTask } from '@stagecast/service';
 import {
   CapacityExceeded,
   Conflict,
@@ -51,7 +52,6 @@ export class ViewerService {
    * hint was the fullest stage with room when chosen.
    */
   private seatHint: StageArn | undefined;
-  private sweeping = false;
 
   constructor(
     private readonly d: {
@@ -223,17 +223,10 @@ export class ViewerService {
   }
 
   /** The timer's sweep: a store that fails (Redis away) is tried again on the next tick. */
-  private async sweepQuietly(): Promise<void> {
-    if (this.sweeping) return;
-    this.sweeping = true;
-    try {
-      await this.sweep();
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'viewer.sweep_failed');
-    } finally {
-      this.sweeping = false;
-    }
-  }
+  private readonly sweepQuietly = timerTask(
+    () => this.sweep(),
+    (err) => this.log.warn({ err: err.message }, 'viewer.sweep_failed'),
+  );
 
   /** Releases viewers silent for 3 heartbeat intervals. */
   async sweep(): Promise<number> {

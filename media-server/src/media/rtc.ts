@@ -12,17 +12,17 @@ export const rtcIngestEndpoint: IngestEndpointFactory = (o) =>
     onSession: (session) => o.onSession(session),
   });
 
-export const rtcLegConnector: LegConnector = async (o) => {
-  const client = new WHIPClient({
-    url: o.whipUrl,
-    token: o.token,
-    id: o.id,
-    timeoutMs: o.timeoutMs,
-    ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
-  });
+/** A WHIP leg into a stage, or a WHEP pull of the origin's broadcast: the same options, started the same way. */
+async function startClient<C extends { start(): Promise<void> }>(
+  Client: new (o: { url: string; token: string; id: string; timeoutMs: number; bindAddress?: string }) => C,
+  o: { url: string; token: string; id: string; timeoutMs: number; bindAddress?: string },
+): Promise<C> {
+  const client = new Client({ url: o.url, token: o.token, id: o.id, timeoutMs: o.timeoutMs, ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}) });
   await client.start(); // on failure it has closed itself
   return client;
-};
+}
+
+export const rtcLegConnector: LegConnector = (o) => startClient(WHIPClient, { ...o, url: o.whipUrl });
 
 export const rtcRelayEndpoint: RelayEndpointFactory = (o) =>
   new WhepEndpoint({
@@ -34,14 +34,4 @@ export const rtcRelayEndpoint: RelayEndpointFactory = (o) =>
     onSession: (session) => o.onSession(session),
   });
 
-export const rtcRelayConnector: RelayConnector = async (o) => {
-  const client = new WHEPClient({
-    url: o.url,
-    token: o.token,
-    id: o.id,
-    timeoutMs: o.timeoutMs,
-    ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
-  });
-  await client.start(); // on failure it has closed itself
-  return client;
-};
+export const rtcRelayConnector: RelayConnector = (o) => startClient(WHEPClient, o);

@@ -5,3 +5,4 @@ export * from './logger.js';
 export * from './participant-token.js';
 export * from './process.js';
 export * from './metrics-guard.js';
+export * from './timer-task.js';
